@@ -1,0 +1,675 @@
+"""Loading and validating rule packs (``rules/<pack>/*.yaml``).
+
+A pack is data: declared fields, declared counts and computed day counts, and
+rules whose conditions are written in a safe subset of the durable-rules
+condition grammar (see ``rules/README.md``).  Everything is checked here, when
+the pack loads, so that a malformed pack fails early with an error naming the
+file and the rule, never later inside the engine (whose own errors name
+neither).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .contract import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
+from .errors import RulePackError
+
+KINDS = ("checklist", "milestone", "red_flag", "trigger")
+SCORED_KINDS = ("checklist", "milestone")
+STATUSES = ("met", "missing", "unknown")
+LANGS = ("en", "zh")
+
+#: Operators of the safe subset.
+LOGICAL_OPS = ("$and", "$or")
+COMPARE_OPS = ("$gt", "$gte", "$lt", "$lte")
+EXIST_OPS = ("$ex", "$nex")
+LIST_OPS = ("$iany", "$iall")
+SAFE_OPS = frozenset(LOGICAL_OPS + COMPARE_OPS + EXIST_OPS + LIST_OPS + ("$neq",))
+#: durable-rules operators we refuse (they exist, but behave badly or are not needed).
+UNSAFE_OPS = frozenset({"$mt", "$imt", "$not", "$add", "$sub", "$mul", "$div", "$s", "$m", "$l", "$r", "$i", "$all", "$any", "$pri", "$count", "$cap", "$distinct"})
+
+ITEM_PREFIX = "$i."
+EV_PREFIX = "ev_"
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+RULE_KEYS = {
+    "id", "methodology", "kind", "stage", "stages", "points", "title", "action",
+    "rationale", "when", "unknown_when", "examples",
+}
+REQUIRED_RULE_KEYS = ("id", "methodology", "kind", "points", "title", "action", "rationale", "when", "examples")
+#: durable-rules fails with code 302 on facts of more than 252 fields.
+MAX_FACT_FIELDS = 240
+#: durable-rules loops forever building a ruleset with ~512 distinct tests on one field.
+MAX_TESTS_PER_FIELD = 200
+PACK_FILE = "pack.yaml"
+FIELDS_FILE = "fields.yaml"
+#: fields the engine itself adds to every fact.
+RESERVED = frozenset({"id", "sid", "_layer"})
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count of child rows matching an item condition (durable-rules cannot count)."""
+
+    name: str
+    list: str
+    where: Mapping[str, Any]
+    reads: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A day count between two declared date fields (``days_between: [a, b]`` = b - a)."""
+
+    name: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of a pack.  ``reads`` lists the inputs its conditions read:
+    deal fields (``amount``), item fields (``contacts[].is_coach``), counts,
+    computed fields and other rules' statuses (``ev_M2``)."""
+
+    id: str
+    methodology: tuple[str, ...]
+    kind: str
+    stage: str | None
+    stages: tuple[str, ...]
+    points: float
+    title: Mapping[str, str]
+    action: Mapping[str, str]
+    rationale: str
+    when: Mapping[str, Any]
+    unknown_when: Mapping[str, Any] | None
+    examples: Mapping[str, Mapping[str, Any]]
+    file: str
+    reads: frozenset[str]
+    depends: frozenset[str]
+    layer: int = 0
+
+    def applies_at(self, stage: str) -> bool:
+        """Whether the rule counts for a deal at ``stage``.
+
+        Checklist items and milestones count from their own stage on (an item
+        of an earlier stage stays on the checklist); red flags and triggers
+        count in the stages they list.
+        """
+        if self.kind in SCORED_KINDS:
+            return STAGE_INDEX[self.stage] <= STAGE_INDEX[stage]
+        return stage in self.stages
+
+    def text(self, what: str, lang: str = "en") -> str:
+        src = self.title if what == "title" else self.action
+        return src.get(lang) or src["en"]
+
+
+@dataclass
+class RulePack:
+    """A validated rule pack.  Build it with :func:`load_pack`."""
+
+    name: str
+    version: str
+    description: str
+    path: str
+    fields: Mapping[str, Mapping[str, Field]]
+    counts: Mapping[str, Count]
+    computed: Mapping[str, Computed]
+    rules: tuple[Rule, ...]
+    files: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 over every file of the pack (name and bytes), in name order."""
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + self.files[name] + b"\0")
+        return h.hexdigest()
+
+    @property
+    def version_tag(self) -> str:
+        return f"{self.name}@{self.version}+{self.fingerprint[:12]}"
+
+    @cached_property
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+    @cached_property
+    def n_layers(self) -> int:
+        return 1 + max((r.layer for r in self.rules), default=0)
+
+    @cached_property
+    def schema(self) -> dict[str, dict[str, Field]]:
+        """The contract merged with the fields this pack declares: what records are validated against."""
+        merged = {ent: dict(flds) for ent, flds in CONTRACT.items()}
+        for ent, flds in self.fields.items():
+            merged.setdefault(ent, {}).update(flds)
+        return merged
+
+    def rule(self, rule_id: str) -> Rule:
+        return self.by_id[rule_id]
+
+    def methodology_index(self) -> dict[str, list[str]]:
+        """methodology id -> ids of the rules that encode it."""
+        out: dict[str, list[str]] = {}
+        for r in self.rules:
+            for m in r.methodology:
+                out.setdefault(m, []).append(r.id)
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path, rel: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_bytes())
+    except yaml.YAMLError as exc:
+        raise RulePackError(f"not valid YAML: {exc}", file=rel) from None
+
+
+def load_pack(path: str | Path) -> RulePack:
+    """Load and validate the rule pack in folder ``path``.
+
+    Raises
+    ------
+    RulePackError
+        naming the file and the rule, for any mistake: a missing required key,
+        an unknown field, an unknown operator or one outside the safe subset, a
+        duplicate id, a cycle between derived facts, wrong points for the kind...
+
+    Examples
+    --------
+    >>> pack = load_pack("rules/default")          # doctest: +SKIP
+    >>> pack.rule("S2_5").title["en"]              # doctest: +SKIP
+    'A coach inside the customer'
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise RulePackError(f"rule pack folder not found: {root}")
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    yaml_files = sorted(n for n in files if n.endswith((".yaml", ".yml")))
+    if PACK_FILE not in files:
+        raise RulePackError(f"missing {PACK_FILE}", file=str(root / PACK_FILE))
+
+    meta = _read_yaml(root / PACK_FILE, PACK_FILE) or {}
+    if not isinstance(meta, dict):
+        raise RulePackError("must be a mapping", file=PACK_FILE)
+    for key in ("name", "version"):
+        if key not in meta:
+            raise RulePackError(f"missing required key {key!r}", file=PACK_FILE)
+    unknown = set(meta) - {"name", "version", "description", "counts", "computed", "fields", "rules"}
+    if unknown:
+        raise RulePackError(f"unknown keys {sorted(unknown)}", file=PACK_FILE)
+
+    # fields: fields.yaml (or a `fields:` key in pack.yaml)
+    declared_raw: dict = {}
+    if FIELDS_FILE in files:
+        doc = _read_yaml(root / FIELDS_FILE, FIELDS_FILE) or {}
+        if not isinstance(doc, dict) or "fields" not in doc:
+            raise RulePackError("must hold a 'fields:' mapping", file=FIELDS_FILE)
+        declared_raw = doc["fields"] or {}
+    if meta.get("fields"):
+        declared_raw = {**declared_raw, **meta["fields"]}
+    fields = _parse_fields(declared_raw, FIELDS_FILE if FIELDS_FILE in files else PACK_FILE)
+
+    computed = _parse_computed(meta.get("computed") or {}, fields)
+    counts = _parse_counts(meta.get("counts") or {}, fields, computed)
+
+    raw_rules: list[tuple[str, dict]] = []
+    for name in yaml_files:
+        if name in (FIELDS_FILE,):
+            continue
+        doc = meta if name == PACK_FILE else _read_yaml(root / name, name)
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise RulePackError("must be a mapping with a 'rules:' list", file=name)
+        if name != PACK_FILE and set(doc) - {"rules"}:
+            raise RulePackError(f"unknown keys {sorted(set(doc) - {'rules'})} (a rule file holds only 'rules:')", file=name)
+        rules = doc.get("rules") or []
+        if not isinstance(rules, list):
+            raise RulePackError("'rules' must be a list", file=name)
+        for i, r in enumerate(rules):
+            if not isinstance(r, dict):
+                raise RulePackError(f"rule #{i + 1} is not a mapping", file=name)
+            raw_rules.append((name, r))
+
+    if not raw_rules:
+        raise RulePackError("the pack holds no rules", file=str(root))
+
+    seen: dict[str, str] = {}
+    for fname, r in raw_rules:
+        rid = r.get("id")
+        if isinstance(rid, str) and rid in seen:
+            raise RulePackError(f"duplicate rule id (also in {seen[rid]})", file=fname, rule=rid)
+        if isinstance(rid, str):
+            seen[rid] = fname
+    ctx = _Context(fields=fields, counts=counts, computed=computed, rule_ids=set(seen))
+    rules = [_parse_rule(fname, r, ctx) for fname, r in raw_rules]
+    rules = _assign_layers(rules)
+    _check_engine_limits(rules, fields, counts, computed)
+
+    return RulePack(
+        name=str(meta["name"]),
+        version=str(meta["version"]),
+        description=str(meta.get("description", "")),
+        path=str(root),
+        fields=fields,
+        counts=counts,
+        computed=computed,
+        rules=tuple(rules),
+        files=files,
+    )
+
+
+def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
+    if not isinstance(raw, dict):
+        raise RulePackError("'fields' must map entity -> field -> type", file=fname)
+    out: dict[str, dict[str, Field]] = {}
+    for ent, flds in raw.items():
+        if ent not in CONTRACT:
+            raise RulePackError(f"unknown entity {ent!r} (expected one of {', '.join(CONTRACT)})", file=fname)
+        if not isinstance(flds, dict):
+            raise RulePackError(f"fields of {ent!r} must be a mapping", file=fname)
+        out[ent] = {}
+        for name, spec in flds.items():
+            where = f"{ent}.{name}"
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise RulePackError(f"field name {name!r} must be letters, digits and _", file=fname, rule=where)
+            if isinstance(spec, str):
+                spec = {"type": spec}
+            if not isinstance(spec, dict) or spec.get("type") not in FIELD_TYPES:
+                raise RulePackError(f"type must be one of {', '.join(FIELD_TYPES)}", file=fname, rule=where)
+            extra = set(spec) - {"type", "values", "min", "required", "meaning"}
+            if extra:
+                raise RulePackError(f"unknown keys {sorted(extra)}", file=fname, rule=where)
+            values = tuple(str(v) for v in spec.get("values") or ())
+            if spec["type"] == "enum" and not values:
+                raise RulePackError("an enum needs 'values'", file=fname, rule=where)
+            f = Field(name=name, type=spec["type"], values=values, min=spec.get("min"),
+                      required=bool(spec.get("required", False)), meaning=str(spec.get("meaning", "")))
+            base = CONTRACT[ent].get(name)
+            if base is not None:
+                if base.type != f.type or (base.type == "enum" and set(base.values) != set(f.values)):
+                    raise RulePackError(
+                        f"redeclares the contract field with a different type ({f.type} {list(f.values) or ''} vs {base.type} {list(base.values) or ''})",
+                        file=fname, rule=where)
+                f = base  # the contract's definition (with max_field etc.) is authoritative
+            elif f.required:
+                raise RulePackError("a pack's own field cannot be required (it would break contract records)", file=fname, rule=where)
+            elif ent == "opportunity" and name in RESERVED | set(CHILD_LISTS):
+                raise RulePackError("name is reserved", file=fname, rule=where)
+            out[ent][name] = f
+    if "stage" not in out.get("opportunity", {}):
+        out.setdefault("opportunity", {})["stage"] = CONTRACT["opportunity"]["stage"]
+    return out
+
+
+def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
+    out = {}
+    opp = fields.get("opportunity", {})
+    for name, spec in raw.items():
+        if not NAME_RE.match(str(name)):
+            raise RulePackError(f"computed name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
+        if name in opp:
+            raise RulePackError("computed field clashes with a declared field", file=PACK_FILE, rule=name)
+        if not isinstance(spec, dict) or set(spec) != {"days_between"}:
+            raise RulePackError("a computed field is {days_between: [start_date, end_date]}", file=PACK_FILE, rule=name)
+        args = spec["days_between"]
+        if not (isinstance(args, list) and len(args) == 2):
+            raise RulePackError("days_between takes two date fields", file=PACK_FILE, rule=name)
+        for a in args:
+            if a not in opp or opp[a].type != "date":
+                raise RulePackError(f"{a!r} is not a declared date field", file=PACK_FILE, rule=name)
+        out[name] = Computed(name=name, start=args[0], end=args[1])
+    return out
+
+
+def _parse_counts(raw: Mapping, fields, computed) -> dict[str, Count]:
+    out = {}
+    opp = fields.get("opportunity", {})
+    for name, spec in raw.items():
+        if not NAME_RE.match(str(name)):
+            raise RulePackError(f"count name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
+        if name in opp or name in computed:
+            raise RulePackError("count clashes with a declared or computed field", file=PACK_FILE, rule=name)
+        if not isinstance(spec, dict) or set(spec) != {"list", "where"}:
+            raise RulePackError("a count is {list: contacts|competitors|partners, where: item-condition}", file=PACK_FILE, rule=name)
+        lst = spec["list"]
+        if lst not in CHILD_LISTS:
+            raise RulePackError(f"unknown list {lst!r}", file=PACK_FILE, rule=name)
+        ctx = _Context(fields=fields, counts={}, computed=computed, rule_ids=set())
+        reads: set[str] = set()
+        _check_item(spec["where"], lst, ctx, reads, PACK_FILE, f"count {name}")
+        out[name] = Count(name=name, list=lst, where=spec["where"], reads=frozenset(reads))
+    return out
+
+
+@dataclass
+class _Context:
+    fields: Mapping[str, Mapping[str, Field]]
+    counts: Mapping[str, Count]
+    computed: Mapping[str, Computed]
+    rule_ids: set[str]
+
+
+def _text_pair(value, key, fname, rid) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(value.get(lang), str) and value.get(lang).strip() for lang in LANGS):
+        raise RulePackError(f"{key!r} needs non-empty 'en' and 'zh' texts", file=fname, rule=rid)
+    return {lang: value[lang].strip() for lang in LANGS}
+
+
+def _parse_rule(fname: str, r: dict, ctx: _Context) -> Rule:
+    rid = r.get("id")
+    if not isinstance(rid, str) or not NAME_RE.match(rid):
+        raise RulePackError(f"rule id {rid!r} must be letters, digits and _ (starting with a letter)", file=fname, rule=str(rid))
+    for key in REQUIRED_RULE_KEYS:
+        if key not in r or r[key] is None:
+            raise RulePackError(f"missing required key {key!r}", file=fname, rule=rid)
+    unknown = set(r) - RULE_KEYS
+    if unknown:
+        raise RulePackError(f"unknown keys {sorted(unknown)}", file=fname, rule=rid)
+    kind = r["kind"]
+    if kind not in KINDS:
+        raise RulePackError(f"kind {kind!r} is not one of {', '.join(KINDS)}", file=fname, rule=rid)
+    meth = r["methodology"]
+    if isinstance(meth, str):
+        meth = [meth]
+    if not meth or not all(isinstance(m, str) and m for m in meth):
+        raise RulePackError("'methodology' must list the methodology ids it encodes", file=fname, rule=rid)
+    pts = r["points"]
+    if isinstance(pts, bool) or not isinstance(pts, (int, float)):
+        raise RulePackError(f"points must be a number, got {pts!r}", file=fname, rule=rid)
+    if kind in SCORED_KINDS and not pts > 0:
+        raise RulePackError(f"a {kind} must have positive points", file=fname, rule=rid)
+    if kind == "red_flag" and not pts < 0:
+        raise RulePackError("a red_flag must have negative points", file=fname, rule=rid)
+    if kind == "trigger" and pts != 0:
+        raise RulePackError("a trigger has 0 points (it flags a meeting, it does not score)", file=fname, rule=rid)
+    stage = r.get("stage")
+    stages = r.get("stages")
+    if kind in SCORED_KINDS:
+        if stage not in STAGES:
+            raise RulePackError(f"a {kind} needs 'stage', one of {', '.join(STAGES)} (got {stage!r})", file=fname, rule=rid)
+        if stages is not None:
+            raise RulePackError(f"a {kind} has one home 'stage', not 'stages'", file=fname, rule=rid)
+        stages_t = tuple(s for s in STAGES if STAGE_INDEX[s] >= STAGE_INDEX[stage])
+    else:
+        if stage is not None:
+            raise RulePackError(f"a {kind} lists 'stages' (where it applies), not 'stage'", file=fname, rule=rid)
+        if stages is None:
+            stages_t = STAGES
+        else:
+            if not isinstance(stages, list) or not stages or any(s not in STAGES for s in stages):
+                raise RulePackError(f"'stages' must list stages among {', '.join(STAGES)}", file=fname, rule=rid)
+            stages_t = tuple(s for s in STAGES if s in stages)
+    title = _text_pair(r["title"], "title", fname, rid)
+    action = _text_pair(r["action"], "action", fname, rid)
+    if not isinstance(r["rationale"], str) or not r["rationale"].strip():
+        raise RulePackError("'rationale' must be a non-empty text", file=fname, rule=rid)
+
+    reads: set[str] = set()
+    _check_cond(r["when"], ctx, reads, fname, rid)
+    unknown_when = r.get("unknown_when")
+    if unknown_when is not None:
+        _check_cond(unknown_when, ctx, reads, fname, rid)
+    depends = frozenset(x[len(EV_PREFIX):] for x in reads if x.startswith(EV_PREFIX))
+    if rid in depends:
+        raise RulePackError("cycle between derived facts: the rule reads its own status", file=fname, rule=rid)
+
+    ex = r["examples"]
+    if not isinstance(ex, dict):
+        raise RulePackError("'examples' must map met/missing/unknown to partial records", file=fname, rule=rid)
+    need = {"met", "missing"} | ({"unknown"} if unknown_when is not None else set())
+    if not need <= set(ex) or set(ex) - set(STATUSES):
+        raise RulePackError(f"'examples' must hold exactly {sorted(need)}" + (" (and 'unknown' only with unknown_when)" if unknown_when is None else ""), file=fname, rule=rid)
+    for status, rec in ex.items():
+        if not isinstance(rec, dict) or rec.get("stage") not in STAGES:
+            raise RulePackError(f"example {status!r} must be a partial record with a valid 'stage'", file=fname, rule=rid)
+
+    return Rule(
+        id=rid, methodology=tuple(meth), kind=kind, stage=stage if kind in SCORED_KINDS else None,
+        stages=stages_t, points=float(pts), title=title, action=action, rationale=r["rationale"].strip(),
+        when=r["when"], unknown_when=unknown_when, examples=ex, file=fname,
+        reads=frozenset(reads), depends=depends,
+    )
+
+
+def _one_key(cond, fname, rid, where) -> tuple[str, Any]:
+    if not isinstance(cond, dict) or len(cond) != 1:
+        raise RulePackError(f"{where}: each condition is a mapping with exactly one key, got {cond!r}", file=fname, rule=rid)
+    return next(iter(cond.items()))
+
+
+def _check_value(f: Field | None, value, fname, rid, ref, *, numeric_only=False, kind=None):
+    if isinstance(value, (dict, list)) or value is None:
+        raise RulePackError(f"{ref}: the value must be a plain string, number or boolean (references between facts and null are not allowed), got {value!r}", file=fname, rule=rid)
+    if kind == "count_or_computed":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise RulePackError(f"{ref} is a number; {value!r} is not", file=fname, rule=rid)
+        return
+    if kind == "ev":
+        if value not in STATUSES:
+            raise RulePackError(f"{ref} is a rule status: one of {', '.join(STATUSES)}, not {value!r}", file=fname, rule=rid)
+        if numeric_only:
+            raise RulePackError(f"{ref} is a status; it cannot be compared with <, >", file=fname, rule=rid)
+        return
+    t = f.type
+    if numeric_only and t not in ("int", "number"):
+        raise RulePackError(f"{ref} is a {t} field; comparisons (<, >) are only allowed on numeric fields", file=fname, rule=rid)
+    if t in ("int", "number"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RulePackError(f"{ref} is a number; {value!r} is not", file=fname, rule=rid)
+    elif t == "bool":
+        if not isinstance(value, bool):
+            raise RulePackError(f"{ref} is true/false; {value!r} is not", file=fname, rule=rid)
+    elif t == "enum":
+        if value not in f.values:
+            raise RulePackError(f"{ref}: {value!r} is not one of {', '.join(f.values)}", file=fname, rule=rid)
+    else:  # string, date
+        if not isinstance(value, str):
+            raise RulePackError(f"{ref} is text; {value!r} is not", file=fname, rule=rid)
+
+
+def _resolve_deal_ref(name, ctx: _Context, fname, rid):
+    """Return (Field or None, kind) for a deal-level name, or raise."""
+    if not isinstance(name, str):
+        raise RulePackError(f"field name {name!r} is not text", file=fname, rule=rid)
+    if name.startswith("$"):
+        if name in UNSAFE_OPS:
+            raise RulePackError(f"operator {name} is outside the safe subset", file=fname, rule=rid)
+        raise RulePackError(f"unknown operator {name}", file=fname, rule=rid)
+    if name in ("id", "sid", "_layer"):
+        raise RulePackError(f"{name!r} cannot be used in a condition", file=fname, rule=rid)
+    opp = ctx.fields.get("opportunity", {})
+    if name in opp:
+        return opp[name], "field"
+    if name in ctx.counts or name in ctx.computed:
+        return None, "count_or_computed"
+    if name.startswith(EV_PREFIX):
+        target = name[len(EV_PREFIX):]
+        if target not in ctx.rule_ids:
+            raise RulePackError(f"{name!r} refers to unknown rule {target!r}", file=fname, rule=rid)
+        return None, "ev"
+    if name in CHILD_LISTS:
+        return None, "list"
+    raise RulePackError(f"unknown field {name!r} (declare it in {FIELDS_FILE}, or as a count or computed field in {PACK_FILE})", file=fname, rule=rid)
+
+
+def _check_cond(cond, ctx: _Context, reads: set[str], fname: str, rid: str, depth: int = 0) -> None:
+    if depth > 20:
+        raise RulePackError("condition nested too deeply", file=fname, rule=rid)
+    key, val = _one_key(cond, fname, rid, "condition")
+    if key in LOGICAL_OPS:
+        if not isinstance(val, list) or not val:
+            raise RulePackError(f"{key} needs a non-empty list of conditions", file=fname, rule=rid)
+        for c in val:
+            _check_cond(c, ctx, reads, fname, rid, depth + 1)
+        return
+    if key in LIST_OPS:
+        lst, item = _one_key(val, fname, rid, key)
+        if lst not in CHILD_LISTS:
+            raise RulePackError(f"{key} works over {', '.join(CHILD_LISTS)}, not {lst!r}", file=fname, rule=rid)
+        reads.add(lst)
+        _check_item(item, lst, ctx, reads, fname, rid)
+        return
+    if key in EXIST_OPS:
+        name, one = _one_key(val, fname, rid, key)
+        f, kind = _resolve_deal_ref(name, ctx, fname, rid)
+        if one != 1 or isinstance(one, bool):
+            raise RulePackError(f"{key} takes {{field: 1}}, got {val!r}", file=fname, rule=rid)
+        if kind == "count_or_computed" and name in ctx.counts:
+            raise RulePackError(f"count {name!r} is always known; {key} on it is meaningless", file=fname, rule=rid)
+        reads.add(name)
+        return
+    if key in COMPARE_OPS or key == "$neq":
+        name, value = _one_key(val, fname, rid, key)
+        f, kind = _resolve_deal_ref(name, ctx, fname, rid)
+        if kind == "list":
+            raise RulePackError(f"{name!r} is a list: use $iany/$iall or $ex/$nex", file=fname, rule=rid)
+        _check_value(f, value, fname, rid, name, numeric_only=key in COMPARE_OPS, kind=kind if kind != "field" else None)
+        reads.add(name)
+        return
+    if key.startswith("$"):
+        if key in UNSAFE_OPS:
+            raise RulePackError(f"operator {key} is outside the safe subset", file=fname, rule=rid)
+        raise RulePackError(f"unknown operator {key}", file=fname, rule=rid)
+    # equality
+    f, kind = _resolve_deal_ref(key, ctx, fname, rid)
+    if kind == "list":
+        raise RulePackError(f"{key!r} is a list: use $iany/$iall or $ex/$nex", file=fname, rule=rid)
+    _check_value(f, val, fname, rid, key, kind=kind if kind != "field" else None)
+    reads.add(key)
+
+
+def _resolve_item_ref(name, lst, ctx: _Context, fname, rid) -> Field:
+    if not isinstance(name, str):
+        raise RulePackError(f"field name {name!r} is not text", file=fname, rule=rid)
+    if name in LIST_OPS:
+        raise RulePackError(f"{name} cannot be nested inside an item condition", file=fname, rule=rid)
+    if name.startswith("$") and not name.startswith(ITEM_PREFIX):
+        if name in UNSAFE_OPS:
+            raise RulePackError(f"operator {name} is outside the safe subset", file=fname, rule=rid)
+        raise RulePackError(f"unknown operator {name}", file=fname, rule=rid)
+    if not name.startswith(ITEM_PREFIX):
+        raise RulePackError(f"inside {lst}, fields are written $i.<field>; {name!r} is not", file=fname, rule=rid)
+    fname_ = name[len(ITEM_PREFIX):]
+    f = ctx.fields.get(lst, {}).get(fname_)
+    if f is None:
+        raise RulePackError(f"unknown field {fname_!r} of {lst} (declare it in {FIELDS_FILE})", file=fname, rule=rid)
+    return f
+
+
+def _check_item(cond, lst, ctx: _Context, reads: set[str], fname, rid, depth: int = 0) -> None:
+    if depth > 20:
+        raise RulePackError("condition nested too deeply", file=fname, rule=rid)
+    key, val = _one_key(cond, fname, rid, f"item condition over {lst}")
+    if key in LOGICAL_OPS:
+        if not isinstance(val, list) or not val:
+            raise RulePackError(f"{key} needs a non-empty list of conditions", file=fname, rule=rid)
+        for c in val:
+            _check_item(c, lst, ctx, reads, fname, rid, depth + 1)
+        return
+    if key in EXIST_OPS:
+        name, one = _one_key(val, fname, rid, key)
+        f = _resolve_item_ref(name, lst, ctx, fname, rid)
+        if one != 1 or isinstance(one, bool):
+            raise RulePackError(f"{key} takes {{field: 1}}, got {val!r}", file=fname, rule=rid)
+        reads.add(f"{lst}[].{f.name}")
+        return
+    if key in COMPARE_OPS or key == "$neq":
+        name, value = _one_key(val, fname, rid, key)
+        f = _resolve_item_ref(name, lst, ctx, fname, rid)
+        _check_value(f, value, fname, rid, f"{lst}[].{f.name}", numeric_only=key in COMPARE_OPS)
+        reads.add(f"{lst}[].{f.name}")
+        return
+    if key in LIST_OPS:
+        raise RulePackError(f"{key} cannot be nested inside an item condition", file=fname, rule=rid)
+    if key.startswith("$") and not key.startswith(ITEM_PREFIX):
+        if key in UNSAFE_OPS:
+            raise RulePackError(f"operator {key} is outside the safe subset", file=fname, rule=rid)
+        raise RulePackError(f"unknown operator {key}", file=fname, rule=rid)
+    f = _resolve_item_ref(key, lst, ctx, fname, rid)
+    _check_value(f, val, fname, rid, f"{lst}[].{f.name}")
+    reads.add(f"{lst}[].{f.name}")
+
+
+def _assign_layers(rules: list[Rule]) -> list[Rule]:
+    """Layer = 1 + the deepest layer among the rules a rule reads (``ev_X``); cycles are refused."""
+    by_id = {r.id: r for r in rules}
+    layer: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(rid: str, path: list[str]) -> int:
+        if state.get(rid) == 2:
+            return layer[rid]
+        if state.get(rid) == 1:
+            cyc = path[path.index(rid):] + [rid]
+            r = by_id[rid]
+            raise RulePackError(f"cycle between derived facts: {' -> '.join(cyc)}", file=r.file, rule=rid)
+        state[rid] = 1
+        deps = by_id[rid].depends
+        lv = 0 if not deps else 1 + max(visit(d, path + [rid]) for d in sorted(deps))
+        state[rid] = 2
+        layer[rid] = lv
+        return lv
+
+    for r in rules:
+        visit(r.id, [])
+    return [Rule(**{**r.__dict__, "layer": layer[r.id]}) for r in rules]
+
+
+def _tests_of(cond, acc: dict[str, set]) -> None:
+    key, val = next(iter(cond.items()))
+    if key in LOGICAL_OPS:
+        for c in val:
+            _tests_of(c, acc)
+    elif key in LIST_OPS:
+        lst, item = next(iter(val.items()))
+        acc.setdefault(lst, set()).add(repr(item))
+    elif key in EXIST_OPS or key in COMPARE_OPS or key == "$neq":
+        name, value = next(iter(val.items()))
+        acc.setdefault(name, set()).add((key, repr(value)))
+    else:
+        acc.setdefault(key, set()).add(("=", repr(val)))
+
+
+def _check_engine_limits(rules: list[Rule], fields, counts, computed) -> None:
+    n_fact_fields = len(fields.get("opportunity", {})) + len(counts) + len(computed) + len(rules) + len(RESERVED)
+    if n_fact_fields > MAX_FACT_FIELDS:
+        raise RulePackError(
+            f"the pack needs {n_fact_fields} fields per fact (declared fields + counts + computed + one per rule); "
+            f"durable-rules fails above 252: split the pack or drop unused declarations", file=PACK_FILE)
+    acc: dict[str, set] = {}
+    first_rule: dict[str, Rule] = {}
+    for r in rules:
+        for cond in (r.when, r.unknown_when):
+            if cond is not None:
+                before = {k: len(v) for k, v in acc.items()}
+                _tests_of(cond, acc)
+                for k, v in acc.items():
+                    if len(v) > before.get(k, 0):
+                        first_rule.setdefault(k, r)
+    for name, tests in acc.items():
+        if len(tests) > MAX_TESTS_PER_FIELD:
+            r = first_rule[name]
+            raise RulePackError(
+                f"{len(tests)} distinct tests on field {name!r} across the pack; durable-rules hangs building "
+                f"rulesets with several hundred (limit {MAX_TESTS_PER_FIELD})", file=r.file, rule=r.id)
+
+
+def iter_item_refs(reads: Iterable[str]) -> Iterable[tuple[str, str]]:
+    """Split item references ``contacts[].role`` into (list, field)."""
+    for x in reads:
+        if "[]." in x:
+            lst, f = x.split("[].", 1)
+            yield lst, f
