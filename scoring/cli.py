@@ -1,0 +1,155 @@
+"""The ``scoring`` command.  Thin: each command loads inputs, calls one library
+function, writes outputs, and turns library errors into a clear message and a
+non-zero exit."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import paths
+from .errors import ScoringError
+
+
+def _fail_clean(fn):
+    """Library errors become one clear line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ScoringError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dealscore")
+def main():
+    """Win-probability scoring of B2B sales opportunities."""
+
+
+# --------------------------------------------------------------------------- explain
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON Lines instead of the readable layout.")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Rule pack folder (default: the current model's pack, else rules/default).")
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model folder (default: the current model, if any). Use --no-model to skip it.")
+@click.option("--no-model", is_flag=True, help="Rule score only, no probability.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--id", "ids", multiple=True, help="Only these record ids.")
+@_fail_clean
+def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
+    """Score each record of FILE and print its reasons and next actions."""
+    from .explain import explain_record, format_explanation
+    from .records import read_records
+    from .resolve import resolve_scoring
+
+    engine, model, notes = resolve_scoring(rules_path, model_path, use_model=not no_model)
+    for n in notes:
+        click.echo(f"warning: {n}", err=True)
+    res = read_records(file, engine.pack.schema, history=True)
+    for rj in res.rejects:
+        click.echo(f"rejected: record {rj.get('id')}: field {rj.get('field')}: {rj.get('reason')}", err=True)
+    for ent, names in res.undeclared_fields.items():
+        if names:
+            click.echo(f"warning: undeclared {ent} fields (ignored by the rules): {', '.join(names)}", err=True)
+    first = True
+    for rec in res.records:
+        if ids and rec["id"] not in ids:
+            continue
+        x = explain_record(engine, rec, lang=lang, model=model)
+        if as_json:
+            click.echo(json.dumps(x, ensure_ascii=False, default=str))
+        else:
+            if not first:
+                click.echo("")
+            click.echo(format_explanation(x, lang))
+        first = False
+    if res.rejects:
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@main.group()
+def rules():
+    """Review rule packs."""
+
+
+@rules.command("check")
+@click.argument("pack", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--against", "against", type=click.Path(exists=True, path_type=Path),
+              help="Sample records: show how each one's score and flags change against the current pack.")
+@click.option("--current", "current", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The pack to compare with (default: the current model's pack, else rules/default).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_fail_clean
+def rules_check(pack, against, current, as_json):
+    """Validate PACK, run its examples, and preview its effect on sample records."""
+    from .engine import Engine
+    from .packcheck import compare_packs, diff_rules, run_examples
+    from .records import read_records
+    from .resolve import current_pack_path
+    from .rulepack import load_pack
+
+    new = load_pack(pack)
+    engine = Engine(new)
+    failures = run_examples(new, engine)
+    report = {"pack": new.version_tag, "rules": len(new.rules),
+              "by_kind": {k: sum(r.kind == k for r in new.rules) for k in ("checklist", "milestone", "red_flag", "trigger")},
+              "example_failures": [f.__dict__ for f in failures]}
+    if against is not None:
+        cur_path = current or current_pack_path()
+        old = load_pack(cur_path)
+        res = read_records(against, new.schema, history=True)
+        changes = compare_packs(Engine(old), engine, res.records)
+        report["current"] = old.version_tag
+        report["rule_changes"] = diff_rules(old, new)
+        report["records"] = len(changes)
+        report["records_changed"] = sum(c.changed for c in changes)
+        report["changes"] = [c.to_dict() for c in changes if c.changed]
+        report["rejected"] = len(res.rejects)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{report['pack']}: {report['rules']} rules "
+                   + ", ".join(f"{v} {k}" for k, v in report["by_kind"].items()) + " - valid")
+        if failures:
+            click.echo(f"{len(failures)} example(s) do not end in their stated status:")
+            for f in failures:
+                click.echo(f"  {f.file}: rule {f.rule}: example {f.example!r} gives {f.got!r} {f.detail}")
+        else:
+            click.echo("all rule examples pass")
+        if against is not None:
+            rc = report["rule_changes"]
+            click.echo(f"against {report['current']}: rules added {rc['added'] or '-'}, removed {rc['removed'] or '-'}, "
+                       f"edited {rc['edited'] or '-'}")
+            click.echo(f"{report['records_changed']} of {report['records']} records change")
+            for c in report["changes"][:200]:
+                bits = [f"{c['id']:<14} {c['old_score']:5.1f} -> {c['new_score']:5.1f} ({c['delta']:+.1f})"]
+                if c["flags_added"]:
+                    bits.append("new flags " + ",".join(c["flags_added"]))
+                if c["flags_removed"]:
+                    bits.append("cleared flags " + ",".join(c["flags_removed"]))
+                if c["meetings_added"] or c["meetings_removed"]:
+                    bits.append("meetings +" + ",".join(c["meetings_added"]) + " -" + ",".join(c["meetings_removed"]))
+                if c["status_changes"]:
+                    bits.append("; ".join(f"{k} {a}->{b}" for k, (a, b) in list(c["status_changes"].items())[:6]))
+                click.echo("  " + "  ".join(bits))
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,89 @@
+"""Explaining one record: its rule score and reasons (and, with a model, its
+probability and the model's reasons), as plain data and as readable text."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .engine import Engine
+from .rulescore import score_evaluation
+
+_LABELS = {
+    "en": {
+        "stage": "stage", "as_of": "as of", "score": "Rule score", "of": "of", "points": "points",
+        "penalty": "red flags", "completeness": "data completeness", "prob": "Win probability",
+        "stages": "By stage", "milestones": "Milestones passed", "flags": "Red flags",
+        "unverified": "Unverified risks", "meetings": "Hold an analysis meeting", "reasons": "Evidence for",
+        "actions": "Next actions", "none": "none", "missing": "missing", "unknown": "unknown",
+        "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs",
+    },
+    "zh": {
+        "stage": "阶段", "as_of": "截至", "score": "规则得分", "of": "/", "points": "分",
+        "penalty": "风险扣分", "completeness": "数据完整度", "prob": "赢单概率",
+        "stages": "分阶段", "milestones": "已过里程碑", "flags": "风险红旗",
+        "unverified": "未核实的风险", "meetings": "需召开项目分析会", "reasons": "有利证据",
+        "actions": "下一步行动", "none": "无", "missing": "未做到", "unknown": "未知",
+        "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入",
+    },
+}
+
+STAGE_NAMES = {
+    "en": {"technical_promotion": "technical promotion", "relationship": "relationship",
+           "partner": "partner", "solution": "solution", "bidding": "bidding"},
+    "zh": {"technical_promotion": "技术推广", "relationship": "关系切入发展", "partner": "合作伙伴发展确定",
+           "solution": "方案确定", "bidding": "投标和商务谈判"},
+}
+
+
+def explain_record(engine: Engine, record: Mapping[str, Any], lang: str = "en", model=None) -> dict:
+    """The explanation of one validated record, as JSON-ready data.
+
+    With ``model`` (a :class:`scoring.model.Model`), adds ``win_probability``
+    and the model's ``model_reasons``.
+    """
+    ev = engine.evaluate(record)
+    rs = score_evaluation(engine.pack, ev, lang)
+    out = {"id": rs.id, "name": record.get("name"), **rs.to_dict()}
+    out["rule_pack"] = engine.pack.version_tag
+    out["matched"] = ev.matched
+    out["derived"] = ev.derived
+    if model is not None:
+        out.update(model.explain_evaluation(ev, lang=lang))
+    return out
+
+
+def format_explanation(x: Mapping[str, Any], lang: str = "en") -> str:
+    """A readable layout of :func:`explain_record`'s result."""
+    L = _LABELS[lang]
+    sn = STAGE_NAMES[lang]
+    lines = []
+    head = f"{x['id']}"
+    if x.get("name"):
+        head += f"  {x['name']}"
+    lines.append(head)
+    lines.append(f"  {L['stage']}: {sn[x['stage']]}   {L['as_of']} {x.get('as_of') or '-'}")
+    lines.append(
+        f"  {L['score']} {x['score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
+        f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['completeness']:.0f}%")
+    if "win_probability" in x:
+        lines.append(f"  {L['prob']} {100 * x['win_probability']:.1f}%   (model {x.get('model_version', '')})")
+    stages = "  ".join(f"{sn[b['stage']]} {b['earned']:g}/{b['available']:g}" for b in x["breakdown"])
+    lines.append(f"  {L['stages']}: {stages}")
+    lines.append(f"  {L['milestones']}: {', '.join(x['milestones_passed']) or L['none']}")
+
+    def block(title, items, fmt):
+        lines.append(f"  {title}:" + ("" if items else f" {L['none']}"))
+        for it in items:
+            lines.append("    " + fmt(it))
+
+    block(L["flags"], x["red_flags"], lambda f: f"! {f['rule']:<10} {f['title']} ({f['points']:g})")
+    if x["unverified_flags"]:
+        block(L["unverified"], x["unverified_flags"], lambda f: f"? {f['rule']:<10} {f['title']}")
+    block(L["meetings"], x["meeting_flags"], lambda f: f"* {f['rule']:<10} {f['title']}")
+    block(L["reasons"], [r for r in x["reasons"] if r["points"] > 0][:8],
+          lambda r: f"+ {r['rule']:<10} {r['title']} (+{r['points']:g})")
+    if x.get("model_reasons"):
+        block(L["model_reasons"], x["model_reasons"],
+              lambda r: f"{'+' if r['contribution'] >= 0 else '-'} {r['feature']:<22} {r['title']} ({r['contribution']:+.2f})")
+    block(L["actions"], x["next_actions"][:10],
+          lambda a: f"{'->':<2} [{L[a['status']]}, {a['points']:+g}] {a['title']}: {a['action']}")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Shared fixtures: the default rule pack and engine, and a builder of small packs."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scoring.engine import Engine
+from scoring.rulepack import load_pack
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def default_pack():
+    return load_pack(ROOT / "rules" / "default")
+
+
+@pytest.fixture(scope="session")
+def default_engine(default_pack):
+    return Engine(default_pack)
+
+
+@pytest.fixture(scope="session")
+def example_records():
+    """The contract's two example records, validated (tests/data/example.jsonl is a copy)."""
+    from scoring.records import validate_record
+
+    out = {}
+    for line in (DATA / "example.jsonl").read_text().splitlines():
+        if line.strip():
+            rec = validate_record(json.loads(line), history=True)
+            out[rec["id"]] = rec
+    return out
+
+
+def rule(id="R1", **kw):
+    """A valid rule dict; override any key."""
+    r = {
+        "id": id,
+        "methodology": ["S1.1"],
+        "kind": "checklist",
+        "stage": "technical_promotion",
+        "points": 5,
+        "title": {"en": "Needs understood", "zh": "了解客户需求"},
+        "action": {"en": "Ask the customer", "zh": "询问客户"},
+        "rationale": "S1.1",
+        "when": {"needs_understood": True},
+        "unknown_when": {"$nex": {"needs_understood": 1}},
+        "examples": {
+            "met": {"stage": "technical_promotion", "needs_understood": True},
+            "missing": {"stage": "technical_promotion", "needs_understood": False},
+            "unknown": {"stage": "technical_promotion"},
+        },
+    }
+    r.update(kw)
+    return {k: v for k, v in r.items() if v is not None}
+
+
+@pytest.fixture
+def make_pack(tmp_path):
+    """Write a small pack folder and return its path: make_pack(rules=[...], counts=..., computed=..., fields=...)."""
+    n = [0]
+
+    def _make(rules=None, counts=None, computed=None, fields=None, files=None):
+        n[0] += 1
+        d = tmp_path / f"pack{n[0]}"
+        d.mkdir()
+        meta = {"name": "test", "version": "1"}
+        if counts:
+            meta["counts"] = counts
+        if computed:
+            meta["computed"] = computed
+        (d / "pack.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True))
+        flds = fields if fields is not None else {
+            "opportunity": {"needs_understood": "bool", "amount": "number", "tech_presentations": "int",
+                            "stage_entered_at": "date", "as_of": "date",
+                            "decision_maker_signal": {"type": "enum", "values": ["none", "implicit", "explicit"]}},
+            "contacts": {"is_coach": "bool", "role": {"type": "enum", "values": [
+                "approver", "decision_maker", "evaluator", "advisor", "gatekeeper", "user"]}},
+        }
+        (d / "fields.yaml").write_text(yaml.safe_dump({"fields": flds}, allow_unicode=True))
+        (d / "rules.yaml").write_text(yaml.safe_dump({"rules": copy.deepcopy(rules if rules is not None else [rule()])},
+                                                     allow_unicode=True))
+        for name, text in (files or {}).items():
+            (d / name).write_text(text)
+        return d
+
+    return _make
