@@ -57,7 +57,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=not no_model)
     for n in notes:
         click.echo(f"warning: {n}", err=True)
-    res = read_records(file, engine.pack.schema, history=True)
+    res = read_records(file, engine.pack.schema)
     for rj in res.rejects:
         click.echo(f"rejected: record {rj.get('id')}: field {rj.get('field')}: {rj.get('reason')}", err=True)
     for ent, names in res.undeclared_fields.items():
@@ -112,7 +112,7 @@ def rules_check(pack, against, current, as_json):
     if against is not None:
         cur_path = current or current_pack_path()
         old = load_pack(cur_path)
-        res = read_records(against, new.schema, history=True)
+        res = read_records(against, new.schema)
         changes = compare_packs(Engine(old), engine, res.records)
         report["current"] = old.version_tag
         report["rule_changes"] = diff_rules(old, new)
