@@ -33,7 +33,7 @@ def example_records():
     out = {}
     for line in (DATA / "example.jsonl").read_text().splitlines():
         if line.strip():
-            rec = validate_record(json.loads(line), history=True)
+            rec = validate_record(json.loads(line))
             out[rec["id"]] = rec
     return out
 
