@@ -227,12 +227,23 @@ def _is_null(v: Any) -> bool:
     return False
 
 
+_DATE_MEMO: dict[str, str] = {}
+
+
 def _date_from_text(s: str) -> str:
+    hit = _DATE_MEMO.get(s)
+    if hit is not None:
+        return hit
     if _DATE_RE.fullmatch(s):
         try:
-            return _dt.date.fromisoformat(s).isoformat()
+            iso = _dt.date.fromisoformat(s).isoformat()
         except ValueError:
             pass
+        else:
+            if len(_DATE_MEMO) > 100_000:
+                _DATE_MEMO.clear()
+            _DATE_MEMO[str(s)] = iso
+            return iso
     raise _Bad(f"{_show(s)} is not a date (YYYY-MM-DD)")
 
 
@@ -398,10 +409,8 @@ class _Entity:
     required: tuple[bool, ...]
     pairs: tuple[tuple[str, str], ...]  # (field, max_field)
     declared: frozenset[str]
-
-    @property
-    def items(self):
-        return tuple(zip(self.names, self.native, self.required))
+    conv_map: dict  # name -> native converter
+    required_names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -409,8 +418,6 @@ class _Compiled:
     opp: _Entity
     children: tuple[_Entity, ...]
     child_names: frozenset[str]
-    opp_items: tuple
-    child_items: dict
 
 
 def _compile_entity(name: str, fields: Mapping[str, Field]) -> _Entity:
@@ -427,7 +434,7 @@ def _compile_entity(name: str, fields: Mapping[str, Field]) -> _Entity:
                 raise ValueError(f"{name}.{fname}: max_field {f.max_field!r} is not a field of {name}")
             pairs.append((fname, f.max_field))
     return _Entity(name, tuple(names), tuple(flds), tuple(nat), tuple(txt), tuple(req), tuple(pairs),
-                   frozenset(names))
+                   frozenset(names), dict(zip(names, nat)), tuple(n for n, r in zip(names, req) if r))
 
 
 _CACHE: dict[int, tuple[Schema, _Compiled]] = {}
@@ -443,8 +450,7 @@ def _compiled(schema: Schema) -> _Compiled:
         raise ValueError(f"a schema needs the entity {OPPORTUNITY!r} with an {_ID!r} field")
     opp = _compile_entity(OPPORTUNITY, schema[OPPORTUNITY])
     children = tuple(_compile_entity(e, flds) for e, flds in schema.items() if e != OPPORTUNITY)
-    comp = _Compiled(opp, children, frozenset(c.name for c in children), opp.items,
-                     {c.name: c.items for c in children})
+    comp = _Compiled(opp, children, frozenset(c.name for c in children))
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[id(schema)] = (schema, comp)
@@ -460,10 +466,42 @@ class _FieldError(Exception):
         self.reason = reason
 
 
-def _norm_row(raw: Mapping, items, ent: _Entity, skip: frozenset, prefix: str) -> dict:
-    out = {}
+def _norm_row(raw: Mapping, ent: _Entity, skip: frozenset, prefix: str) -> dict:
+    """Normalise one row of an entity (fast path over the keys present)."""
+    out = dict.fromkeys(ent.names)
+    convs = ent.conv_map
+    extra = None
+    try:
+        for k, v in raw.items():
+            conv = convs.get(k)
+            if conv is None:
+                if k not in skip:
+                    if extra is None:
+                        extra = [k]
+                    else:
+                        extra.append(k)
+            elif v is not None:
+                out[k] = conv(v)
+    except _Bad:
+        _first_field_error(raw, ent, prefix)
+        raise  # pragma: no cover - _first_field_error always raises here
+    for name in ent.required_names:
+        if out[name] is None:
+            _first_field_error(raw, ent, prefix)
+    for a, b in ent.pairs:
+        va, vb = out[a], out[b]
+        if va is not None and vb is not None and va > vb:
+            raise _FieldError(prefix + a, f"{a} ({_show(va)}) exceeds {b} ({_show(vb)})")
+    if extra is not None:
+        for k in extra:
+            out[k] = raw[k]
+    return out
+
+
+def _first_field_error(raw: Mapping, ent: _Entity, prefix: str):
+    """Raise the row's first bad or missing field in schema order (the slow path, taken on error)."""
     get = raw.get
-    for name, conv, req in items:
+    for name, conv, req in zip(ent.names, ent.native, ent.required):
         v = get(name)
         if v is not None:
             try:
@@ -472,17 +510,6 @@ def _norm_row(raw: Mapping, items, ent: _Entity, skip: frozenset, prefix: str) -
                 raise _FieldError(prefix + name, e.args[0]) from None
         if v is None and req:
             raise _FieldError(prefix + name, _MISSING)
-        out[name] = v
-    for a, b in ent.pairs:
-        va, vb = out[a], out[b]
-        if va is not None and vb is not None and va > vb:
-            raise _FieldError(prefix + a, f"{a} ({_show(va)}) exceeds {b} ({_show(vb)})")
-    extra = raw.keys() - ent.declared - skip
-    if extra:
-        for k in raw:
-            if k in extra:
-                out[k] = raw[k]
-    return out
 
 
 def _record_id(raw: Mapping) -> str | None:
@@ -494,7 +521,7 @@ def _validate_nested(raw: Mapping, comp: _Compiled, history: bool) -> dict:
     """Normalise one nested record or raise RecordError."""
     rid = _record_id(raw)
     try:
-        out = _norm_row(raw, comp.opp_items, comp.opp, comp.child_names, "")
+        out = _norm_row(raw, comp.opp, comp.child_names, "")
         if history and "outcome" in out and out["outcome"] is None:
             raise _FieldError("outcome", "required field is missing (history needs the outcome)")
         for child in comp.children:
@@ -504,13 +531,12 @@ def _validate_nested(raw: Mapping, comp: _Compiled, history: bool) -> dict:
                 continue
             if not isinstance(lst, (list, tuple)):
                 raise _FieldError(child.name, f"must be a list of objects, not {type(lst).__name__}")
-            items = comp.child_items[child.name]
             rows = []
             skip = frozenset()
             for i, row in enumerate(lst):
                 if not isinstance(row, Mapping):
                     raise _FieldError(f"{child.name}[{i}]", f"must be an object, not {type(row).__name__}")
-                rows.append(_norm_row(row, items, child, skip, f"{child.name}[{i}]."))
+                rows.append(_norm_row(row, child, skip, f"{child.name}[{i}]."))
             out[child.name] = rows
     except _FieldError as e:
         raise RecordError(rid, e.field, e.reason) from None
@@ -652,6 +678,7 @@ def _convert_column(values: list, native: Callable, text_conv: Callable, text: b
     errors: dict[int, str] = {}
     if text:
         table: dict = {}
+        all_text = True
         for u in set(values):
             if isinstance(u, str):
                 if u == "":
@@ -662,11 +689,15 @@ def _convert_column(values: list, native: Callable, text_conv: Callable, text: b
                 except _Bad as e:
                     table[u] = _Bad(e.args[0])
             else:  # a non-text cell in a text frame (e.g. NaN): checked as a typed value
+                all_text = False
                 try:
                     table[u] = None if u is None else native(u)
                 except _Bad as e:
                     table[u] = _Bad(e.args[0])
-        out = [table[v] if v == v else None for v in values]
+        if all_text:
+            out = list(map(table.__getitem__, values))
+        else:
+            out = [table[v] if v == v else None for v in values]
         if any(isinstance(x, _Bad) for x in table.values()):
             for i, x in enumerate(out):
                 if isinstance(x, _Bad):
@@ -743,17 +774,26 @@ def _convert_frame(df: pd.DataFrame, ent: _Entity, text: bool, exclude: frozense
 
 def _key_values(df: pd.DataFrame, name: str, native: Callable | None, text: bool) -> list:
     """Normalised key column (opportunity_id / as_of); an unconvertible value stays raw."""
+    memo: dict = {}
     out = []
+    append = out.append
     for v in _column_values(df, name):
-        if v is None or (text and v == "") or _is_null(v):
-            out.append(None)
+        if v is None or v is _NA or v is _NAT:
+            append(None)
             continue
-        if native is not None:
-            try:
-                v = native(v)
-            except _Bad:
-                pass
-        out.append(v)
+        r = memo.get(v, memo)
+        if r is memo:
+            if (text and v == "") or _is_null(v):
+                r = None
+            elif native is None:
+                r = v
+            else:
+                try:
+                    r = native(v)
+                except _Bad:
+                    r = v
+            memo[v] = r
+        append(r)
     return out
 
 

@@ -521,6 +521,7 @@ def _check_cond(cond, ctx: _Context, reads: set[str], fname: str, rid: str, dept
             raise RulePackError(f"{key} works over {', '.join(CHILD_LISTS)}, not {lst!r}", file=fname, rule=rid)
         reads.add(lst)
         _check_item(item, lst, ctx, reads, fname, rid)
+        _check_item_or(item, lst, fname, rid)
         return
     if key in EXIST_OPS:
         name, one = _one_key(val, fname, rid, key)
@@ -601,6 +602,37 @@ def _check_item(cond, lst, ctx: _Context, reads: set[str], fname, rid, depth: in
     f = _resolve_item_ref(key, lst, ctx, fname, rid)
     _check_value(f, val, fname, rid, f"{lst}[].{f.name}")
     reads.add(f"{lst}[].{f.name}")
+
+
+def _item_fields(cond) -> set[str]:
+    key, val = next(iter(cond.items()))
+    if key in LOGICAL_OPS:
+        return set().union(*(_item_fields(c) for c in val))
+    if key in EXIST_OPS or key in COMPARE_OPS or key == "$neq":
+        return {next(iter(val))}
+    return {key}
+
+
+def _check_item_or(cond, lst, fname, rid) -> None:
+    """Refuse ``$or`` over different item fields inside ``$iany``/``$iall``.
+
+    durable-rules 2.0.28 evaluates it wrongly: in ``{$or: [{$i.role: approver},
+    {$i.influence: high}]}`` the test on the last field decides when both are
+    present, so an approver with low influence does not match.  ``$or`` over
+    values of one field and ``$and`` are evaluated correctly; counts are
+    computed outside the engine and may use any ``$or``.
+    """
+    key, val = next(iter(cond.items()))
+    if key in LOGICAL_OPS:
+        if key == "$or":
+            names = _item_fields(cond)
+            if len(names) > 1:
+                raise RulePackError(
+                    f"$or over different item fields ({', '.join(sorted(names))}) inside {lst} is evaluated "
+                    "wrongly by durable-rules 2.0.28 (the last field decides); declare a count with this "
+                    "condition in pack.yaml and test the count instead", file=fname, rule=rid)
+        for c in val:
+            _check_item_or(c, lst, fname, rid)
 
 
 def _assign_layers(rules: list[Rule]) -> list[Rule]:

@@ -250,6 +250,16 @@ def _p_known(stage, k, kc, shift=0.0, early=0.03):
     return np.where(d >= 0, _sigmoid(lg), early)
 
 
+def _u8(rng, shape) -> np.ndarray:
+    """Uniform draws stored in one byte each: u = (value + 0.5) / 256."""
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _lt(u8: np.ndarray, p) -> np.ndarray:
+    """``u < p`` for byte-stored uniforms (see ``_u8``)."""
+    return u8 < (np.asarray(p) * 256.0 - 0.5)
+
+
 def _cat(rng, n, probs) -> np.ndarray:
     """Categorical codes 0..len(probs)-1, as int8."""
     cum = np.cumsum(probs) / np.sum(probs)
@@ -394,14 +404,14 @@ class _Deals:
             "close_date_pushes": rng.poisson(np.exp(-0.3 - 0.5 * c)),
         }
         self.full["site_visits_accompanied"] = rng.binomial(self.full["site_visits"], _sigmoid(1.6 + 0.8 * c))
-        self.count_u = {k: rng.random(n) for k in ("tech_presentations", "solution_discussants",
+        self.count_u = {k: rng.random(n, dtype=np.float32) for k in ("tech_presentations", "solution_discussants",
                                                   "site_visits", "one_on_one_meetings",
                                                   "group_events", "close_date_pushes")}
         self.count_u["site_visits_accompanied"] = self.count_u["site_visits"]
         self.price_people = 1 + rng.poisson(np.exp(-1.0 - 0.6 * c))
         for name in list(_CHECKLIST_STAGE) + list(_KNOWN_SHIFT):
             if name not in self.r:
-                self.r[name] = rng.random(n).astype(np.float32)
+                self.r[name] = _u8(rng, n)
 
         self._contacts(rng)
         self._competitors(rng)
@@ -412,7 +422,7 @@ class _Deals:
     def _contacts(self, rng):
         n, c = self.n, self.c
         m = rng.integers(3, 7, n)
-        deal = np.repeat(np.arange(n), m)
+        deal = np.repeat(np.arange(n, dtype=np.int32), m)
         j = _group_pos(m)
         M = len(deal)
         role = _cat(rng, M, (6, 10, 34, 16, 16, 18))
@@ -434,7 +444,7 @@ class _Deals:
         stance[is_coach] = np.maximum(stance[is_coach], 4)
         good_mind = np.isin(stance, (2, 4, 5))
         good_heart = np.isin(stance, (3, 4, 5))
-        u = rng.random((4, M))
+        u = rng.random((4, M), dtype=np.float32)
         mind = (u[0] < np.where(good_mind, 0.85, 0.2)).astype(np.int8)
         heart = (u[1] < np.where(good_heart, 0.85, 0.15)).astype(np.int8)
         accepts = (u[2] < np.where(stance >= 2, 0.85, 0.15)) | is_coach
@@ -446,17 +456,17 @@ class _Deals:
         self.ct = dict(deal=deal, appear=appear, role=role, stance=stance, is_coach=is_coach,
                        mind=mind, heart=heart, accepts=accepts, speaks=speaks,
                        influence=influence, ties=ties,
-                       title=(role.astype(np.int64) * 3 + rng.integers(0, 3, M)),
+                       title=(role * 3 + rng.integers(0, 3, M, dtype=np.int8)),
                        surname=rng.integers(0, len(_SURNAMES), M).astype(np.int8),
                        initial=rng.integers(0, 26, M).astype(np.int8),
-                       title_known=rng.random(M) >= 0.1)
-        self.ct["r"] = rng.random((9, M)).astype(np.float32)
+                       title_known=rng.random(M, dtype=np.float32) >= 0.1)
+        self.ct["r"] = _u8(rng, (9, M))
         self.ct["start"], self.ct["by_stage"] = self._visible_counts(deal, appear, m)
 
     def _competitors(self, rng):
         n = self.n
         m = _cat(rng, n, (12, 38, 32, 18)).astype(np.int64)
-        deal = np.repeat(np.arange(n), m)
+        deal = np.repeat(np.arange(n, dtype=np.int32), m)
         j = _group_pos(m)
         M = len(deal)
         appear = _group_cummax(np.where(j == 0, 0, _cat(rng, M, (50, 35, 15))), deal)
@@ -470,18 +480,18 @@ class _Deals:
         name = (first[deal] + j) % len(_RIVALS)
         self.cp = dict(deal=deal, appear=appear, incumbent=incumbent, strength=strength,
                        rel_known=rel_known, has_cp=has_cp, name=name,
-                       r=rng.random((4, M)).astype(np.float32))
+                       r=_u8(rng, (4, M)))
         self.cp["start"], self.cp["by_stage"] = self._visible_counts(deal, appear, m)
 
     def _partners(self, rng):
         n = self.n
         m = _cat(rng, n, (20, 55, 25)).astype(np.int64)
-        deal = np.repeat(np.arange(n), m)
+        deal = np.repeat(np.arange(n, dtype=np.int32), m)
         j = _group_pos(m)
         M = len(deal)
         appear = _group_cummax(np.where(j == 0, (rng.random(M) >= 0.6).astype(np.int8), 1 + _cat(rng, M, (60, 40))), deal)
         cd, td = self.c[deal], self.t[deal]
-        u = rng.random((5, M))
+        u = rng.random((5, M), dtype=np.float32)
         first = rng.integers(0, len(_INTEGRATORS), n)
         self.pt = dict(deal=deal, appear=appear,
                        influence=_cat(rng, M, (25, 45, 30)),
@@ -491,18 +501,18 @@ class _Deals:
                        attitude=_ordinal(0.7 * cd + rng.standard_normal(M), (-1.1, -0.1)),
                        approached=u[3] < _sigmoid(-1.2 + 1.0 * cd + 0.8 * td),
                        name=(first[deal] + j) % len(_INTEGRATORS),
-                       r=rng.random((6, M)).astype(np.float32))
+                       r=_u8(rng, (6, M)))
         self.pt["start"], self.pt["by_stage"] = self._visible_counts(deal, appear, m)
 
     def _visible_counts(self, deal, appear, m):
-        by = np.bincount(deal * 5 + appear.astype(np.int64), minlength=self.n * 5).reshape(self.n, 5)
-        return np.cumsum(m) - m, np.cumsum(by, axis=1)
+        by = np.bincount(deal.astype(np.int64) * 5 + appear, minlength=self.n * 5).reshape(self.n, 5)
+        return np.cumsum(m) - m, np.cumsum(by, axis=1).astype(np.int8)
 
 
 # --------------------------------------------------------------------- observation
 def _expand(child: dict, idx: np.ndarray, stage: np.ndarray):
     """Child rows visible in each snapshot: (snapshot row of each, global child row)."""
-    k = child["by_stage"][idx, stage]
+    k = child["by_stage"][idx, stage].astype(np.int64)
     parent = np.repeat(np.arange(len(idx)), k)
     g = np.repeat(child["start"][idx], k) + _group_pos(k)
     return parent, g
@@ -521,14 +531,14 @@ class _Observed:
         self.known: dict[str, np.ndarray] = {}
         self.value: dict[str, np.ndarray] = {}
         for name, k, *_ in _BOOL_ITEMS:
-            self.known[name] = D.r[name][idx] < _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0))
+            self.known[name] = _lt(D.r[name][idx], _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0)))
             self.value[name] = D.truth[name][idx]
         kn, val = self.known, self.value
         # dependent items: no criteria known -> nobody can say which way they lean
         kn["scoring_criteria_favor_us"] &= kn["scoring_criteria_known"] & val["scoring_criteria_known"]
         kn["customer_prefers_counterproposal"] &= kn["competitor_counterproposal"]
         kn["product_issue_plan"] &= kn["open_product_issues"] & val["open_product_issues"]
-        kn["decision_maker_signal"] = D.r["decision_maker_signal"][idx] < _p_known(stage, 1, kc)
+        kn["decision_maker_signal"] = _lt(D.r["decision_maker_signal"][idx], _p_known(stage, 1, kc))
         val["decision_maker_signal"] = D.dm_signal[idx]
         # counts grow with progress; S1 activity mostly happens early
         for name, speed, k in (("tech_presentations", 2.5, 0), ("solution_discussants", 2.5, 0),
@@ -537,16 +547,16 @@ class _Observed:
                                ("close_date_pushes", 1.0, 0)):
             p = np.minimum(progress * speed, 1.0)
             val[name] = np.floor(D.full[name][idx] * p + D.count_u[name][idx]).astype(np.int64)
-            kn[name] = D.r[name][idx] < _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0))
+            kn[name] = _lt(D.r[name][idx], _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0)))
         kn["site_visits_accompanied"] &= kn["site_visits"]
         val["people_knowing_final_price"] = D.price_people[idx]
-        kn["people_knowing_final_price"] = D.r["people_knowing_final_price"][idx] < _p_known(stage, 4, kc)
+        kn["people_knowing_final_price"] = _lt(D.r["people_knowing_final_price"][idx], _p_known(stage, 4, kc))
         if rng is not None:  # current-state counts, drawn per snapshot
             c = D.c[idx]
             val["open_obstacles"] = rng.poisson(np.exp(-0.7 - 0.4 * c))
-            kn["open_obstacles"] = D.r["open_obstacles"][idx] < _p_known(stage, 0, kc, _KNOWN_SHIFT["open_obstacles"])
+            kn["open_obstacles"] = _lt(D.r["open_obstacles"][idx], _p_known(stage, 0, kc, _KNOWN_SHIFT["open_obstacles"]))
             val["customer_visits_90d"] = rng.poisson(np.exp(1.0 + 0.4 * c))
-            kn["customer_visits_90d"] = D.r["customer_visits_90d"][idx] < _p_known(stage, 0, kc, _KNOWN_SHIFT["customer_visits_90d"])
+            kn["customer_visits_90d"] = _lt(D.r["customer_visits_90d"][idx], _p_known(stage, 0, kc, _KNOWN_SHIFT["customer_visits_90d"]))
 
         # contacts
         ct = D.ct
@@ -556,39 +566,39 @@ class _Observed:
         r = ct["r"][:, g]
         self.c_g = g
         self.c_known = {
-            "role": r[0] < _p_known(s, 0, kcr, 1.2),
-            "stance": r[1] < _p_known(s, 1, kcr, 0.0, early=0.3),
-            "mind_share": r[2] < _p_known(s, 1, kcr, -0.6, early=0.15),
-            "heart_share": r[3] < _p_known(s, 1, kcr, -0.6, early=0.15),
-            "speaks_for_us": r[4] < _p_known(s, 1, kcr, -0.2, early=0.1),
-            "influence": r[5] < _p_known(s, 0, kcr, 0.3, early=0.4),
-            "accepts_us": r[6] < _p_known(s, 1, kcr, -0.3, early=0.2),
+            "role": _lt(r[0], _p_known(s, 0, kcr, 1.2)),
+            "stance": _lt(r[1], _p_known(s, 1, kcr, 0.0, early=0.3)),
+            "mind_share": _lt(r[2], _p_known(s, 1, kcr, -0.6, early=0.15)),
+            "heart_share": _lt(r[3], _p_known(s, 1, kcr, -0.6, early=0.15)),
+            "speaks_for_us": _lt(r[4], _p_known(s, 1, kcr, -0.2, early=0.1)),
+            "influence": _lt(r[5], _p_known(s, 0, kcr, 0.3, early=0.4)),
+            "accepts_us": _lt(r[6], _p_known(s, 1, kcr, -0.3, early=0.2)),
         }
         coach = ct["is_coach"][g]
-        self.c_known["is_coach"] = np.where(coach, r[7] < _p_known(s, 1, kcr, 0.5, early=0.3),
-                                            r[7] < _p_known(s, 1, kcr, -0.8, early=0.1))
+        self.c_known["is_coach"] = np.where(coach, _lt(r[7], _p_known(s, 1, kcr, 0.5, early=0.3)),
+                                            _lt(r[7], _p_known(s, 1, kcr, -0.8, early=0.1)))
         ties = ct["ties"][g]
-        self.c_known["competitor_ties"] = np.where(ties, r[8] < _p_known(s, 1, kcr, -0.8, early=0.05),
-                                                   r[8] < _p_known(s, 1, kcr, -0.5, early=0.1))
+        self.c_known["competitor_ties"] = np.where(ties, _lt(r[8], _p_known(s, 1, kcr, -0.8, early=0.05)),
+                                                   _lt(r[8], _p_known(s, 1, kcr, -0.5, early=0.1)))
         # competitors
         cp = D.cp
         self.k_parent, g = _expand(cp, idx, stage)
         self.k_g = g
         s, kcr, r = stage[self.k_parent], kc[self.k_parent], cp["r"][:, g]
-        self.k_known = {"incumbent": r[0] < 0.9, "strength": r[1] < _p_known(s, 0, kcr, 0.0, early=0.5),
-                        "relationship_points_known": r[2] < _p_known(s, 1, kcr, 0.0, early=0.1),
-                        "has_counterproposal": r[3] < _p_known(s, 3, kcr, 0.0, early=0.05)}
+        self.k_known = {"incumbent": _lt(r[0], 0.9), "strength": _lt(r[1], _p_known(s, 0, kcr, 0.0, early=0.5)),
+                        "relationship_points_known": _lt(r[2], _p_known(s, 1, kcr, 0.0, early=0.1)),
+                        "has_counterproposal": _lt(r[3], _p_known(s, 3, kcr, 0.0, early=0.05))}
         # partners
         pt = D.pt
         self.p_parent, g = _expand(pt, idx, stage)
         self.p_g = g
         s, kcr, r = stage[self.p_parent], kc[self.p_parent], pt["r"][:, g]
-        self.p_known = {"influence_on_decision": r[0] < _p_known(s, 2, kcr, 0.3, early=0.4),
-                        "competitor_ties_known": r[1] < _p_known(s, 2, kcr, 0.5, early=0.1),
-                        "has_informant": r[2] < _p_known(s, 2, kcr, 0.0, early=0.1),
-                        "plan_aligned": r[3] < _p_known(s, 2, kcr, 0.0, early=0.1),
-                        "customer_attitude": r[4] < _p_known(s, 2, kcr, 0.3, early=0.25),
-                        "approached_us": r[5] < _p_known(s, 0, kcr, 1.0)}
+        self.p_known = {"influence_on_decision": _lt(r[0], _p_known(s, 2, kcr, 0.3, early=0.4)),
+                        "competitor_ties_known": _lt(r[1], _p_known(s, 2, kcr, 0.5, early=0.1)),
+                        "has_informant": _lt(r[2], _p_known(s, 2, kcr, 0.0, early=0.1)),
+                        "plan_aligned": _lt(r[3], _p_known(s, 2, kcr, 0.0, early=0.1)),
+                        "customer_attitude": _lt(r[4], _p_known(s, 2, kcr, 0.3, early=0.25)),
+                        "approached_us": _lt(r[5], _p_known(s, 0, kcr, 1.0))}
 
     # ------------------------------------------------------------- outcome terms
     def win_logit(self) -> tuple[np.ndarray, np.ndarray]:
@@ -906,7 +916,7 @@ def write_jsonl(records: Iterable[dict], path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False, separators=(", ", ": ")))
+            fh.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
             fh.write("\n")
 
 

@@ -148,3 +148,19 @@ def test_fingerprint_changes_with_any_edit(make_pack):
     c = load_pack(make_pack(rules=[rule(points=5)]))
     assert a.fingerprint != b.fingerprint
     assert a.fingerprint == c.fingerprint
+
+
+def test_or_over_different_item_fields_is_refused(make_pack):
+    """durable-rules 2.0.28 evaluates it wrongly (the last field decides); counts are the way."""
+    _fails(make_pack, r"\$or over different item fields \(\$i.is_coach, \$i.role\)", rules=[rule(
+        when={"$iany": {"contacts": {"$or": [{"$i.role": "approver"}, {"$i.is_coach": True}]}}})])
+
+
+def test_or_over_one_item_field_is_allowed(make_pack):
+    load_pack(make_pack(rules=[rule(
+        when={"$iany": {"contacts": {"$or": [{"$i.role": "approver"}, {"$i.role": "decision_maker"}]}}})]))
+
+
+def test_count_may_use_or_over_different_item_fields(make_pack):
+    load_pack(make_pack(counts={"key": {"list": "contacts", "where": {
+        "$or": [{"$i.role": "approver"}, {"$i.is_coach": True}]}}}))

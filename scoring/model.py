@@ -1,0 +1,265 @@
+"""The trained win-probability model: probabilities, reasons and the coefficient table.
+
+A :class:`Model` wraps the fitted pipeline ::
+
+    Pipeline([("evidence", EvidenceTransformer(pack)), ("model", LogisticRegression())])
+
+and the rule pack it was trained with.  Everything it explains is plain data.
+
+The logit of a deal is ``intercept + sum(coefficient_j * evidence_j)``; a
+feature's **contribution** is ``coefficient_j * evidence_j`` (log-odds), so the
+contributions plus the intercept sum to the logit, exactly up to float
+rounding.  Evidence is 0/1, so a contribution is either 0 or the coefficient.
+
+Learned points
+--------------
+To set the learned coefficients beside the expert points of the pack, a
+coefficient is rescaled to points with the scorecard convention "20 points
+double the odds" (points to double the odds, PDO = 20)::
+
+    learned_points = coefficient * 20 / ln 2       (see :func:`coef_to_points`)
+
+so +20 learned points means the evidence doubles the odds of winning and -20
+halves them.  Expert points (0..100 scale of the rule score) and learned points
+are on different scales by construction; compare their signs and order.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from .engine import Engine, Evaluation
+from .features import EvidenceTransformer, as_record_list, feature_layout
+from .rulepack import RulePack
+
+#: points to double the odds
+PDO = 20.0
+
+_STAGE_NAMES = {
+    "en": {"technical_promotion": "technical promotion", "relationship": "relationship",
+           "partner": "partner", "solution": "solution", "bidding": "bidding"},
+    "zh": {"technical_promotion": "技术推广", "relationship": "关系切入发展", "partner": "合作伙伴发展确定",
+           "solution": "方案确定", "bidding": "投标和商务谈判"},
+}
+_UNKNOWN = {"en": "Unknown: {}", "zh": "未知：{}"}
+_STAGE = {"en": "Stage: {}", "zh": "阶段：{}"}
+_INTERCEPT = {"en": "Baseline (intercept)", "zh": "基线（截距）"}
+
+
+def coef_to_points(coef, pdo: float = PDO):
+    """Log-odds coefficient -> learned points: ``coef * pdo / ln 2``.
+
+    >>> round(coef_to_points(math.log(2)), 6)
+    20.0
+    """
+    return np.asarray(coef, dtype=float) * (pdo / math.log(2)) if np.ndim(coef) else float(coef) * pdo / math.log(2)
+
+
+def sigmoid(z):
+    """The logistic function, ``1 / (1 + exp(-z))``, stable for large ``|z|``."""
+    z = np.asarray(z, dtype=float)
+    return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+
+
+class Model:
+    """A fitted evidence + logistic-regression pipeline and its rule pack.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        Fitted ``[("evidence", EvidenceTransformer), ("model", LogisticRegression)]``.
+    manifest : dict, optional
+        The artifact's manifest (see :mod:`scoring.artifact`) when loaded from one.
+    path : Path, optional
+        The artifact folder it was loaded from.
+
+    Records passed to its methods are validated records
+    (:func:`scoring.records.validate_record`), as a list or a one-column
+    ``record`` DataFrame.
+    """
+
+    def __init__(self, pipeline: Pipeline, manifest: Mapping[str, Any] | None = None, path=None):
+        self.pipeline = pipeline
+        self.manifest = dict(manifest or {})
+        self.path = path
+        check_is_fitted(self.evidence, "pack_")
+        check_is_fitted(self.lr, "coef_")
+
+    # ----------------------------------------------------------------- parts
+    @property
+    def evidence(self) -> EvidenceTransformer:
+        return self.pipeline.named_steps["evidence"]
+
+    @property
+    def lr(self):
+        return self.pipeline.named_steps["model"]
+
+    @property
+    def pack(self) -> RulePack:
+        return self.evidence.pack_
+
+    @property
+    def engine(self) -> Engine:
+        return self.evidence.engine_
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(n) for n in self.evidence.get_feature_names_out()]
+
+    @property
+    def coef(self) -> np.ndarray:
+        return np.asarray(self.lr.coef_[0], dtype=float)
+
+    @property
+    def intercept(self) -> float:
+        return float(self.lr.intercept_[0])
+
+    @property
+    def model_version(self) -> str:
+        return str(self.manifest.get("model_id") or f"unsaved ({self.pack.version_tag})")
+
+    # ----------------------------------------------------------------- scoring
+    def evidence_matrix(self, records) -> np.ndarray:
+        return self.evidence.transform(records)
+
+    def _logit_of(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef + self.intercept
+
+    def logit(self, records) -> np.ndarray:
+        """Log-odds of winning, one per record."""
+        return self._logit_of(self.evidence_matrix(records))
+
+    def predict_proba(self, records) -> np.ndarray:
+        """Probability that each deal is eventually won (1-D, one per record).
+
+        Equal to ``pipeline.predict_proba(records)[:, 1]``.
+        """
+        return sigmoid(self.logit(records))
+
+    def contributions(self, records) -> pd.DataFrame:
+        """Per record and feature, ``coefficient * evidence`` in log-odds.
+
+        Rows sum, with :attr:`intercept`, to :meth:`logit`.
+        """
+        recs = as_record_list(records)
+        X = self.evidence.transform(recs)
+        return pd.DataFrame(X * self.coef, columns=self.feature_names,
+                            index=pd.Index([r.get("id") for r in recs], name="id"))
+
+    # ----------------------------------------------------------------- reasons
+    def feature_title(self, feature: str, lang: str = "en") -> str:
+        """The words for an evidence column: the rule's title, ``Unknown: <title>`` or ``Stage: <name>``."""
+        lang = lang if lang in _UNKNOWN else "en"
+        for name, kind, ref in feature_layout(self.pack):
+            if name != feature:
+                continue
+            if kind == "stage":
+                return _STAGE[lang].format(_STAGE_NAMES[lang].get(ref, ref))
+            title = self.pack.rule(ref).text("title", lang)
+            return _UNKNOWN[lang].format(title) if kind == "unknown" else title
+        raise KeyError(feature)
+
+    def _reason_rows(self, x: np.ndarray, lang: str) -> list[dict]:
+        contrib = x * self.coef
+        rows = []
+        layout = feature_layout(self.pack)
+        for j in np.flatnonzero(x):
+            name, kind, ref = layout[j]
+            rows.append({"feature": name, "rule": ref if kind != "stage" else None, "evidence": kind,
+                         "title": self.feature_title(name, lang), "contribution": float(contrib[j])})
+        return rows
+
+    @staticmethod
+    def _top(rows: list[dict], top: int) -> tuple[list[dict], list[dict]]:
+        pos = sorted((r for r in rows if r["contribution"] > 0), key=lambda r: (-r["contribution"], r["feature"]))
+        neg = sorted((r for r in rows if r["contribution"] < 0), key=lambda r: (r["contribution"], r["feature"]))
+        return pos[:top], neg[:top]
+
+    def reasons(self, records, top: int = 3, lang: str = "en") -> list[dict]:
+        """Per record, the evidence that moved its log-odds most, up and down.
+
+        Returns one dict per record: ``id``, ``as_of``, ``win_probability``,
+        ``logit``, ``intercept``, ``positive`` and ``negative`` (each at most
+        ``top`` of ``{feature, rule, evidence, title, contribution}``, largest
+        ``|contribution|`` first).
+        """
+        recs = as_record_list(records)
+        X = self.evidence.transform(recs)
+        z = self._logit_of(X)
+        out = []
+        for rec, x, zi in zip(recs, X, z):
+            pos, neg = self._top(self._reason_rows(x, lang), top)
+            out.append({"id": rec.get("id"), "as_of": rec.get("as_of"), "win_probability": float(sigmoid(zi)),
+                        "logit": float(zi), "intercept": self.intercept, "positive": pos, "negative": neg})
+        return out
+
+    def explain_evaluation(self, ev: Evaluation, lang: str = "en", top: int = 3) -> dict:
+        """The model's part of an explanation (see :func:`scoring.explain.explain_record`).
+
+        Keys: ``win_probability``, ``model_version``, ``model_reasons`` (the
+        ``top`` positive then the ``top`` negative contributions, each
+        ``{feature, rule, evidence, title, contribution}``), ``logit`` and
+        ``intercept``.
+        """
+        x = self.evidence.transform_evaluations([ev])[0]
+        z = float(x @ self.coef + self.intercept)
+        pos, neg = self._top(self._reason_rows(x, lang), top)
+        return {"win_probability": float(sigmoid(z)), "model_version": self.model_version,
+                "model_reasons": pos + neg, "logit": z, "intercept": self.intercept}
+
+    # ----------------------------------------------------------------- tables
+    def coefficient_table(self, lang: str = "en") -> pd.DataFrame:
+        """Learned coefficients beside the pack's expert points.
+
+        Columns: ``feature``, ``rule`` (rule id, or None), ``kind`` (the rule's
+        kind, ``stage`` or ``intercept``), ``evidence`` (``met``, ``unknown``,
+        ``stage`` or ``intercept``), ``title``, ``expert_points`` (the rule's
+        points for a ``met`` column; 0 for an ``unknown`` column: unknown earns
+        nothing in the rule score; NaN for stage and intercept),
+        ``coefficient`` (log-odds) and ``learned_points``
+        (``coefficient * 20 / ln 2``, see the module docstring).  The first row
+        is the intercept.
+        """
+        rows = [{"feature": "(intercept)", "rule": None, "kind": "intercept", "evidence": "intercept",
+                 "title": _INTERCEPT.get(lang, _INTERCEPT["en"]), "expert_points": float("nan"),
+                 "coefficient": self.intercept, "learned_points": coef_to_points(self.intercept)}]
+        for (name, kind, ref), c in zip(feature_layout(self.pack), self.coef):
+            if kind == "stage":
+                rk, pts, rid = "stage", float("nan"), None
+            else:
+                r = self.pack.rule(ref)
+                rk, rid = r.kind, r.id
+                pts = float(r.points) if kind == "met" else 0.0
+            rows.append({"feature": name, "rule": rid, "kind": rk, "evidence": kind,
+                         "title": self.feature_title(name, lang), "expert_points": pts,
+                         "coefficient": float(c), "learned_points": coef_to_points(float(c))})
+        return pd.DataFrame(rows)
+
+    # ----------------------------------------------------------------- staleness
+    def staleness_notes(self, rules_dir=None) -> list[str]:
+        """Notes for the user when ``rules/default`` (or ``rules_dir``) is not
+        the pack this model was trained with: the model keeps scoring with its
+        own pack, and a retrain is needed to use the edit."""
+        from . import paths
+        from .rulepack import RulePack as _RP
+
+        d = paths.default_rules() if rules_dir is None else rules_dir
+        from pathlib import Path
+
+        d = Path(d)
+        if not d.is_dir():
+            return []
+        files = {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
+                 if p.is_file() and "__pycache__" not in p.parts}
+        fp = _RP(name="", version="", description="", path=str(d), fields={}, counts={}, computed={},
+                 rules=(), files=files).fingerprint
+        if fp == self.pack.fingerprint:
+            return []
+        return [f"{d} has changed since model {self.model_version} was trained (its pack: {self.pack.version_tag}, "
+                f"{d}: fingerprint {fp[:12]}): scores use the model's own pack; retrain (scoring train) "
+                f"and promote the new model to use the edit"]

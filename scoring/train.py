@@ -1,0 +1,407 @@
+"""Training the win-probability model on closed deals (history).
+
+Steps, each with counts in the result
+-------------------------------------
+1. **Drops** (:func:`prepare_history`).  A snapshot is dropped, and counted
+   under the first reason that applies, when it has no ``outcome``, no
+   ``closed_at`` or no ``as_of``, when it was taken on or after its deal's
+   close (``as_of >= closed_at``: it could see the outcome, i.e. leakage), or
+   when its outcome is ``no_decision`` and ``no_decision_as="drop"``.
+2. **Labels**: ``won`` = 1, ``lost`` = 0, ``no_decision`` = 0 (an abandoned
+   deal is not won) unless dropped.
+3. **Refusal**: fewer than ``min_per_class`` distinct won or lost deals after
+   the drops raises :class:`~scoring.errors.ModelError` with the counts.
+4. **Split by deal and by time** (:func:`split_deals`): deals are ordered by
+   ``closed_at`` (then id); the newest ``test_fraction`` of them form the test
+   set.  Every snapshot of a deal is on its deal's side, so no id is on both
+   sides, and ``max(closed_at of train deals) <= min(closed_at of test deals)``
+   (equal only for deals closed on the same day).
+5. **Weights**: each deal weighs the same however many snapshots it has:
+   ``sample_weight = 1 / n_snapshots`` of its deal (after the drops).  Fitting
+   and every metric use these weights.
+6. **C**: unless given, chosen among :data:`C_GRID` by 5-fold ``GroupKFold``
+   (by deal id, shuffled with ``seed``) on the training part only, by weighted
+   log loss.  Evidence is computed once; CV refits only the regression.
+7. **Metrics** on the test set (weighted by deal): ROC AUC, log loss, Brier
+   score, expected calibration error over 10 **equal-width** bins of the
+   predicted probability, and a reliability table; beside two baselines, the
+   training win rate as a constant and the rule score alone mapped to a
+   probability by a 1-D logistic regression (Platt scaling) fitted on the
+   training snapshots.
+
+Deterministic: records are put in ``(id, as_of)`` order first, the solver
+(lbfgs) and the folds are deterministic, so the same data and seed give
+identical coefficients whatever the input order.
+
+Stage interactions (evidence x stage) were measured on the synthetic history
+and did not lower the test log loss, so the model has none (see the report in
+the project notes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from .engine import Evaluation
+from .errors import ModelError
+from .features import EvidenceTransformer
+from .model import Model
+from .rulepack import RulePack, load_pack
+from .rulescore import score_evaluation
+
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+CV_FOLDS = 5
+N_BINS = 10
+DROP_REASONS = ("no_outcome", "no_closed_at", "no_as_of", "after_close", "no_decision")
+LABELS = {"won": 1, "lost": 0}
+
+
+# --------------------------------------------------------------------------- data preparation
+@dataclass
+class History:
+    """Training rows after the drops, in ``(id, as_of)`` order."""
+
+    records: list[dict]
+    y: np.ndarray                 # 1 won, 0 lost (or no decision)
+    deal: np.ndarray              # deal id per row (object)
+    weight: np.ndarray            # 1 / snapshots of the deal
+    closed_at: dict[str, str]     # deal id -> closed_at (the latest given)
+    drops: dict[str, int]
+    n_input: int
+    fingerprint: str              # sha256 of the canonical input history (before drops)
+
+
+def _pack(rules) -> RulePack:
+    return rules if isinstance(rules, RulePack) else load_pack(Path(rules))
+
+
+def canonical_fingerprint(records: Sequence[Mapping]) -> str:
+    """sha256 of the history in canonical form: records in ``(id, as_of)``
+    order, each as JSON with sorted keys and no spaces."""
+    h = hashlib.sha256()
+    for rec in sorted(records, key=lambda r: (str(r.get("id")), str(r.get("as_of") or ""))):
+        h.update(json.dumps(rec, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_as: str = "lost") -> History:
+    """Validate, drop (with counts), label and weight history records.
+
+    Records are validated against the pack's schema (a bad record raises
+    :class:`~scoring.errors.RecordError` naming it); a missing outcome is a
+    counted drop here, not an error.
+    """
+    from .records import validate_record
+
+    if no_decision_as not in ("lost", "drop"):
+        raise ValueError(f"no_decision_as must be 'lost' or 'drop', not {no_decision_as!r}")
+    valid = [validate_record(r, pack.schema) for r in records]
+    valid.sort(key=lambda r: (r["id"], r.get("as_of") or ""))
+    fp = canonical_fingerprint(valid)
+    seen: set = set()
+    for r in valid:
+        key = (r["id"], r.get("as_of"))
+        if key in seen:
+            raise ModelError(f"record {r['id']}: duplicate (id, as_of) = ({r['id']}, {r.get('as_of')}) in the history")
+        seen.add(key)
+
+    drops = dict.fromkeys(DROP_REASONS, 0)
+    kept: list[dict] = []
+    for r in valid:
+        outcome, closed, as_of = r.get("outcome"), r.get("closed_at"), r.get("as_of")
+        if outcome is None:
+            drops["no_outcome"] += 1
+        elif closed is None:
+            drops["no_closed_at"] += 1
+        elif as_of is None:
+            drops["no_as_of"] += 1
+        elif as_of >= closed:
+            drops["after_close"] += 1
+        elif outcome == "no_decision" and no_decision_as == "drop":
+            drops["no_decision"] += 1
+        else:
+            kept.append(r)
+
+    outcome_of: dict[str, str] = {}
+    closed_of: dict[str, str] = {}
+    n_snap: dict[str, int] = {}
+    for r in kept:
+        d = r["id"]
+        o = r["outcome"]
+        if outcome_of.setdefault(d, o) != o:
+            raise ModelError(f"record {d}: its snapshots disagree on the outcome ({outcome_of[d]} vs {o}); "
+                             "fix the history so that each deal has one outcome")
+        closed_of[d] = max(closed_of.get(d, r["closed_at"]), r["closed_at"])
+        n_snap[d] = n_snap.get(d, 0) + 1
+    y = np.array([LABELS.get(r["outcome"], 0) for r in kept], dtype=np.int64)
+    deal = np.array([r["id"] for r in kept], dtype=object)
+    weight = np.array([1.0 / n_snap[r["id"]] for r in kept], dtype=np.float64)
+    return History(kept, y, deal, weight, closed_of, drops, len(valid), fp)
+
+
+def deal_counts(h: History, ids=None) -> dict[str, int]:
+    """Snapshots, deals, and won / lost (incl. no decision) deals among ``ids`` (default all)."""
+    mask = np.ones(len(h.deal), bool) if ids is None else np.isin(h.deal, list(ids))
+    deals = {}
+    for d, yy in zip(h.deal[mask], h.y[mask]):
+        deals[d] = yy
+    won = int(sum(v == 1 for v in deals.values()))
+    return {"snapshots": int(mask.sum()), "deals": len(deals), "won": won, "lost": len(deals) - won}
+
+
+def check_enough(h: History, min_per_class: int) -> None:
+    """Refuse a history with fewer than ``min_per_class`` won or lost distinct deals."""
+    c = deal_counts(h)
+    if c["won"] < min_per_class or c["lost"] < min_per_class:
+        dropped = sum(h.drops.values())
+        raise ModelError(
+            f"too little history to train: found {c['won']} won and {c['lost']} lost distinct deals "
+            f"({c['snapshots']} snapshots kept of {h.n_input}; {dropped} dropped: "
+            + ", ".join(f"{k} {v}" for k, v in h.drops.items() if v)
+            + f"); need at least {min_per_class} of each. Add closed deals or lower min_per_class.")
+
+
+def split_deals(closed_at: Mapping[str, str], test_fraction: float) -> tuple[list[str], list[str]]:
+    """Split deal ids by time: the newest ``test_fraction`` (by ``closed_at``, then id) are the test set.
+
+    Returns ``(train_ids, test_ids)``, each sorted by ``(closed_at, id)``; then
+    ``closed_at[t] <= closed_at[s]`` for every train deal ``t`` and test deal ``s``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), not {test_fraction}")
+    order = sorted(closed_at, key=lambda d: (closed_at[d], d))
+    n_test = min(len(order) - 1, max(1, int(round(test_fraction * len(order)))))
+    return order[: len(order) - n_test], order[len(order) - n_test:]
+
+
+# --------------------------------------------------------------------------- metrics
+def reliability_table(y, p, w, n_bins: int = N_BINS) -> list[dict]:
+    """Equal-width bins of the predicted probability: per bin its range, mean
+    predicted, observed win rate (both weighted), snapshots (``count``) and
+    summed weight (``weight``, in deals).  Empty bins are listed with None."""
+    y, p, w = (np.asarray(a, dtype=float) for a in (y, p, w))
+    idx = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        m = idx == b
+        W = float(w[m].sum())
+        rows.append({"bin": b, "lower": b / n_bins, "upper": (b + 1) / n_bins,
+                     "mean_predicted": float(np.average(p[m], weights=w[m])) if W > 0 else None,
+                     "observed_rate": float(np.average(y[m], weights=w[m])) if W > 0 else None,
+                     "count": int(m.sum()), "weight": round(W, 6)})
+    return rows
+
+
+def expected_calibration_error(y, p, w, n_bins: int = N_BINS) -> float:
+    """Weighted ECE over equal-width bins: ``sum_b W_b / W * |mean_predicted_b - observed_b|``."""
+    w = np.asarray(w, dtype=float)
+    total = w.sum()
+    return float(sum(r["weight"] / total * abs(r["mean_predicted"] - r["observed_rate"])
+                     for r in reliability_table(y, p, w, n_bins) if r["weight"] > 0))
+
+
+def probability_metrics(y, p, w, n_bins: int = N_BINS) -> dict[str, Any]:
+    """ROC AUC, log loss, Brier score and ECE, each weighted by ``w``."""
+    y = np.asarray(y)
+    p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
+    auc = float(roc_auc_score(y, p, sample_weight=w)) if len(np.unique(y)) == 2 else None
+    return {"roc_auc": auc,
+            "log_loss": float(log_loss(y, p, sample_weight=w, labels=[0, 1])),
+            "brier": float(brier_score_loss(y, p, sample_weight=w)),
+            "ece": expected_calibration_error(y, p, w, n_bins)}
+
+
+def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
+    """The rule score (0..100) of each row of status codes (0 missing, 1 met, 2 unknown)."""
+    names = ("missing", "met", "unknown")
+    ids = [r.id for r in pack.rules]
+    out = np.empty(len(stages), dtype=float)
+    for i, (row, stage) in enumerate(zip(status, stages)):
+        ev = Evaluation(record_id="", stage=stage, as_of=None, status={r: names[c] for r, c in zip(ids, row)},
+                        matched=[], derived={})
+        out[i] = score_evaluation(pack, ev).score
+    return out
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the model, and everything needed to judge and reproduce it."""
+
+    model: Model
+    pack: RulePack
+    metrics: dict[str, Any]           # {"model", "base_rate", "rule_score"} -> metrics; "reliability"; "weighting"
+    counts: dict[str, Any]            # input / drops / train / test counts
+    params: dict[str, Any]            # seed, test_fraction, no_decision_as, min_per_class, C, C_grid, cv
+    cv: list[dict]                    # [{C, log_loss}] on the training part (empty when C was given)
+    train_ids: list[str]
+    test_ids: list[str]
+    data_fingerprint: str
+    rule_score_platt: dict[str, float]  # the baseline's slope and intercept (on score / 100)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.model.pipeline
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.model.feature_names
+
+
+def _lr(C: float, seed: int) -> LogisticRegression:
+    return LogisticRegression(C=C, solver="lbfgs", max_iter=5000, tol=1e-8, random_state=seed)
+
+
+def choose_C(X, y, w, groups, *, seed: int = 0, grid=C_GRID, folds: int = CV_FOLDS) -> tuple[float, list[dict]]:
+    """``C`` of the lowest weighted log loss in grouped K-fold CV (groups = deal ids)."""
+    n_groups = len(set(groups))
+    k = min(folds, n_groups)
+    cv = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    splits = list(cv.split(X, y, groups))
+    table = []
+    for C in grid:
+        losses, weights = [], []
+        for tr, va in splits:
+            if len(np.unique(y[tr])) < 2:
+                continue
+            m = _lr(C, seed).fit(X[tr], y[tr], sample_weight=w[tr])
+            p = m.predict_proba(X[va])[:, 1]
+            losses.append(log_loss(y[va], p, sample_weight=w[va], labels=[0, 1]))
+            weights.append(w[va].sum())
+        table.append({"C": C, "log_loss": float(np.average(losses, weights=weights))})
+    best = min(table, key=lambda r: (round(r["log_loss"], 12), r["C"]))
+    return best["C"], table
+
+
+def train(history_records, *, rules="rules/default", seed: int = 0, test_fraction: float = 0.2,
+          no_decision_as: str = "lost", min_per_class: int = 40, C: float | None = None,
+          applicable_only: bool = False) -> TrainResult:
+    """Train the evidence + logistic-regression model on closed deals.
+
+    Parameters
+    ----------
+    history_records : sequence of dict, or a path
+        History records (contract form, with ``outcome`` and ``closed_at``);
+        a path is read with :func:`scoring.records.read_records` (its rejects
+        are counted under ``counts["input"]["rejected"]``).
+    rules : path or RulePack
+        The rule pack whose evidence the model learns from.
+    seed : int
+        Seeds the CV folds (and the solver, which does not use it).
+    test_fraction : float
+        Share of distinct deals, the newest by ``closed_at``, held out for the metrics.
+    no_decision_as : "lost" or "drop"
+    min_per_class : int
+        Minimum distinct won and lost deals after the drops.
+    C : float, optional
+        Inverse regularisation strength; None chooses it by grouped CV on the training part.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ModelError
+        Too little data (with the counts), or a split with one class only.
+    """
+    t0 = time.perf_counter()
+    pack = _pack(rules)
+    rejected = 0
+    if isinstance(history_records, (str, Path)):
+        from .records import read_records
+
+        rr = read_records(history_records, pack.schema, history=True)
+        rejected = len(rr.rejects)
+        history_records = rr.records
+    h = prepare_history(history_records, pack, no_decision_as=no_decision_as)
+    check_enough(h, min_per_class)
+    train_ids, test_ids = split_deals(h.closed_at, test_fraction)
+    in_test = np.isin(h.deal, test_ids)
+    tr, te = np.flatnonzero(~in_test), np.flatnonzero(in_test)
+    if set(h.deal[tr]) & set(h.deal[te]):  # by construction; a cheap guard that never trips silently
+        raise ModelError("internal error: a deal is on both sides of the split")
+    for side, idx in (("training", tr), ("test", te)):
+        if len(np.unique(h.y[idx])) < 2:
+            raise ModelError(f"the {side} part holds only {'won' if h.y[idx][0] else 'lost'} deals; "
+                             "add history or change test_fraction")
+    t1 = time.perf_counter()
+
+    evidence = EvidenceTransformer(pack, applicable_only=applicable_only).fit(h.records)
+    status, stages = evidence.statuses(h.records)
+    X = evidence.transform_statuses(status, stages)
+    scores = rule_scores(pack, status, stages) / 100.0
+    t2 = time.perf_counter()
+
+    y, w = h.y, h.weight
+    cv_table: list[dict] = []
+    # one BLAS thread: the fits are small, and oversubscribed threads made them ~6x slower
+    with threadpool_limits(1):
+        if C is None:
+            C, cv_table = choose_C(X[tr], y[tr], w[tr], h.deal[tr], seed=seed)
+        lr = _lr(float(C), seed).fit(X[tr], y[tr], sample_weight=w[tr])
+    pipeline = Pipeline([("evidence", evidence), ("model", lr)])
+    model = Model(pipeline)
+    t3 = time.perf_counter()
+
+    p_model = lr.predict_proba(X[te])[:, 1]
+    base = float(np.average(y[tr], weights=w[tr]))
+    platt = LogisticRegression(C=1e6, solver="lbfgs", max_iter=5000, tol=1e-10).fit(
+        scores[tr].reshape(-1, 1), y[tr], sample_weight=w[tr])
+    p_rule = platt.predict_proba(scores[te].reshape(-1, 1))[:, 1]
+    metrics = {
+        "model": probability_metrics(y[te], p_model, w[te]),
+        "base_rate": {**probability_metrics(y[te], np.full(len(te), base), w[te]), "p": base},
+        "rule_score": probability_metrics(y[te], p_rule, w[te]),
+        "reliability": {"model": reliability_table(y[te], p_model, w[te]),
+                        "rule_score": reliability_table(y[te], p_rule, w[te])},
+        "weighting": "each deal weighs 1 (a snapshot weighs 1 / its deal's snapshots)",
+        "calibration_bins": f"{N_BINS} equal-width bins of the predicted probability",
+    }
+    counts = {
+        "input": {"snapshots": h.n_input + rejected, "rejected": rejected,
+                  "deals": len({r["id"] for r in history_records})},
+        "drops": dict(h.drops),
+        "kept": deal_counts(h),
+        "train": deal_counts(h, train_ids),
+        "test": deal_counts(h, test_ids),
+        "train_closed": [h.closed_at[train_ids[0]], h.closed_at[train_ids[-1]]],
+        "test_closed": [h.closed_at[test_ids[0]], h.closed_at[test_ids[-1]]],
+    }
+    params = {"seed": seed, "test_fraction": test_fraction, "no_decision_as": no_decision_as,
+              "min_per_class": min_per_class, "C": float(C), "C_grid": list(C_GRID) if cv_table else None,
+              "cv": f"{CV_FOLDS}-fold GroupKFold by deal id on the training part" if cv_table else None,
+              "applicable_only": applicable_only}
+    t4 = time.perf_counter()
+    return TrainResult(
+        model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=cv_table,
+        train_ids=list(train_ids), test_ids=list(test_ids), data_fingerprint=h.fingerprint,
+        rule_score_platt={"slope": float(platt.coef_[0][0]), "intercept": float(platt.intercept_[0])},
+        timings={"prepare": t1 - t0, "evidence": t2 - t1, "fit": t3 - t2, "metrics": t4 - t3, "total": t4 - t0},
+    )
+
+
+def score_log_loss(model: Model, h: History, deal_ids) -> tuple[float, int]:
+    """Weighted log loss of ``model`` on the snapshots of ``deal_ids`` in ``h``
+    (each deal weighs 1); returns ``(log_loss, n_deals)``."""
+    m = np.isin(h.deal, list(deal_ids))
+    if not m.any():
+        raise ModelError("none of the held-out deals is in the history given")
+    recs = [r for r, keep in zip(h.records, m) if keep]
+    p = model.predict_proba(recs)
+    y = h.y[m]
+    return float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), sample_weight=h.weight[m], labels=[0, 1])), len(set(h.deal[m]))
