@@ -29,12 +29,18 @@ flags and triggers alike: a trigger is evidence too):
 then one indicator per stage, ``stage=<name>``, for every stage but the first
 (``technical_promotion`` is the reference: its effect is in the intercept).
 
-A rule counts whatever the deal's stage (``applicable_only=False``, the
-default): an early deal that already meets a later-stage item is evidence.
-With ``applicable_only=True`` a rule that does not apply at the deal's stage
-(see :meth:`scoring.rulepack.Rule.applies_at`) gives 0 in both its columns,
-as in the rule score.  Measured on the synthetic history (see
-``scoring/train.py``), the default is no worse, so it stays.
+A rule counts only where it applies (``applicable_only=True``, the default):
+for a rule that does not apply at the deal's stage (see
+:meth:`scoring.rulepack.Rule.applies_at`: a checklist item from its own stage
+on, a red flag or trigger in the stages it lists) both its columns are 0, as
+in the rule score, so a model reason never cites a bidding item for an early
+deal.  Measured on the synthetic history (1,500 deals, two seeds, newest 20%
+held out) it is also slightly better than counting every rule at every stage
+(test log loss 0.4685 vs 0.4694 and 0.5048 vs 0.5082).
+
+No stage interactions: evidence x stage columns (all stages: 372 columns;
+solution/bidding only: 183) lowered the test log loss by 0.0001 to 0.003 on
+the same data, within noise, for two to three times the columns to read.
 """
 from __future__ import annotations
 
@@ -124,7 +130,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
     ----------
     rules : str, Path or RulePack, default "rules/default"
         The rule pack (a folder) or a loaded :class:`~scoring.rulepack.RulePack`.
-    applicable_only : bool, default False
+    applicable_only : bool, default True
         Zero the columns of rules that do not apply at the deal's stage.
 
     Attributes
@@ -144,7 +150,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
     >>> pipe.fit(records, labels).predict_proba(records)[:, 1]         # doctest: +SKIP
     """
 
-    def __init__(self, rules="rules/default", applicable_only=False):
+    def __init__(self, rules="rules/default", applicable_only=True):
         self.rules = rules
         self.applicable_only = applicable_only
 
@@ -264,7 +270,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
             self._set_index()
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
         for k in ("_met_cols", "_unk_cols", "_stage_cols"):
             state.pop(k, None)
         return state

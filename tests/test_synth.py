@@ -1,0 +1,188 @@
+"""The synthetic deal generator (scoring.synth): reproducible, contract-valid, realistic mixes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring import synth
+from scoring.contract import CHILD_KEY, CHILD_LISTS, CONTRACT
+from scoring.records import read_jsonl, read_tables, validate_record
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "datasets" / "sample"
+
+
+@pytest.fixture(scope="module")
+def history():
+    return synth.generate_tables(400, seed=11, kind="history")
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return synth.generate_tables(300, seed=12, kind="pipeline")
+
+
+def _check_contract(rec: dict, history: bool) -> None:
+    """Independent of scoring.records: types, enums, ranges of one nested record."""
+    rid = rec["id"]
+    assert isinstance(rid, str) and rec["stage"] in CONTRACT["opportunity"]["stage"].values
+    entities = [("opportunity", rec)] + [(lst, row) for lst in CHILD_LISTS for row in rec[lst]]
+    for ent, row in entities:
+        for name, v in row.items():
+            if ent == "opportunity" and name in CHILD_LISTS:
+                continue
+            f = CONTRACT[ent][name]  # KeyError: a field the contract does not know
+            assert v is not None and v != "None", (rid, name)
+            if f.type == "bool":
+                assert isinstance(v, bool), (rid, name, v)
+            elif f.type == "int":
+                assert isinstance(v, int) and not isinstance(v, bool) and v >= f.min, (rid, name, v)
+            elif f.type == "number":
+                assert isinstance(v, (int, float)) and v >= f.min, (rid, name, v)
+            elif f.type == "enum":
+                assert v in f.values, (rid, name, v)
+            elif f.type == "date":
+                assert isinstance(v, str) and len(v) == 10 and np.datetime64(v, "D"), (rid, name, v)
+            else:
+                assert isinstance(v, str) and v, (rid, name, v)
+    if "site_visits_accompanied" in rec:
+        assert rec["site_visits_accompanied"] <= rec.get("site_visits", -1), rid
+    if history:
+        assert rec["outcome"] in ("won", "lost", "no_decision") and rec["as_of"] < rec["closed_at"], rid
+    else:
+        assert "outcome" not in rec and "closed_at" not in rec
+
+
+def test_same_seed_same_output(tmp_path):
+    for kind in ("pipeline", "history"):
+        a = synth.generate_tables(150, seed=3, kind=kind)
+        b = synth.generate_tables(150, seed=3, kind=kind)
+        c = synth.generate_tables(150, seed=4, kind=kind)
+        for name in synth.TABLES:
+            pd.testing.assert_frame_equal(a[name], b[name])
+        assert not a["opportunities"].equals(c["opportunities"])
+        synth.write_jsonl(synth.tables_to_records(a), tmp_path / f"{kind}1.jsonl")
+        assert synth.main([kind, "--deals", "150", "--seed", "3", "--out", str(tmp_path / f"{kind}2.jsonl")]) == 0
+        assert (tmp_path / f"{kind}1.jsonl").read_bytes() == (tmp_path / f"{kind}2.jsonl").read_bytes()
+
+
+def test_dtypes_and_real_nulls(pipeline, history):
+    for tables in (pipeline, history):
+        assert set(tables) == set(synth.TABLES)
+        for name, df in tables.items():
+            ent = "opportunity" if name == "opportunities" else name
+            for col in df.columns:
+                if col == CHILD_KEY or (col == "as_of" and ent != "opportunity"):
+                    continue
+                f = CONTRACT[ent][col]
+                dt = df[col].dtype
+                expect = {"bool": pd.BooleanDtype(), "int": pd.Int64Dtype(), "number": pd.Float64Dtype()}
+                if f.type in expect:
+                    assert dt == expect[f.type], (name, col, dt)
+                elif f.type == "date":
+                    assert pd.api.types.is_datetime64_any_dtype(dt), (name, col, dt)
+                else:
+                    assert isinstance(dt, pd.StringDtype), (name, col, dt)
+                    assert not df[col].isin(["None", "nan", "NA", ""]).any(), (name, col)
+        opp = tables["opportunities"]
+        assert opp["id"].notna().all() and opp["stage"].notna().all()
+        assert opp["tender_leans_to_us"].isna().any() and opp["needs_understood"].notna().any()
+        assert {CHILD_KEY} <= set(tables["contacts"].columns)
+
+
+def test_records_satisfy_contract(pipeline, history, tmp_path):
+    for tables, hist in ((pipeline, False), (history, True)):
+        recs = synth.tables_to_records(tables)
+        assert len(recs) == len(tables["opportunities"])
+        for rec in recs:
+            _check_contract(rec, hist)
+            validate_record(rec, history=hist)  # the project's own validator
+        synth.write_jsonl(recs, tmp_path / "x.jsonl")
+        res = read_jsonl(tmp_path / "x.jsonl", history=hist)
+        assert res.rejects == [] and res.undeclared_fields == {} and len(res.records) == len(recs)
+
+
+def test_history_snapshots_before_close_and_unique(history):
+    opp = history["opportunities"]
+    assert (opp["as_of"] < opp["closed_at"]).all()
+    assert not opp.duplicated(["id", "as_of"]).any()
+    assert opp["outcome"].notna().all()
+    per_id = opp.groupby("id").size()
+    assert per_id.between(1, 4).all() and per_id.max() > 1
+    # later snapshots of a deal never go back a stage and know at least as much
+    o = opp.sort_values(["id", "as_of"])
+    stage = o["stage"].map(synth.STAGES.index).to_numpy()
+    same = (o["id"].to_numpy()[1:] == o["id"].to_numpy()[:-1])
+    assert (stage[1:][same] >= stage[:-1][same]).all()
+    for col in ("decision_chain_mapped", "tender_leans_to_us", "site_visits"):
+        known = o[col].notna().to_numpy()
+        assert (known[1:][same] >= known[:-1][same]).all(), col
+    assert (opp["created_at"] <= opp["stage_entered_at"]).all()
+    assert (opp["stage_entered_at"] <= opp["as_of"]).all()
+    assert opp["closed_at"].min() >= pd.Timestamp("2024-09-01")
+    assert opp["closed_at"].max() <= pd.Timestamp("2026-10-31")
+
+
+def test_dirty_spoils_a_few_snapshots():
+    opp = synth.generate_tables(2000, seed=5, kind="history", dirty=True)["opportunities"]
+    bad = (opp["as_of"] >= opp["closed_at"]).fillna(False) | opp["outcome"].isna() | opp["closed_at"].isna()
+    assert 0.005 < bad.mean() < 0.03
+    assert not opp.duplicated(["id", "as_of"]).any()
+
+
+def test_mixes():
+    opp = synth.generate_tables(3000, seed=1, kind="history")["opportunities"].drop_duplicates("id")
+    rates = opp["outcome"].value_counts(normalize=True)
+    assert 0.20 <= rates["won"] <= 0.35
+    assert 0.08 <= rates["no_decision"] <= 0.15
+    pipe = synth.generate_tables(3000, seed=1)["opportunities"]
+    share = pipe["stage"].value_counts(normalize=True)
+    assert share["technical_promotion"] > share["relationship"] > share["bidding"]
+    assert (pipe["expected_close"] > pipe["as_of"]).mean() > 0.85
+    assert pipe["currency"].value_counts().index[0] == "CNY"
+    early = pipe["stage"] == "technical_promotion"
+    assert pipe.loc[early, "tender_leans_to_us"].isna().mean() > 0.9
+    assert 0.5 < pipe.loc[early, "needs_understood"].notna().mean() < 0.9
+
+
+def test_tables_and_records_carry_the_same_data(history, tmp_path):
+    recs = synth.tables_to_records(history)
+    contacts = history["contacts"]
+    for i in (0, 7, len(recs) // 2, len(recs) - 1):
+        rec = recs[i]
+        rows = contacts[(contacts[CHILD_KEY] == rec["id"])
+                        & (contacts["as_of"] == pd.Timestamp(rec["as_of"]))]
+        assert [c["name"] for c in rec["contacts"]] == rows["name"].tolist()
+        assert [c.get("is_coach") for c in rec["contacts"]] == [
+            None if pd.isna(v) else bool(v) for v in rows["is_coach"]]
+    for name in CHILD_LISTS:
+        assert sum(len(r[name]) for r in recs) == len(history[name])
+    # the written table forms read back (by the project's reader) as the same records
+    synth.write_jsonl(recs, tmp_path / "h.jsonl")
+    want = read_jsonl(tmp_path / "h.jsonl", history=True).records
+    for fmt in ("parquet", "csv"):
+        paths = synth.write_tables(history, tmp_path / fmt, fmt)
+        assert sorted(p.name for p in paths.values()) == sorted(f"{t}.{fmt}" for t in synth.TABLES)
+        res = read_tables(tmp_path / fmt, history=True)
+        assert res.rejects == [] and res.orphans == []
+        assert res.records == want
+    text = (tmp_path / "csv" / "opportunities.csv").read_text()
+    assert ",true," in text and ",false," in text and "None" not in text
+
+
+def test_bundled_sample_is_reproducible():
+    """datasets/sample/*.jsonl are exactly what the commands in datasets/README.md produce."""
+    pipe = synth.tables_to_records(synth.generate_tables(300, seed=8, kind="pipeline", as_of="2026-11-25"))
+    lines = (SAMPLE / "pipeline.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 300
+    assert [json.loads(x) for x in lines] == pipe
+    hist = synth.generate_tables(1200, seed=7, kind="history", snapshots=(1, 3))
+    got = [json.loads(x) for x in (SAMPLE / "history.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(got) == len(hist["opportunities"])
+    assert [(r["id"], r["as_of"], r["outcome"]) for r in got] == list(zip(
+        hist["opportunities"]["id"], hist["opportunities"]["as_of"].dt.strftime("%Y-%m-%d"),
+        hist["opportunities"]["outcome"]))

@@ -1,0 +1,182 @@
+"""Training: drops, labels, the split by deal and time, weights, metrics, determinism, and the model's reasons."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+
+import numpy as np
+import pytest
+
+from conftest import rule
+from scoring.errors import ModelError
+from scoring.model import coef_to_points
+from scoring.train import (expected_calibration_error, prepare_history, reliability_table, split_deals, train)
+
+RULES = [
+    rule("R1"),
+    rule("R2", stage="relationship", points=4, when={"$gte": {"tech_presentations": 2}},
+         unknown_when={"$nex": {"tech_presentations": 1}},
+         examples={"met": {"stage": "relationship", "tech_presentations": 2},
+                   "missing": {"stage": "relationship", "tech_presentations": 0},
+                   "unknown": {"stage": "relationship"}}),
+    rule("F1", kind="red_flag", stage=None, points=-5, when={"decision_maker_signal": "none"}, unknown_when=None,
+         examples={"met": {"stage": "relationship", "decision_maker_signal": "none"},
+                   "missing": {"stage": "relationship", "decision_maker_signal": "explicit"}}),
+]
+STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding"]
+
+
+@pytest.fixture
+def pack(make_pack):
+    return make_pack(rules=RULES)
+
+
+def history(n_deals=200, seed=0, snapshots=(1, 3)):
+    """Closed deals whose outcome depends on the pack's evidence; 1-3 snapshots each, all before the close."""
+    rng = random.Random(seed)
+    out = []
+    start = dt.date(2024, 1, 1)
+    for i in range(n_deals):
+        nu = rng.choice([True, False, None])
+        tp = rng.choice([0, 1, 3, None])
+        dm = rng.choice(["none", "implicit", "explicit"])
+        z = -0.5 + 1.5 * (nu is True) - 0.7 * (nu is None) + 0.8 * (tp == 3) - 1.0 * (dm == "none")
+        won = rng.random() < 1 / (1 + math.exp(-z))
+        outcome = "won" if won else rng.choice(["lost", "lost", "no_decision"])
+        closed = start + dt.timedelta(days=rng.randrange(0, 700))
+        k = rng.randint(*snapshots)
+        days = sorted(rng.sample(range(5, 120), k))
+        for d in days:
+            out.append({"id": f"D{i:04d}", "stage": rng.choice(STAGES), "as_of": str(closed - dt.timedelta(days=d)),
+                        "closed_at": str(closed), "outcome": outcome,
+                        "needs_understood": nu, "tech_presentations": tp, "decision_maker_signal": dm})
+    return out
+
+
+def test_leakage_and_incomplete_rows_are_dropped_with_counts(pack):
+    h = history(150)
+    h[0] = {**h[0], "as_of": h[0]["closed_at"]}                       # on the close day: leakage
+    h[1] = {**h[1], "as_of": "2030-01-01"}                            # after the close: leakage
+    h[2] = {k: v for k, v in h[2].items() if k != "outcome"}
+    h[3] = {**h[3], "closed_at": None}
+    h[4] = {k: v for k, v in h[4].items() if k != "as_of"}
+    res = train(h, rules=pack, min_per_class=10, C=1.0)
+    assert res.counts["drops"] == {"no_outcome": 1, "no_closed_at": 1, "no_as_of": 1, "after_close": 2,
+                                   "no_decision": 0}
+    assert res.counts["kept"]["snapshots"] == len(h) - 5
+    assert res.counts["train"]["snapshots"] + res.counts["test"]["snapshots"] == len(h) - 5
+
+
+def test_no_decision_counts_as_lost_unless_dropped(pack):
+    h = history(200)
+    n_nd = sum(r["outcome"] == "no_decision" for r in h)
+    lost = prepare_history(h, __import__("scoring.rulepack").rulepack.load_pack(pack))
+    assert lost.drops["no_decision"] == 0 and len(lost.records) == len(h)
+    assert all(y == 0 for r, y in zip(lost.records, lost.y) if r["outcome"] == "no_decision")
+    res = train(h, rules=pack, min_per_class=10, C=1.0, no_decision_as="drop")
+    assert res.counts["drops"]["no_decision"] == n_nd
+
+
+def test_split_is_by_deal_and_by_time(pack):
+    h = history(200)
+    res = train(h, rules=pack, min_per_class=10, C=1.0, test_fraction=0.25)
+    train_ids, test_ids = set(res.train_ids), set(res.test_ids)
+    assert not train_ids & test_ids
+    assert train_ids | test_ids == {r["id"] for r in h}
+    closed = {r["id"]: r["closed_at"] for r in h}
+    assert max(closed[d] for d in train_ids) <= min(closed[d] for d in test_ids)
+    assert len(test_ids) == 50
+    assert res.counts["test"]["deals"] == 50
+
+
+def test_split_deals_orders_by_close_then_id():
+    tr, te = split_deals({"a": "2024-01-03", "b": "2024-01-01", "c": "2024-01-02", "d": "2024-01-03"}, 0.5)
+    assert tr == ["b", "c"] and te == ["a", "d"]
+
+
+def test_too_little_data_is_refused_with_counts(pack):
+    h = history(30)
+    n_won = len({r["id"] for r in h if r["outcome"] == "won"})
+    with pytest.raises(ModelError, match=rf"found {n_won} won and {30 - n_won} lost distinct deals.*at least 40"):
+        train(h, rules=pack)
+
+
+def test_inconsistent_outcomes_are_refused(pack):
+    h = history(100, snapshots=(2, 2))
+    h[1] = {**h[1], "outcome": "won" if h[0]["outcome"] != "won" else "lost"}
+    with pytest.raises(ModelError, match="D0000.*disagree"):
+        train(h, rules=pack, min_per_class=10)
+
+
+def test_each_deal_weighs_the_same(pack):
+    from scoring.rulepack import load_pack
+
+    h = prepare_history(history(100, snapshots=(1, 4)), load_pack(pack))
+    per_deal = {}
+    for d, w in zip(h.deal, h.weight):
+        per_deal[d] = per_deal.get(d, 0.0) + w
+    assert np.allclose(list(per_deal.values()), 1.0)
+    assert len(set(h.weight.round(6))) > 1
+
+
+def test_same_data_and_seed_give_identical_coefficients(pack):
+    h = history(200)
+    a = train(h, rules=pack, min_per_class=10, seed=3)
+    shuffled = h[:]
+    random.Random(1).shuffle(shuffled)
+    b = train(shuffled, rules=pack, min_per_class=10, seed=3)
+    assert a.params["C"] == b.params["C"]
+    assert np.array_equal(a.model.coef, b.model.coef) and a.model.intercept == b.model.intercept
+    assert a.data_fingerprint == b.data_fingerprint
+
+
+def test_metrics_compare_the_model_with_both_baselines(pack):
+    res = train(history(300), rules=pack, min_per_class=10)
+    m = res.metrics
+    for name in ("model", "base_rate", "rule_score"):
+        assert set(m[name]) >= {"roc_auc", "log_loss", "brier", "ece"}
+    assert m["base_rate"]["roc_auc"] == 0.5
+    assert m["model"]["log_loss"] < m["base_rate"]["log_loss"]
+    assert len(m["reliability"]["model"]) == 10
+    assert sum(r["count"] for r in m["reliability"]["model"]) == res.counts["test"]["snapshots"]
+    assert res.cv and {"C", "log_loss"} <= set(res.cv[0])
+    assert {"won", "lost", "deals", "snapshots"} <= set(res.counts["train"])
+
+
+def test_reliability_table_and_ece_by_hand():
+    y = np.array([0, 1, 1, 0])
+    p = np.array([0.05, 0.05, 0.95, 0.95])
+    w = np.array([1.0, 1.0, 1.0, 1.0])
+    rows = reliability_table(y, p, w)
+    assert rows[0]["count"] == 2 and rows[0]["observed_rate"] == 0.5 and rows[0]["mean_predicted"] == 0.05
+    assert rows[9]["count"] == 2 and rows[5]["mean_predicted"] is None
+    assert expected_calibration_error(y, p, w) == pytest.approx(0.45)
+
+
+def test_contributions_and_intercept_sum_to_the_logit(pack):
+    res = train(history(200), rules=pack, min_per_class=10)
+    from scoring.records import validate_record
+
+    recs = [validate_record(r, res.pack.schema) for r in history(20, seed=9)]
+    model = res.model
+    contrib = model.contributions(recs)
+    assert np.allclose(contrib.sum(axis=1).to_numpy() + model.intercept, model.logit(recs), atol=1e-12)
+    assert np.allclose(model.predict_proba(recs), res.pipeline.predict_proba(recs)[:, 1], atol=1e-12)
+    for rec, rs in zip(recs, model.reasons(recs, top=3, lang="zh")):
+        assert len(rs["positive"]) <= 3 and len(rs["negative"]) <= 3
+        assert all(r["contribution"] > 0 for r in rs["positive"]) and all(r["contribution"] < 0 for r in rs["negative"])
+    ex = model.explain_evaluation(model.engine.evaluate(recs[0]), lang="en")
+    assert set(ex) >= {"win_probability", "model_version", "model_reasons", "logit", "intercept"}
+    assert ex["logit"] == pytest.approx(model.logit(recs[:1])[0])
+
+
+def test_coefficient_table_sets_learned_points_beside_expert_points(pack):
+    res = train(history(200), rules=pack, min_per_class=10)
+    t = res.model.coefficient_table()
+    assert list(t.columns) == ["feature", "rule", "kind", "evidence", "title", "expert_points", "coefficient",
+                               "learned_points"]
+    row = t.set_index("feature").loc["F1"]
+    assert row["expert_points"] == -5 and row["kind"] == "red_flag"
+    assert row["learned_points"] == pytest.approx(row["coefficient"] * 20 / math.log(2))
+    assert coef_to_points(math.log(2)) == pytest.approx(20.0)
