@@ -386,6 +386,8 @@ class _Ctx:
                 r = np.zeros(0, dtype=np.intp)
             else:
                 r = df[ROW].to_numpy(dtype=np.intp)
+                if r.min() < 0 or r.max() >= self.n:
+                    raise ValueError(f"{lst}: column {ROW} must hold positions 0..{self.n - 1} of deals in opps")
             self.rows[lst] = r
         return r
 
@@ -427,8 +429,6 @@ class _Ctx:
         if c is not None:
             return c
         default = _canonical_day(self.as_of_default)
-        if default is None:
-            default = (_dt.date.fromisoformat(self.as_of_default) - _EPOCH).days
         df = self.frames.opps
         if "as_of" in df.columns:
             own = _date_col(df["as_of"])
@@ -582,6 +582,8 @@ class ColumnarEvaluator:
 
         ``as_of_default`` ('YYYY-MM-DD') stands for a deal whose ``as_of`` is unknown.
         """
+        if _canonical_day(as_of_default) is None:
+            raise ValueError(f"as_of_default must be a date written YYYY-MM-DD, not {as_of_default!r}")
         ctx = _Ctx(self, frames, as_of_default)
         n = ctx.n
         index = frames.opps.index

@@ -121,7 +121,7 @@ def _spoil(records: list[dict], pack, seed: int) -> list[dict]:
 def generated(pack):
     from scoring.synth import generate_tables, tables_to_records
 
-    tables = generate_tables(240, seed=11, kind="pipeline")
+    tables = generate_tables(600, seed=11, kind="pipeline")
     records = [validate_record(r, pack.schema) for r in tables_to_records(tables)]
     return tables, records
 
@@ -132,7 +132,7 @@ def generated(pack):
 @pytest.mark.timeout(300)
 def test_default_pack_agrees_with_engine_on_generated_deals(pack, engine, generated):
     _, records = generated
-    records = records[:120] + _spoil(records[120:], pack, seed=5)
+    records = records[:200] + _spoil(records[200:], pack, seed=5)
     assert {r["stage"] for r in records} == set(STAGES)
     assert any(r["contacts"] is None for r in records) and any(r["contacts"] == [] for r in records)
     diffs = differences(pack, records, engine)
@@ -187,6 +187,17 @@ def test_evidence_shape_and_words(pack, generated):
 def test_empty_chunk(pack):
     ev = ColumnarEvaluator(pack).evaluate(records_to_frames([], pack), AS_OF)
     assert ev.status.shape == (0, len(pack.rules))
+
+
+def test_bad_input_is_refused(pack, generated):
+    _, records = generated
+    frames = records_to_frames(records[:5], pack)
+    ev = ColumnarEvaluator(pack)
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        ev.evaluate(frames, "25/11/2026")
+    frames.children["contacts"] = frames.children["contacts"].assign(_row=7)
+    with pytest.raises(ValueError, match="_row"):
+        ev.evaluate(frames, AS_OF)
 
 
 # --------------------------------------------------------------------------- 3. quirks, spelt out
@@ -417,7 +428,7 @@ _N = [0]
 # (hosts cannot be deleted): keep the number of packs small and do not shrink (a shrink would build
 # hundreds more); the failure message already names the rule, its conditions and the record.
 @pytest.mark.timeout(180)
-@settings(max_examples=40, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+@settings(max_examples=60, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(spec=random_pack_spec(), records=records_strategy())
