@@ -123,6 +123,24 @@ def base_fact(pack: RulePack, record: Mapping[str, Any], derived: Mapping[str, A
     return fact
 
 
+def _synchronous_host(dr):
+    """A ``durable.engine.Host`` without its two background timer threads.
+
+    A stock Host polls its rulesets every 0.2 s from timer threads
+    (``Ruleset.dispatch`` and ``dispatch_timers``), which can pick up a fact's
+    pending actions before the asserting thread runs them, and keeps two
+    threads per host alive forever.  Evaluation here is synchronous (actions
+    run inside ``assert_fact``) and uses no timers, so the polling is switched
+    off by overriding ``Host._run``, the method that starts it.
+    """
+
+    class SynchronousHost(dr.Host):
+        def _run(self):  # no background dispatch: everything runs inside assert_fact
+            pass
+
+    return SynchronousHost()
+
+
 def _action(sink: list, name: str):
     # a one-argument callable: durable-rules treats a two-argument one as asynchronous
     def run(c):
@@ -145,7 +163,7 @@ class _ThreadEngine:
         rules = copy.deepcopy(definition)  # the engine mutates what it is given
         for rname, rule in rules.items():
             rule["run"] = _action(sink, rname)
-        self.host = dr.Host()
+        self.host = _synchronous_host(dr)
         self.host.set_rulesets({name: rules})
         self.sid = "0"
 
