@@ -151,5 +151,112 @@ def rules_check(pack, against, current, as_json):
         sys.exit(1)
 
 
+# --------------------------------------------------------------------------- models
+
+
+@main.command()
+@click.argument("history", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Artifact folder to create (default: models/<model id>).")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Rule pack to learn from (default: rules/default).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of deals, the newest closed, held out for the metrics.")
+@click.option("--no-decision", "no_decision_as", type=click.Choice(["lost", "drop"]), default="lost",
+              show_default=True, help="How no_decision outcomes count.")
+@click.option("--min-per-class", type=int, default=40, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+@_fail_clean
+def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json):
+    """Train a model on closed deals in HISTORY and save it as an artifact."""
+    from .artifact import save_model
+    from .train import train as train_model
+
+    result = train_model(history, rules=rules_path or paths.default_rules(), seed=seed,
+                         test_fraction=test_fraction, no_decision_as=no_decision_as,
+                         min_per_class=min_per_class)
+    path = save_model(result, out_dir)
+    summary = {"model": str(path), "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score")},
+               "counts": result.counts, "params": result.params}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    c = result.counts
+    click.echo(f"trained {path}")
+    click.echo(f"  input: {c['input']['snapshots']} snapshots of {c['input']['deals']} deals, "
+               f"{c['input']['rejected']} rejected; dropped: "
+               + (", ".join(f"{n} {k}" for k, n in c["drops"].items() if n) or "none"))
+    click.echo(f"  train: {c['train']}  (closed {c['train_closed'][0]} .. {c['train_closed'][1]})")
+    click.echo(f"  test:  {c['test']}  (closed {c['test_closed'][0]} .. {c['test_closed'][1]})")
+    click.echo(f"  C = {result.params['C']:g}")
+    click.echo(f"  {'held-out':<24}{'ROC AUC':>9}{'log loss':>10}{'Brier':>8}{'ECE':>8}")
+    for name, label in (("model", "model"), ("rule_score", "rule score (Platt)"), ("base_rate", "base rate")):
+        m = result.metrics[name]
+        click.echo(f"  {label:<24}{m['roc_auc']:>9.3f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}{m['ece']:>8.4f}")
+    click.echo(f"make it current: scoring promote {path}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Promote even if it is worse than the current model.")
+@click.option("--history", type=click.Path(exists=True, path_type=Path),
+              help="Closed deals to compare on (default: the bundled sample history).")
+@_fail_clean
+def promote(model_dir, force, history):
+    """Make MODEL_DIR the current model, if it is no worse than the current one on the same held-out deals."""
+    from .artifact import promote as promote_model
+
+    rep = promote_model(model_dir, force=force, history=history)
+    cmp = rep.get("comparison")
+    if cmp:
+        click.echo(f"compared on {cmp['deals']} held-out deals: log loss {cmp['log_loss_new']:.4f} (new) vs "
+                   f"{cmp['log_loss_current']:.4f} (current)")
+    if rep.get("promoted"):
+        click.echo(f"current model: {rep['model']} (was {rep['previous'] or 'none'})" + (" [forced]" if force else ""))
+    else:
+        click.echo(rep.get("note", "not promoted"))
+
+
+@main.command()
+@_fail_clean
+def rollback():
+    """Make the previously current model current again."""
+    from .artifact import rollback as rollback_model
+
+    d = rollback_model()
+    click.echo(f"current model: {d.name}")
+
+
+@main.command("models")
+@_fail_clean
+def list_models_cmd():
+    """List the model artifacts in models/."""
+    from .artifact import list_models
+
+    for m in list_models():
+        ll = f"{m['log_loss']:.4f}" if m["log_loss"] is not None else "-"
+        click.echo(f"{'*' if m['current'] else ' '} {m['folder']:<40} {m['created_at'] or '':<22} "
+                   f"log loss {ll:<8} {m['rule_pack'] or ''}")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["history", "pipeline"]))
+@click.option("--deals", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="A .jsonl file, or a folder for the table form.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv"]), default=None,
+              help="Default: jsonl for a .jsonl path, else parquet.")
+@click.option("--as-of", default="2026-11-25", show_default=True)
+def generate(kind, deals, seed, out, fmt, as_of):
+    """Generate synthetic deals (seeded) in the contract's form."""
+    from .synth import main as synth_main
+
+    fmt = fmt or ("jsonl" if str(out).endswith((".jsonl", ".jsonl.gz")) else "parquet")
+    synth_main([kind, "--deals", str(deals), "--seed", str(seed), "--out", str(out), "--format", fmt,
+                "--as-of", as_of])
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

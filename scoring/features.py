@@ -235,21 +235,30 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         return status, stages
 
     def _matrix(self, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
+        """Vectorised: the batch path calls this on chunks of 50,000 deals."""
+        from .contract import STAGE_INDEX, STAGES
+
         n = status.shape[0]
-        out = np.zeros((n, len(self.feature_names_out_)), dtype=np.float64)
         rules = self.pack_.rules
+        stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=n)
         if self.applicable_only:
-            applies = np.array([[r.applies_at(s) for r in rules] for s in stages], dtype=bool).reshape(n, len(rules))
+            table = np.array([[r.applies_at(s) for r in rules] for s in STAGES], dtype=bool)  # (5, R)
+            applies = table[stage_idx]
         else:
             applies = np.ones((n, len(rules)), dtype=bool)
-        for j, r in enumerate(rules):
-            out[:, self._met_cols[r.id]] = (status[:, j] == 1) & applies[:, j]
-            if r.id in self._unk_cols:
-                out[:, self._unk_cols[r.id]] = (status[:, j] == 2) & applies[:, j]
-        for i, s in enumerate(stages):
-            c = self._stage_cols.get(s)
-            if c is not None:
-                out[i, c] = 1.0
+        out = np.zeros((n, len(self.feature_names_out_)), dtype=np.float64)
+        met_cols = np.array([self._met_cols[r.id] for r in rules], dtype=np.int64)
+        out[:, met_cols] = (status == 1) & applies
+        unk = [(j, self._unk_cols[r.id]) for j, r in enumerate(rules) if r.id in self._unk_cols]
+        if unk:
+            src, dst = (np.array(x, dtype=np.int64) for x in zip(*unk))
+            out[:, dst] = (status[:, src] == 2) & applies[:, src]
+        stage_col = np.full(len(STAGES), -1, dtype=np.int64)
+        for name, c in self._stage_cols.items():
+            stage_col[STAGE_INDEX[name]] = c
+        cols = stage_col[stage_idx]
+        has = cols >= 0
+        out[np.nonzero(has)[0], cols[has]] = 1.0
         return out
 
     def get_feature_names_out(self, input_features=None):

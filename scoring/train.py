@@ -325,7 +325,8 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     if isinstance(history_records, (str, Path)):
         from .records import read_records
 
-        rr = read_records(history_records, pack.schema, history=True)
+        # history=False: a row without outcome is not a bad record here, it is dropped (and counted) below
+        rr = read_records(history_records, pack.schema)
         rejected = len(rr.rejects)
         history_records = rr.records
     h = prepare_history(history_records, pack, no_decision_as=no_decision_as)

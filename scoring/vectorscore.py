@@ -19,19 +19,53 @@ STATUS_WORDS = ("missing", "met", "unknown")
 
 
 @dataclass
+class Ragged:
+    """Per-deal lists of rule ids, stored flat: deal ``i`` holds ``values[offsets[i]:offsets[i+1]]``.
+
+    The batch writes it straight into an Arrow list column (no Python list per deal).
+    """
+
+    offsets: np.ndarray  # int64, length n + 1
+    values: np.ndarray   # object array of rule ids
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> list[str]:
+        return self.values[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    def tolist(self) -> list[list[str]]:
+        return [self[i] for i in range(len(self))]
+
+    def to_arrow(self):
+        import pyarrow as pa
+
+        return pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)),
+                                        pa.array(self.values.tolist(), type=pa.string()))
+
+    @staticmethod
+    def from_pairs(rows: np.ndarray, cols: np.ndarray, ids: np.ndarray, n: int) -> "Ragged":
+        """From (row, column) pairs sorted by row."""
+        counts = np.bincount(rows, minlength=n) if len(rows) else np.zeros(n, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return Ragged(offsets, ids[cols])
+
+
+@dataclass
 class ScoreColumns:
-    """Per-deal results, each an array or a list of lists (rule ids)."""
+    """Per-deal results: arrays, and :class:`Ragged` lists of rule ids."""
 
     score: np.ndarray
     earned: np.ndarray
     available: np.ndarray
     penalty: np.ndarray
     completeness: np.ndarray
-    milestones_passed: list[list[str]]
-    red_flags: list[list[str]]
-    unverified_flags: list[list[str]]
-    meeting_flags: list[list[str]]
-    next_actions: list[list[str]]
+    milestones_passed: Ragged
+    red_flags: Ragged
+    unverified_flags: Ragged
+    meeting_flags: Ragged
+    next_actions: Ragged
 
 
 class VectorScorer:
@@ -73,39 +107,42 @@ class VectorScorer:
         n_known = (app & self.checklist & ~unk).sum(axis=1)
         completeness = np.where(n_check > 0, np.round(n_known / np.maximum(n_check, 1), 3), 1.0)
 
-        milestones = _lists(app & met & self.milestone, self.ids)
-        flags_raised = app & met & self.flag
-        # red flags in the reference order: pack order
-        red = _lists(flags_raised, self.ids)
+        n = len(stage)
+        milestones = _ragged(app & met & self.milestone, self.ids)
+        red = _ragged(app & met & self.flag, self.ids)  # pack order, as the reference
         unverified_m = app & unk & self.flag
-        unverified = _lists(unverified_m, self.ids)
-        meetings = _lists(app & met & self.trigger, self.ids)
+        unverified = _ragged(unverified_m, self.ids)
+        meetings = _ragged(app & met & self.trigger, self.ids)
 
         # next actions: scored items not met, ordered by (-points, status != missing, home stage, id),
         # then unverified flags by points ascending (most severe first).
-        todo = app & self.scored & ~met
         pts, home, ids = self._order_key
-        actions = []
-        idx_rows, idx_cols = np.nonzero(todo)
-        if len(idx_rows):
-            st_rank = (status[idx_rows, idx_cols] != MISSING).astype(np.int64)
-            order = np.lexsort((ids[idx_cols], home[idx_cols], st_rank, -pts[idx_cols], idx_rows))
-            idx_rows, idx_cols = idx_rows[order], idx_cols[order]
-        splits = np.searchsorted(idx_rows, np.arange(1, len(stage)))
-        per_row = np.split(self.ids[idx_cols], splits) if len(stage) else []
+        r1, c1 = np.nonzero(app & self.scored & ~met)
+        if len(r1):
+            st_rank = (status[r1, c1] != MISSING).astype(np.int64)
+            order = np.lexsort((ids[c1], home[c1], st_rank, -pts[c1]))
+            r1, c1 = r1[order], c1[order]
+            k1 = np.arange(len(r1))
+        else:
+            k1 = np.zeros(0, dtype=np.int64)
         fo = self._flag_order
-        unv_sorted = unverified_m[:, fo] if len(fo) else np.zeros((len(stage), 0), bool)
-        for i, arr in enumerate(per_row):
-            lst = arr.tolist()
-            if unv_sorted.shape[1] and unv_sorted[i].any():
-                lst.extend(self.ids[fo[unv_sorted[i]]].tolist())
-            actions.append(lst)
+        if len(fo):
+            r2, j2 = np.nonzero(unverified_m[:, fo])
+            c2 = fo[j2]
+        else:
+            r2 = c2 = np.zeros(0, dtype=np.int64)
+        rows = np.concatenate([r1, r2])
+        cols = np.concatenate([c1, c2])
+        # stable by row: items of one deal keep their order (sorted scored items, then flags)
+        grp = np.concatenate([np.zeros(len(r1), np.int64), np.ones(len(r2), np.int64)])
+        seq = np.concatenate([k1, np.arange(len(r2))])
+        order = np.lexsort((seq, grp, rows))
+        actions = Ragged.from_pairs(rows[order], cols[order], self.ids, n)
         return ScoreColumns(score, earned, available, penalty, completeness, milestones, red, unverified,
                             meetings, actions)
 
 
-def _lists(mask: np.ndarray, ids: np.ndarray) -> list[list[str]]:
-    """Row-wise lists of ids where ``mask`` is true (pack order)."""
+def _ragged(mask: np.ndarray, ids: np.ndarray) -> Ragged:
+    """Row-wise ids where ``mask`` is true (pack order); np.nonzero yields row-major order."""
     rows, cols = np.nonzero(mask)
-    splits = np.searchsorted(rows, np.arange(1, mask.shape[0]))
-    return [a.tolist() for a in np.split(ids[cols], splits)] if mask.shape[0] else []
+    return Ragged.from_pairs(rows, cols, ids, mask.shape[0])
