@@ -14,3 +14,17 @@ if not ((3, 11) <= sys.version_info[:2] < (3, 13)):  # pragma: no cover - guarde
     )
 
 __version__ = "0.1.0"
+
+__all__ = ["Scorer", "ScoreResult", "RecordError", "RulePackError", "ModelError"]
+
+
+def __getattr__(name):  # lazy: `import scoring` stays cheap for the CLI
+    if name in ("Scorer", "ScoreResult"):
+        from . import api
+
+        return getattr(api, name)
+    if name in ("RecordError", "RulePackError", "ModelError", "ScoringError"):
+        from . import errors
+
+        return getattr(errors, name)
+    raise AttributeError(name)

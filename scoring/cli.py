@@ -79,6 +79,103 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
         sys.exit(1)
 
 
+# --------------------------------------------------------------------------- score
+
+
+@main.command()
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "output", type=click.Path(path_type=Path),
+              help="Output file: .parquet, .jsonl or .csv (default: out/scores.jsonl).")
+@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Model folder (default: the current model in models/).")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Score with this rule pack and no model (rule score only).")
+@click.option("--rejects", type=click.Path(path_type=Path),
+              help="Rejects file (default: <output stem>.rejects.csv).")
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Last run's output: adds probability_change and the T3 / T2_slip flags.")
+@click.option("--as-of", "as_of", help="Date for records without as_of (default: today).")
+@click.option("--keep", default="owner,amount,currency,region,expected_close", show_default=True,
+              help="Input fields to carry into the output, comma-separated.")
+@click.option("--forecast", type=click.Path(path_type=Path),
+              help="Also write the pipeline forecast (expected value by owner, region, stage, close quarter).")
+@click.option("--max-rejected-share", type=float, default=0.05, show_default=True,
+              help="Exit with code 3 when a larger share of the input is rejected.")
+@click.option("--t3-drop", type=float, default=0.10, show_default=True,
+              help="T3 when the probability dropped by more than this since the last run.")
+@click.option("--stall-days", default=None,
+              help="Days in stage before STALLED, e.g. 'relationship=120,bidding=30' "
+                   "(defaults: technical_promotion=90, relationship=90, partner=60, solution=60, bidding=45).")
+@click.option("--workers", type=int, default=None, help="Processes (default: every core).")
+@click.option("--chunk-size", type=int, default=50_000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_fail_clean
+def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
+          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json):
+    """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
+    from .batch import DEFAULT_STALL_DAYS, Thresholds, run_batch
+    from .resolve import resolve_scoring
+
+    source = input_path or paths.sample_pipeline()
+    output = output or paths.default_output()
+    engine, model, notes = resolve_scoring(rules_path, model_path, use_model=rules_path is None)
+    for n in notes:
+        click.echo(f"warning: {n}", err=True)
+    if model is None:
+        click.echo("note: no model (scoring the rule score only); train and promote one for probabilities", err=True)
+    stall = dict(DEFAULT_STALL_DAYS)
+    for part in filter(None, (stall_days or "").split(",")):
+        k, _, v = part.partition("=")
+        if k.strip() not in stall or not v.strip().isdigit():
+            raise click.BadParameter(f"{part!r}: use stage=days with a stage among {', '.join(stall)}",
+                                     param_hint="--stall-days")
+        stall[k.strip()] = int(v)
+    keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
+    summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
+                        as_of=as_of, keep=keep_fields, forecast=forecast,
+                        thresholds=Thresholds(t3_drop=t3_drop, stall_days=stall), workers=workers,
+                        chunk_size=chunk_size)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_summary(summary))
+    if summary["rejected_share"] > max_rejected_share:
+        click.echo(f"error: {summary['rejected']} of {summary['read']} records rejected "
+                   f"({100 * summary['rejected_share']:.1f}% > {100 * max_rejected_share:.1f}%); see {summary['rejects']}",
+                   err=True)
+        sys.exit(3)
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"scored {s['input']} -> {s['output']}",
+        f"  read {s['read']:,}  scored {s['scored']:,}  rejected {s['rejected']:,}  orphan child rows "
+        f"{s['orphans']:,}  (rejects: {s['rejects']})",
+        f"  model {s['model'] or 'none'}  rule pack {s['rule_pack']}",
+        f"  records without as_of scored as of {s['as_of_default']} (the run date unless --as-of)",
+        f"  deals with red flags: {s['flagged']:,}   mean rule score {s['mean_rule_score']}",
+    ]
+    wp = s.get("win_probability")
+    if wp:
+        q = wp["quantiles"]
+        lines.append(f"  win probability: mean {wp['mean']:.3f}  p10 {q['p10']:.3f}  p50 {q['p50']:.3f}  "
+                     f"p90 {q['p90']:.3f}")
+        lines.append("    " + "  ".join(f"{h['from']:.1f}-{h['to']:.1f}:{h['deals']}" for h in wp["histogram"]))
+    if s.get("analysis_meetings"):
+        lines.append("  analysis meetings: " + ", ".join(f"{k} {v}" for k, v in s["analysis_meetings"].items()))
+    for ent, names in (s.get("undeclared_fields") or {}).items():
+        lines.append(f"  undeclared {ent} fields (not read by any rule; misspelt?): {', '.join(names)}")
+    if s.get("completeness_by_owner"):
+        worst = sorted(s["completeness_by_owner"].items(), key=lambda kv: kv[1]["completeness"])[:5]
+        lines.append("  data completeness by owner (lowest 5): "
+                     + ", ".join(f"{k} {100 * v['completeness']:.0f}% ({v['deals']})" for k, v in worst))
+    for f in s.get("forecast_total") or []:
+        lines.append(f"  pipeline expected value ({f['currency']}): {f['expected_value']:,.0f} of "
+                     f"{f['amount']:,.0f} over {f['deals']:,} deals")
+    lines.append(f"  {s['seconds']} s, {s['deals_per_second'] or 0:,} deals/s, {s['workers']} workers")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- rules
 
 

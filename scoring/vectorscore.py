@@ -44,6 +44,18 @@ class Ragged:
                                         pa.array(self.values.tolist(), type=pa.string()))
 
     @staticmethod
+    def from_arrow(arr) -> "Ragged":
+        """From an Arrow list<string> column (a ChunkedArray or an Array)."""
+        import pyarrow as pa
+
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        offsets = np.asarray(arr.offsets, dtype=np.int64)
+        values = np.asarray(arr.values.to_pylist(), dtype=object)
+        start = offsets[0]
+        return Ragged(offsets - start, values[start:offsets[-1]] if len(values) else values)
+
+    @staticmethod
     def from_pairs(rows: np.ndarray, cols: np.ndarray, ids: np.ndarray, n: int) -> "Ragged":
         """From (row, column) pairs sorted by row."""
         counts = np.bincount(rows, minlength=n) if len(rows) else np.zeros(n, dtype=np.int64)
