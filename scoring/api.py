@@ -167,12 +167,24 @@ class Scorer:
     # ------------------------------------------------------------------ table form
     def score_frame(self, opportunities: pd.DataFrame, contacts: pd.DataFrame | None = None,
                     competitors: pd.DataFrame | None = None, partners: pd.DataFrame | None = None,
-                    *, keep: Sequence[str] = ()) -> pd.DataFrame:
+                    *, keep: Sequence[str] = (), other_deals: str = "raise") -> pd.DataFrame:
         """Score deals in table form (the batch path); one row per deal, the nightly output's columns.
 
         Child tables carry ``opportunity_id`` (and ``as_of`` when the
         opportunities hold several snapshots of one id).  A bad record raises
         :class:`RecordError` naming the record and field.
+
+        ``other_deals="ignore"`` lets the child tables hold rows of deals that
+        are not in ``opportunities`` (a partition function given the whole
+        child tables); by default such a row is an orphan and raises.
+
+        Examples
+        --------
+        Dask (one partition of deals at a time, child tables broadcast)::
+
+            ddf = dd.from_pandas(opportunities, npartitions=8)
+            scores = ddf.map_partitions(scorer.score_frame, contacts, competitors, partners,
+                                        other_deals="ignore", meta=scorer.output_meta())
         """
         from .batch import ChunkScorer
         from .columnar import records_to_frames
@@ -180,6 +192,11 @@ class Scorer:
 
         children = {k: v for k, v in (("contacts", contacts), ("competitors", competitors),
                                       ("partners", partners)) if v is not None}
+        if other_deals == "ignore":
+            ids = set(opportunities["id"].astype(str))
+            children = {k: v[v["opportunity_id"].astype(str).isin(ids)] for k, v in children.items()}
+        elif other_deals != "raise":
+            raise ValueError("other_deals must be 'raise' or 'ignore'")
         res = validate_frames(opportunities.reset_index(drop=True),
                               {k: v.reset_index(drop=True) for k, v in children.items()}, self.pack.schema)
         if res.rejects:
@@ -196,6 +213,12 @@ class Scorer:
                                              as_of_default=self.as_of or _dt.date.today().isoformat())
         frames = records_to_frames(res.records, self.pack)
         return self._chunk_scorer.score(frames).to_pandas()
+
+    def output_meta(self, keep: Sequence[str] = ()) -> pd.DataFrame:
+        """An empty DataFrame with the columns and dtypes :meth:`score_frame` returns (Dask's ``meta``)."""
+        from .batch import ChunkScorer, _empty_output_schema
+
+        return _empty_output_schema(ChunkScorer(self.pack, self.model, keep=keep)).empty_table().to_pandas()
 
     def __getstate__(self):
         d = dict(self.__dict__)

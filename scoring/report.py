@@ -115,14 +115,18 @@ _T: dict[str, dict[str, str]] = {
         "coef_note": ("Learned points = coefficient × 20 / ln 2: +20 doubles the odds of winning, −20 halves them. "
                       "Expert points are on the rule score's 0–100 scale, so they are compared after rescaling by "
                       "k = {k} (the least-squares factor from expert to learned points over the rules with expert "
-                      "points): gap = learned − k × expert. Rows where the signs disagree come first, then the "
-                      "largest gaps. An “unknown” row is the weight of not knowing the rule's status "
-                      "(it earns 0 expert points)."),
+                      "points): gap = learned − k × expert. Largest gaps first; shaded rows are where the model weighs the rule the other way, "
+                      "or gives it ~no weight, though the expert gives it points."),
+        "coef_met": "Rule met (red flag raised): expert points beside learned points",
+        "coef_unknown": "Rule status unknown: what not knowing costs",
+        "coef_unknown_note": ("The expert score gives an unknown item 0 points (like a missing one); the model "
+                              "learns its own weight for not knowing, relative to the item being missing. "
+                              "Largest first."),
         "coef_other": "Other terms (no expert points)",
         "t_rule": "Rule", "t_title": "Title", "t_kind": "Kind", "t_evidence": "Evidence",
         "t_expert": "Expert points", "t_coef": "Coefficient (log-odds)", "t_learned": "Learned points",
         "t_gap": "Gap", "t_sign": "Signs",
-        "sign_agree": "agree", "sign_disagree": "DISAGREE", "sign_na": "–",
+        "sign_agree": "agree", "sign_opposite": "opposite", "sign_ignored": "~no weight", "sign_na": "–",
         "ev_met": "met / raised", "ev_unknown": "unknown", "ev_stage": "stage", "ev_intercept": "intercept",
         "rules": "Rules: how often they fire and what follows",
         "rules_note_all": ("On all {snap} snapshots of the history after the training drops ({deals} deals, "
@@ -187,12 +191,15 @@ _T: dict[str, dict[str, str]] = {
         "dist": "赢单与丢单项目的得分分布（留出集）",
         "dist_note": "每个直方图按结果显示各分箱中项目的占比（每个项目权重为 1）；两种形状分得越开，得分越能区分赢单与丢单。",
         "coef": "学到的权重与专家分值对比",
-        "coef_note": "学习分值 = 系数 × 20 / ln 2：+20 表示赢单几率翻倍，−20 表示减半。专家分值是规则得分（0–100）的尺度，比较前乘以 k = {k}（专家分值到学习分值的最小二乘系数）：差距 = 学习分值 − k × 专家分值。符号不一致的行排在最前，其次按差距大小排序。“未知”行是规则状态未知时的权重（专家分值为 0）。",
+        "coef_note": "学习分值 = 系数 × 20 / ln 2：+20 表示赢单几率翻倍，−20 表示减半。专家分值是规则得分（0–100）的尺度，比较前乘以 k = {k}（专家分值到学习分值的最小二乘系数）：差距 = 学习分值 − k × 专家分值。按差距从大到小排序；底色标出的行是专家给分、但模型给出相反方向或几乎为零权重的规则。",
+        "coef_met": "规则满足（红旗触发）：专家分值与学习分值",
+        "coef_unknown": "规则状态未知：不知道的代价",
+        "coef_unknown_note": "专家得分对未知项记 0 分（与未满足相同）；模型为“不知道”学习自己的权重（相对于未满足）。按大小排序。",
         "coef_other": "其他项（无专家分值）",
         "t_rule": "规则", "t_title": "标题", "t_kind": "类型", "t_evidence": "证据",
         "t_expert": "专家分值", "t_coef": "系数（对数几率）", "t_learned": "学习分值",
         "t_gap": "差距", "t_sign": "符号",
-        "sign_agree": "一致", "sign_disagree": "不一致", "sign_na": "–",
+        "sign_agree": "一致", "sign_opposite": "相反", "sign_ignored": "几乎无权重", "sign_na": "–",
         "ev_met": "满足 / 触发", "ev_unknown": "未知", "ev_stage": "阶段", "ev_intercept": "截距",
         "rules": "规则：触发频率与结果",
         "rules_note_all": "基于训练剔除后历史数据的全部 {snap} 个快照（{deals} 个项目），不仅是留出部分：项目更多，比率更稳定；这些是描述性比率，不是模型指标。",
@@ -294,33 +301,44 @@ def _weighted_rate(y, w, mask) -> float:
     return float(np.dot(y[mask], w[mask]) / W) if W > 0 else float("nan")
 
 
-def coefficient_points(model: Model, lang: str = "en") -> tuple[pd.DataFrame, pd.DataFrame, float]:
+def coefficient_points(model: Model, lang: str = "en") -> dict[str, Any]:
     """The coefficient table as points, sorted so the biggest disagreements come first.
 
-    Returns ``(rules, other, k)``: ``rules`` has the rows of rule evidence
-    (met and unknown columns) of :meth:`Model.coefficient_table` plus ``gap``
-    (``learned_points - k * expert_points``) and ``sign`` (``agree``,
-    ``disagree`` or ``na`` when the expert gives no points or the learned
-    points are within :data:`NEUTRAL_POINTS` of 0), sorted by sign
-    disagreement first and then by ``|gap|``; ``other`` holds the intercept
-    and stage rows; ``k`` is the least-squares factor from expert points to
-    learned points over the rows with non-zero expert points (1 when that
-    factor is not positive).
+    Returns a dict of plain data:
+
+    ``met``
+        The rows of :meth:`Model.coefficient_table` for a rule being met (a
+        red flag raised), plus ``gap = learned_points - k * expert_points``
+        and ``sign``: ``agree``, ``opposite``, ``ignored`` (learned points
+        within :data:`NEUTRAL_POINTS` of 0 while the expert gives points) or
+        ``na`` (the expert gives 0 points: triggers); sorted by ``|gap|``,
+        largest first.
+    ``unknown``
+        The rows for a rule's status being unknown (0 expert points: unknown
+        earns nothing), sorted by ``|learned_points|``, largest first.
+    ``other``
+        The intercept and stage rows.
+    ``k``
+        The least-squares factor from expert to learned points over the met
+        rows with non-zero expert points (1 when it is not positive).
     """
     table = model.coefficient_table(lang)
-    is_rule = table["rule"].notna()
-    rules, other = table[is_rule].copy(), table[~is_rule].copy()
-    e, l = rules["expert_points"].to_numpy(float), rules["learned_points"].to_numpy(float)
+    met = table[table["evidence"] == "met"].copy()
+    unknown = table[table["evidence"] == "unknown"].copy()
+    other = table[~table["evidence"].isin(["met", "unknown"])].copy()
+    e, l = met["expert_points"].to_numpy(float), met["learned_points"].to_numpy(float)
     nz = e != 0
     k = float(np.dot(e[nz], l[nz]) / np.dot(e[nz], e[nz])) if nz.any() else 1.0
     if not k > 0:
         k = 1.0
-    rules["gap"] = l - k * e
-    sign = np.where(~nz | (np.abs(l) < NEUTRAL_POINTS), "na", np.where(np.sign(e) == np.sign(l), "agree", "disagree"))
-    rules["sign"] = sign
-    rules = rules.assign(_d=(sign == "disagree"), _g=np.abs(rules["gap"])).sort_values(
-        ["_d", "_g", "feature"], ascending=[False, False, True], kind="mergesort").drop(columns=["_d", "_g"])
-    return rules.reset_index(drop=True), other.reset_index(drop=True), k
+    met["gap"] = l - k * e
+    met["sign"] = np.where(~nz, "na", np.where(np.abs(l) < NEUTRAL_POINTS, "ignored",
+                                              np.where(np.sign(e) == np.sign(l), "agree", "opposite")))
+    met = met.assign(_g=-np.abs(met["gap"])).sort_values(["_g", "feature"], kind="mergesort").drop(columns="_g")
+    unknown = unknown.assign(_g=-np.abs(unknown["learned_points"])).sort_values(
+        ["_g", "feature"], kind="mergesort").drop(columns="_g")
+    return {"met": met.reset_index(drop=True), "unknown": unknown.reset_index(drop=True),
+            "other": other.reset_index(drop=True), "k": k}
 
 
 def rule_statistics(model: Model, status: np.ndarray, stages: Sequence[str], y: np.ndarray, w: np.ndarray,
@@ -388,8 +406,8 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
     ``held_out`` (``deals``, ``snapshots``, ``won``, ``lost``, ``fallback``,
     arrays ``y``, ``w``, ``p_model``, ``p_rule``, ``score``, ``metrics`` of
     the model and the rule-score baseline recomputed, ``reliability``), or
-    None when no held-out deals with both outcomes are found; ``coefficients``,
-    ``other_terms``, ``k`` (see :func:`coefficient_points`); ``rules``
+    None when no held-out deals with both outcomes are found; ``coefficients``
+    (:func:`coefficient_points`); ``rules``
     (:func:`rule_statistics`), ``rule_stats_on`` and ``rule_stats_counts``.
     """
     if rule_stats not in RULE_STATS_ON:
@@ -430,9 +448,8 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
     on = np.ones(len(h.y), bool) if rule_stats == "all" else held
     rules = rule_statistics(model, status[on], [s for s, k in zip(stages, on) if k], h.y[on], h.weight[on],
                             h.deal[on], lang)
-    coefficients, other, k = coefficient_points(model, lang)
     return {"manifest": manifest, "verdict": baseline_verdict(manifest.get("metrics", {})), "held_out": held_out,
-            "coefficients": coefficients, "other_terms": other, "k": k, "rules": rules,
+            "coefficients": coefficient_points(model, lang), "rules": rules,
             "rule_stats_on": rule_stats, "rule_stats_counts": {"snapshots": int(on.sum()),
                                                                 "deals": int(len(set(h.deal[on])))}}
 
@@ -495,7 +512,7 @@ def draw_figures(data: Mapping[str, Any], lang: str = "en") -> dict[str, str]:
             sizes = [12 + 400 * r["weight"] / total for r in rows]
             ax.plot(xs, ys, color=color, lw=1.5, label=label)
             ax.scatter(xs, ys, s=sizes, color=color, marker=marker, alpha=0.75, edgecolor="white", zorder=3)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=w["x_pred"], ylabel=w["y_obs"], title=w["p_calib"])
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.04), xlabel=w["x_pred"], ylabel=w["y_obs"], title=w["p_calib"])
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", title=w["size_note"], title_fontsize=8, frameon=True)
@@ -512,7 +529,7 @@ def draw_figures(data: Mapping[str, Any], lang: str = "en") -> dict[str, str]:
         for p, label, color, auc in rocs:
             fpr, tpr, _ = roc_curve(ho["y"], p, sample_weight=ho["w"])
             ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{label} (AUC {_num(auc)})")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel=w["x_fpr"], ylabel=w["y_tpr"], title=w["p_roc"])
+        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.02), xlabel=w["x_fpr"], ylabel=w["y_tpr"], title=w["p_roc"])
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
@@ -526,11 +543,13 @@ def draw_figures(data: Mapping[str, Any], lang: str = "en") -> dict[str, str]:
                 ("hist_score", ho["score"], np.linspace(0, 100, 21), w["x_score"], w["p_hist_s"])):
             fig = Figure(figsize=(5.6, 3.6))
             ax = fig.add_subplot()
-            for mask, label, color in ((~won, w["l_lost"], LOST_COLOR), (won, w["l_won"], WON_COLOR)):
+            width = (bins[1] - bins[0]) / 2
+            for i, (mask, label, color) in enumerate(((~won, w["l_lost"], LOST_COLOR), (won, w["l_won"], WON_COLOR))):
                 wt = ho["w"][mask]
-                if wt.sum() > 0:
-                    ax.hist(values[mask], bins=bins, weights=wt / wt.sum(), color=color, alpha=0.55,
-                            label=f"{label} ({int(round(wt.sum()))})", edgecolor="white", linewidth=0.5)
+                if wt.sum() > 0:  # bars side by side in each bin: lost on the left, won on the right
+                    share, _ = np.histogram(np.clip(values[mask], bins[0], bins[-1]), bins=bins, weights=wt / wt.sum())
+                    ax.bar(bins[:-1] + i * width, share, width=width, align="edge", color=color, alpha=0.85,
+                           label=f"{label} ({int(round(wt.sum()))})", edgecolor="white", linewidth=0.4)
             ax.set(xlim=(bins[0], bins[-1]), xlabel=xlabel, ylabel=w["y_share"], title=title)
             ax.grid(alpha=0.3, axis="y")
             ax.legend(loc="upper right")
@@ -550,8 +569,12 @@ p.note{color:#55606b;font-size:13px;margin:4px 0 10px}
 .sub{color:#55606b;margin:0 0 14px}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border-bottom:1px solid #e3e8ee;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f0f3f6;font-weight:600}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{background:#f0f3f6;font-weight:600;font-size:12px}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{white-space:nowrap}
+table.wide{width:100%}
+td.t{min-width:240px}
+td.notes{min-width:150px}
 table.kv th{background:none;color:#55606b;font-weight:normal;white-space:nowrap;width:230px}
 table.kv td{word-break:break-all}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
@@ -564,7 +587,8 @@ code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 tr.disagree td{background:#fff3e0}
 td.pos{color:#1e7a3c}td.neg{color:#b03a2e}
 .warn{color:#b03a2e}.muted{color:#8a949e}
-.tag{display:inline-block;padding:0 6px;border-radius:8px;background:#eef1f4;font-size:12px;white-space:nowrap}
+.tag{display:inline-block;padding:0 6px;margin:1px 0;border-radius:8px;background:#eef1f4;font-size:12px}
+tr.muted .tag{color:#8a949e}
 """
 
 
@@ -684,26 +708,37 @@ def _kind(w, kind) -> str:
 
 
 def _coef_html(data, w) -> str:
+    c = data["coefficients"]
+    signs = {"agree": w["sign_agree"], "opposite": w["sign_opposite"], "ignored": w["sign_ignored"],
+             "na": w["sign_na"]}
     rows = []
-    for r in data["coefficients"].itertuples(index=False):
-        sign = {"agree": w["sign_agree"], "disagree": w["sign_disagree"], "na": w["sign_na"]}[r.sign]
-        rows.append(f'<tr class="{"disagree" if r.sign == "disagree" else ""}">' + _td(r.rule) + _td(r.title)
-                    + _td(_kind(w, r.kind)) + _td(w.get(f"ev_{r.evidence}", r.evidence))
-                    + _td(_signed(r.expert_points, 0), _sign_cls(r.expert_points))
+    for r in c["met"].itertuples(index=False):
+        bad = r.sign in ("opposite", "ignored")
+        rows.append(f'<tr class="{"disagree" if bad else ""}">' + _td(r.rule) + _td(r.title, "t")
+                    + _td(_kind(w, r.kind)) + _td(_signed(r.expert_points, 0), _sign_cls(r.expert_points))
                     + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient))
                     + _td(_signed(r.learned_points), _sign_cls(r.learned_points))
-                    + _td(_signed(r.gap), "n") + _td(sign, "warn" if r.sign == "disagree" else "") + "</tr>")
-    head = ("<tr>" + "".join(f"<th>{_e(w[k])}</th>" for k in ("t_rule", "t_title", "t_kind", "t_evidence"))
+                    + _td(_signed(r.gap), "n") + _td(signs[r.sign], "warn" if bad else "") + "</tr>")
+    head = ("<tr>" + "".join(f"<th>{_e(w[k])}</th>" for k in ("t_rule", "t_title", "t_kind"))
             + "".join(f'<th class="n">{_e(w[k])}</th>' for k in ("t_expert", "t_coef", "t_learned", "t_gap"))
             + f"<th>{_e(w['t_sign'])}</th></tr>")
+    urows = []
+    for r in c["unknown"].itertuples(index=False):
+        urows.append("<tr>" + _td(r.rule) + _td(r.title, "t") + _td(_kind(w, r.kind))
+                     + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient))
+                     + _td(_signed(r.learned_points), _sign_cls(r.learned_points)) + "</tr>")
+    uhead = ("<tr>" + "".join(f"<th>{_e(w[k])}</th>" for k in ("t_rule", "t_title", "t_kind"))
+             + "".join(f'<th class="n">{_e(w[k])}</th>' for k in ("t_coef", "t_learned")) + "</tr>")
     other = []
-    for r in data["other_terms"].itertuples(index=False):
+    for r in c["other"].itertuples(index=False):
         other.append("<tr>" + _td(r.feature) + _td(r.title) + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient))
                      + _td(_signed(r.learned_points), _sign_cls(r.learned_points)) + "</tr>")
     ohead = (f"<tr><th>{_e(w['t_evidence'])}</th><th>{_e(w['t_title'])}</th>"
              f'<th class="n">{_e(w["t_coef"])}</th><th class="n">{_e(w["t_learned"])}</th></tr>')
-    return (f'<p class="note">{_e(w["coef_note"].format(k=_num(data["k"], 2)))}</p>'
-            f'<table id="coefficients">{head}{"".join(rows)}</table>'
+    return (f'<p class="note">{_e(w["coef_note"].format(k=_num(c["k"], 2)))}</p>'
+            f'<h3>{_e(w["coef_met"])}</h3><table id="coefficients" class="wide">{head}{"".join(rows)}</table>'
+            f'<h3>{_e(w["coef_unknown"])}</h3><p class="note">{_e(w["coef_unknown_note"])}</p>'
+            f'<table id="unknown-weights" class="wide">{uhead}{"".join(urows)}</table>'
             f'<h3>{_e(w["coef_other"])}</h3><table id="other-terms">{ohead}{"".join(other)}</table>')
 
 
@@ -721,15 +756,15 @@ def _rules_html(data, w) -> str:
         win_cls = "n"
         if not muted and not math.isnan(r.win_rate_fired) and not math.isnan(r.win_rate_not_fired):
             win_cls = "n pos" if r.win_rate_fired > r.win_rate_not_fired else "n neg"
-        rows.append(f'<tr class="{"muted" if muted else ""}">' + _td(r.rule) + _td(r.title) + _td(_kind(w, r.kind))
+        rows.append(f'<tr class="{"muted" if muted else ""}">' + _td(r.rule) + _td(r.title, "t") + _td(_kind(w, r.kind))
                     + _td(_pct(r.fire_rate), "n") + _td(_pct(r.unknown_rate), "n") + _td(r.deals_fired, "n")
                     + _td(_pct(r.win_rate_fired), win_cls) + _td(_pct(r.win_rate_not_fired), "n")
                     + _td(_signed(r.expert_points, 0), _sign_cls(r.expert_points))
                     + _td(_signed(r.learned_points), _sign_cls(r.learned_points))
                     + _td(_signed(r.learned_points_unknown), _sign_cls(r.learned_points_unknown))
-                    + f"<td>{notes}</td></tr>")
+                    + f'<td class="notes">{notes}</td></tr>')
     return (f'<p class="note"><b>{_e(w[key].format(snap=c["snapshots"], deals=c["deals"]))}</b></p>'
-            f'<p class="note">{_e(w["rules_note2"])}</p><table id="rules">{head}{"".join(rows)}</table>')
+            f'<p class="note">{_e(w["rules_note2"])}</p><table id="rules" class="wide">{head}{"".join(rows)}</table>')
 
 
 def render_html(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en", history_desc: str = "",

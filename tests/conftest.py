@@ -91,3 +91,22 @@ def make_pack(tmp_path):
         return d
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory):
+    """A model trained on a small generated history with the default pack (not the bundled model)."""
+    from scoring.artifact import save_model
+    from scoring.synth import generate_records
+    from scoring.train import train
+
+    result = train(generate_records(700, seed=21, kind="history"), rules=ROOT / "rules" / "default", seed=0, C=0.1)
+    return save_model(result, tmp_path_factory.mktemp("models") / "m1")
+
+
+@pytest.fixture(scope="session")
+def pipeline_tables():
+    """A small generated open pipeline, table form."""
+    from scoring.synth import generate_tables
+
+    return generate_tables(300, seed=33, kind="pipeline")

@@ -1,0 +1,96 @@
+"""The library API: one record (reference path) and table form (batch path) agree; errors name record and field."""
+from __future__ import annotations
+
+import json
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring import RecordError, Scorer
+from scoring.synth import tables_to_records
+
+
+@pytest.fixture(scope="module")
+def scorer(trained_model_dir):
+    return Scorer(model=trained_model_dir)
+
+
+def test_bad_record_raises_error_naming_record_and_field(scorer):
+    with pytest.raises(RecordError) as info:
+        scorer.score({"id": "OPP-9", "stage": "bidding", "decision_maker_signal": "maybe"})
+    assert info.value.record_id == "OPP-9" and info.value.field == "decision_maker_signal"
+
+
+def test_result_serializes_to_json(scorer):
+    res = scorer.score({"id": "OPP-1", "stage": "solution", "needs_understood": True})
+    data = json.loads(res.to_json())
+    assert data["id"] == "OPP-1" and 0 < data["win_probability"] < 1
+    assert data["next_actions"][0]["action"]
+
+
+def test_without_model_gives_rule_score_only():
+    res = Scorer(model=None).score({"id": "OPP-1", "stage": "solution"})
+    assert res.win_probability is None and 0 <= res.rule_score <= 100
+
+
+def test_table_form_equals_single_records(scorer, pipeline_tables):
+    t = pipeline_tables
+    df = scorer.score_frame(t["opportunities"], t["contacts"], t["competitors"], t["partners"])
+    for rec, (_, row) in zip(tables_to_records(t), df.iterrows()):
+        one = scorer.score(rec)
+        assert row["id"] == one.id
+        assert row["win_probability"] == pytest.approx(one.win_probability, abs=1e-6)
+        assert row["rule_score"] == one.rule_score
+        assert row["data_completeness"] == one.data_completeness
+        assert list(row["red_flags"]) == one.red_flags
+        assert list(row["milestones_passed"]) == one.milestones_passed
+        assert list(row["analysis_meeting"]) == one.analysis_meeting
+        assert list(row["next_actions"]) == [a.rule for a in one.next_actions]
+        assert list(row["reasons_positive"]) == [r.feature for r in one.reasons_positive]
+        assert list(row["reasons_negative"]) == [r.feature for r in one.reasons_negative]
+
+
+def test_safe_to_call_from_several_threads(scorer, pipeline_tables):
+    recs = tables_to_records(pipeline_tables)[:120]
+    expected = [scorer.score(r).to_dict() for r in recs]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda r: scorer.score(r).to_dict(), recs))
+    assert got == expected
+
+
+def test_ships_to_worker_processes(scorer, pipeline_tables):
+    import multiprocessing as mp
+
+    recs = tables_to_records(pipeline_tables)[:20]
+    clone = pickle.loads(pickle.dumps(scorer))
+    assert [clone.score(r).to_dict() for r in recs] == [scorer.score(r).to_dict() for r in recs]
+    with mp.get_context("spawn").Pool(1) as pool:
+        got = pool.map(_score_in_worker, [(scorer, r) for r in recs[:5]])
+    assert got == [scorer.score(r).to_dict() for r in recs[:5]]
+
+
+def _score_in_worker(args):
+    scorer, rec = args
+    return scorer.score(rec).to_dict()
+
+
+def test_dask_partitions_equal_single_process(scorer, pipeline_tables):
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+
+    t = pipeline_tables
+    single = scorer.score_frame(t["opportunities"], t["contacts"], t["competitors"], t["partners"])
+    ddf = dd.from_pandas(t["opportunities"], npartitions=4)
+    with dask.config.set(scheduler="processes", num_workers=2):
+        parts = ddf.map_partitions(scorer.score_frame, t["contacts"], t["competitors"], t["partners"],
+                                   other_deals="ignore", meta=scorer.output_meta()).compute()
+    parts = parts.reset_index(drop=True).drop(columns="scored_at")
+    single = single.drop(columns="scored_at")
+    for frame in (parts, single):
+        for c in frame.columns:
+            if frame[c].dtype == object:
+                frame[c] = frame[c].map(lambda x: tuple(x) if isinstance(x, (list, np.ndarray)) else x)
+    pd.testing.assert_frame_equal(parts, single)
