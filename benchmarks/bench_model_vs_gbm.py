@@ -192,6 +192,7 @@ def categorise(df: pd.DataFrame, train_rows: np.ndarray) -> pd.DataFrame:
             seen = set(counts.index)
             col = col.where(col.isin(keep) | ~col.isin(seen), OTHER)
             keep.append(OTHER)
+        col = col.where(col.isin(keep))  # never seen in training -> missing
         out[c] = pd.Categorical(col, categories=sorted(keep))
     return out
 

@@ -338,6 +338,27 @@ def list_models_cmd():
 
 
 @main.command()
+@click.argument("model_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), help="HTML file (default: out/report-<model id>.html).")
+@click.option("--history", type=click.Path(exists=True, path_type=Path),
+              help="History holding the model's test deals (default: the bundled sample history).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--rule-stats", type=click.Choice(["all", "test"]), default="all", show_default=True,
+              help="Per-rule fire and win rates on all history, or on the held-out deals only.")
+@_fail_clean
+def report(model_dir, out, history, lang, rule_stats):
+    """Write the model report of MODEL_DIR (default: the current model) as one self-contained HTML file."""
+    from .artifact import current_model_dir
+    from .report import build_report
+
+    model_dir = model_dir or current_model_dir()
+    if model_dir is None:
+        raise click.UsageError("no current model: give MODEL_DIR")
+    path = build_report(model_dir, history=history, out=out, lang=lang, rule_stats=rule_stats)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
 @click.argument("kind", type=click.Choice(["history", "pipeline"]))
 @click.option("--deals", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -59,6 +59,9 @@ RULE_STATS_ON = ("all", "test")
 FEW_DEALS = 20
 #: learned points smaller than this in size count as "no effect" when comparing signs
 NEUTRAL_POINTS = 1.0
+#: a rule whose win rate when fired is not at least this far from when not fired (in the direction of its
+#: expert points) gets a "check the rule" note: it does not separate wins from losses
+MIN_LIFT = 0.02
 
 MODEL_COLOR = "#1f6fb4"
 RULE_COLOR = "#e07b16"
@@ -137,11 +140,11 @@ _T: dict[str, dict[str, str]] = {
                         "unknown = share where its status is unknown. Win rate when it does not fire is over the "
                         "snapshots where the rule applies at the deal's stage but is not met, so that early-stage "
                         "deals do not distort it. Each deal weighs 1. Notes point at rules to retune."),
-        "r_fires": "Fires", "r_unknown": "Unknown", "r_deals": "Deals fired", "r_win_met": "Win rate when fires",
-        "r_win_not": "Win rate when not", "r_learned_unk": "Learned points if unknown", "r_note": "Note",
+        "r_fires": "Fires", "r_unknown": "Unknown", "r_deals": "Deals fired", "r_win_met": "Win rate: fires",
+        "r_win_not": "Win rate: not", "r_learned_unk": "Learned points if unknown", "r_note": "Note",
         "n_never": "never fires", "n_few": "few deals: rates are noise",
-        "n_pos_lower": "deals meeting it win less: check the rule",
-        "n_flag_higher": "deals raising it win more: check the flag",
+        "n_pos_lower": "deals meeting it win no more than others: check the rule",
+        "n_flag_higher": "deals raising it win no less than others: check the flag",
         "n_sign": "the model weighs it the other way",
         "n_zero": "the model gives it ~no weight",
         "k_checklist": "checklist", "k_milestone": "milestone", "k_red_flag": "red flag", "k_trigger": "trigger",
@@ -208,8 +211,8 @@ _T: dict[str, dict[str, str]] = {
         "r_fires": "触发率", "r_unknown": "未知", "r_deals": "触发项目数", "r_win_met": "触发时赢单率",
         "r_win_not": "未触发时赢单率", "r_learned_unk": "未知时学习分值", "r_note": "备注",
         "n_never": "从未触发", "n_few": "项目太少：比率不可靠",
-        "n_pos_lower": "满足它的项目反而赢得少：请检查规则",
-        "n_flag_higher": "触发它的项目反而赢得多：请检查红旗",
+        "n_pos_lower": "满足它的项目并不比其他项目赢得多：请检查规则",
+        "n_flag_higher": "触发它的项目并不比其他项目赢得少：请检查红旗",
         "n_sign": "模型给出相反方向的权重",
         "n_zero": "模型几乎不给权重",
         "k_checklist": "检查项", "k_milestone": "里程碑", "k_red_flag": "红旗", "k_trigger": "触发器",
@@ -315,7 +318,8 @@ def coefficient_points(model: Model, lang: str = "en") -> dict[str, Any]:
         largest first.
     ``unknown``
         The rows for a rule's status being unknown (0 expert points: unknown
-        earns nothing), sorted by ``|learned_points|``, largest first.
+        earns nothing), with ``rule_title`` (the rule's own title), sorted by
+        ``|learned_points|``, largest first.
     ``other``
         The intercept and stage rows.
     ``k``
@@ -335,6 +339,7 @@ def coefficient_points(model: Model, lang: str = "en") -> dict[str, Any]:
     met["sign"] = np.where(~nz, "na", np.where(np.abs(l) < NEUTRAL_POINTS, "ignored",
                                               np.where(np.sign(e) == np.sign(l), "agree", "opposite")))
     met = met.assign(_g=-np.abs(met["gap"])).sort_values(["_g", "feature"], kind="mergesort").drop(columns="_g")
+    unknown["rule_title"] = [model.pack.rule(rid).text("title", lang) for rid in unknown["rule"]]
     unknown = unknown.assign(_g=-np.abs(unknown["learned_points"])).sort_values(
         ["_g", "feature"], kind="mergesort").drop(columns="_g")
     return {"met": met.reset_index(drop=True), "unknown": unknown.reset_index(drop=True),
@@ -352,7 +357,11 @@ def rule_statistics(model: Model, status: np.ndarray, stages: Sequence[str], y: 
     ``unknown_rate``, ``deals_fired`` (distinct deals with a snapshot where it
     fires), ``win_rate_fired``, ``win_rate_not_fired`` (over the snapshots
     where it applies but is not met), and ``notes`` (list of note keys:
-    ``never``, ``few``, ``pos_lower``, ``flag_higher``, ``sign``, ``zero``).
+    ``never``; ``few`` (fires in fewer than :data:`FEW_DEALS` deals);
+    ``pos_lower`` / ``flag_higher`` (the win rate when it fires is not at
+    least :data:`MIN_LIFT` above / below the rate when it does not, against
+    its expert points); ``sign`` (learned points of the other sign than the
+    expert's); ``zero`` (learned points within :data:`NEUTRAL_POINTS` of 0)).
     Weights ``w`` make each deal weigh 1.
     """
     pack = model.pack
@@ -380,9 +389,9 @@ def rule_statistics(model: Model, status: np.ndarray, stages: Sequence[str], y: 
             notes.append("few")
         wf, wn = row["win_rate_fired"], row["win_rate_not_fired"]
         if met.any() and not math.isnan(wn) and row["deals_fired"] >= FEW_DEALS:
-            if r.points > 0 and wf < wn:
+            if r.points > 0 and wf < wn + MIN_LIFT:
                 notes.append("pos_lower")
-            if r.points < 0 and wf > wn:
+            if r.points < 0 and wf > wn - MIN_LIFT:
                 notes.append("flag_higher")
         if r.points != 0 and abs(lp) >= NEUTRAL_POINTS and np.sign(lp) != np.sign(r.points):
             notes.append("sign")
@@ -571,7 +580,7 @@ table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border-bottom:1px solid #e3e8ee;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f3f6;font-weight:600;font-size:12px}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-td.n{white-space:nowrap}
+td.n,td.nw{white-space:nowrap}
 table.wide{width:100%}
 td.t{min-width:240px}
 td.notes{min-width:150px}
@@ -603,11 +612,11 @@ def _td(value, cls: str = "") -> str:
 def _signed(x, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
-    return f"{x:+.{digits}f}"
+    return f"{0.0:.{digits}f}" if round(x, digits) == 0 else f"{x:+.{digits}f}"
 
 
-def _sign_cls(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)) or abs(x) < 1e-12:
+def _sign_cls(x, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)) or round(x, digits) == 0:
         return "n"
     return "n pos" if x > 0 else "n neg"
 
@@ -674,8 +683,8 @@ def _metrics_html(manifest: Mapping[str, Any], w: dict[str, str], lang: str) -> 
             f'<p class="verdict {cls}" id="verdict" data-beats="{_e(verdict)}">{_e(verdict_sentence(metrics, lang))}</p>')
 
 
-def _img(b64: str, alt: str) -> str:
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
+def _img(b64: str | None, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">' if b64 else ""
 
 
 def _curves_html(data: Mapping[str, Any], figs: Mapping[str, str], w: dict[str, str], history_desc: str) -> str:
@@ -692,15 +701,15 @@ def _curves_html(data: Mapping[str, Any], figs: Mapping[str, str], w: dict[str, 
         m=_num(ho["metrics"]["model"]["log_loss"], 4), r=_num(rs.get("log_loss"), 4),
         mm=_num((mm.get("model") or {}).get("log_loss"), 4), mr=_num((mm.get("rule_score") or {}).get("log_loss"), 4)))
         + "</p>")
-    out.append(f'<div class="grid">{_img(figs["calibration"], w["p_calib"])}{_img(figs["roc"], w["p_roc"])}</div>')
+    out.append(f'<div class="grid">{_img(figs.get("calibration"), w["p_calib"])}{_img(figs.get("roc"), w["p_roc"])}</div>')
     return "".join(out)
 
 
 def _dist_html(data, figs, w) -> str:
     if data["held_out"] is None:
         return f'<p class="note warn">{_e(w["curves_none"])}</p>'
-    return (f'<p class="note">{_e(w["dist_note"])}</p><div class="grid">{_img(figs["hist_probability"], w["p_hist_p"])}'
-            f'{_img(figs["hist_score"], w["p_hist_s"])}</div>')
+    return (f'<p class="note">{_e(w["dist_note"])}</p><div class="grid">{_img(figs.get("hist_probability"), w["p_hist_p"])}'
+            f'{_img(figs.get("hist_score"), w["p_hist_s"])}</div>')
 
 
 def _kind(w, kind) -> str:
@@ -716,22 +725,22 @@ def _coef_html(data, w) -> str:
         bad = r.sign in ("opposite", "ignored")
         rows.append(f'<tr class="{"disagree" if bad else ""}">' + _td(r.rule) + _td(r.title, "t")
                     + _td(_kind(w, r.kind)) + _td(_signed(r.expert_points, 0), _sign_cls(r.expert_points))
-                    + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient))
+                    + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient, 3))
                     + _td(_signed(r.learned_points), _sign_cls(r.learned_points))
-                    + _td(_signed(r.gap), "n") + _td(signs[r.sign], "warn" if bad else "") + "</tr>")
+                    + _td(_signed(r.gap), "n") + _td(signs[r.sign], "warn nw" if bad else "nw") + "</tr>")
     head = ("<tr>" + "".join(f"<th>{_e(w[k])}</th>" for k in ("t_rule", "t_title", "t_kind"))
             + "".join(f'<th class="n">{_e(w[k])}</th>' for k in ("t_expert", "t_coef", "t_learned", "t_gap"))
             + f"<th>{_e(w['t_sign'])}</th></tr>")
     urows = []
     for r in c["unknown"].itertuples(index=False):
-        urows.append("<tr>" + _td(r.rule) + _td(r.title, "t") + _td(_kind(w, r.kind))
-                     + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient))
+        urows.append("<tr>" + _td(r.rule) + _td(r.rule_title, "t") + _td(_kind(w, r.kind))
+                     + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient, 3))
                      + _td(_signed(r.learned_points), _sign_cls(r.learned_points)) + "</tr>")
     uhead = ("<tr>" + "".join(f"<th>{_e(w[k])}</th>" for k in ("t_rule", "t_title", "t_kind"))
              + "".join(f'<th class="n">{_e(w[k])}</th>' for k in ("t_coef", "t_learned")) + "</tr>")
     other = []
     for r in c["other"].itertuples(index=False):
-        other.append("<tr>" + _td(r.feature) + _td(r.title) + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient))
+        other.append("<tr>" + _td(r.feature) + _td(r.title) + _td(_signed(r.coefficient, 3), _sign_cls(r.coefficient, 3))
                      + _td(_signed(r.learned_points), _sign_cls(r.learned_points)) + "</tr>")
     ohead = (f"<tr><th>{_e(w['t_evidence'])}</th><th>{_e(w['t_title'])}</th>"
              f'<th class="n">{_e(w["t_coef"])}</th><th class="n">{_e(w["t_learned"])}</th></tr>')
