@@ -265,8 +265,8 @@ class _Col:
         if na.any():
             arr = pc.if_else(pa.array(~na), arr, pa.scalar(None, arr.type))
         if ftype == "date" and dates == "datetime64":
-            return pd.array(pc.cast(pc.strptime(arr, "%Y-%m-%d", "s"), pa.timestamp("s")).to_numpy(zero_copy_only=False))
-        return pd.Series(arr, dtype="str").array if len(arr) == 0 else arr.to_pandas().array
+            return pd.array(pc.strptime(arr, "%Y-%m-%d", "s").to_numpy(zero_copy_only=False))
+        return arr.to_pandas().array
 
 
 def _patch(kind: str, data, na: np.ndarray, values: dict[int, Any]):
@@ -450,7 +450,7 @@ def _typed_col(arr: pa.Array, f: Field, native) -> _Col:
         else:
             data = pc.cast(days, pa.string())
     if data is None:  # any other type: the reference's per-cell conversion of every value
-        vals = raw.__call__ and _ref_values(arr)
+        vals = _ref_values(arr)
         ref[:] = [vals]
         data = pa.nulls(n, pa.large_string()) if kind == "str" else np.zeros(n, bool if kind == "bool" else
                                                                               (np.int64 if kind == "int" else np.float64))
@@ -595,16 +595,13 @@ def _validate_tables(opps: pa.Table, children: dict[str, tuple[pa.Table, str]], 
         undeclared[OPPORTUNITY] = und
     if history and "outcome" in ent.declared:
         oc = cols.get("outcome")
-        missing = np.ones(n, bool) if oc is None else oc.na & ~np.isin(np.arange(n), list(oc.errors))
+        missing = np.ones(n, bool) if oc is None else oc.na  # bad outcomes are already in `first`
         for i in np.flatnonzero(missing).tolist():
             if i not in first:
                 first[i] = ("outcome", "required field is missing (history needs the outcome)")
 
-    # keys: raw ids (a bad id still keys its child rows) and as_of
-    id_key = _key_from_col(cols.get(_ID), n) if _ID in cols else pa.nulls(n, pa.large_string())
-    if _ID in cols and cols[_ID].errors is not None:
-        raw_ids = _key_array(opps.column(_ID), n, text)
-        id_key = raw_ids  # for a good id the raw value is the converted one
+    # keys: raw ids (a bad id still keys its child rows; a good id's raw value is its converted one)
+    id_key = _key_array(opps.column(_ID), n, text) if _ID in ocols else pa.nulls(n, pa.large_string())
     has_as_of = AS_OF in ocols
     if has_as_of:
         if AS_OF in cols:

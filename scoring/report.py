@@ -282,6 +282,14 @@ def verdict_sentence(metrics: Mapping[str, Any], lang: str = "en") -> str:
 
 
 # --------------------------------------------------------------------------- plain data
+def _display_path(p: Path) -> str:
+    """The path relative to the project root when it lies inside it (no machine paths in reports)."""
+    try:
+        return Path(p).resolve().relative_to(paths.project_root().resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
 def _read_history(history, model: Model, lang: str = "en") -> tuple[list[dict], str]:
     from .records import read_records
 
@@ -294,7 +302,7 @@ def _read_history(history, model: Model, lang: str = "en") -> tuple[list[dict], 
         p = Path(history)
         if not p.exists():
             raise ModelError(f"history {p} not found: pass the history the model was trained on")
-        return read_records(p, model.pack.schema, history=True).records, str(p)
+        return read_records(p, model.pack.schema, history=True).records, _display_path(p)
     recs = list(history)
     return recs, _words(lang)["records_given"].format(n=len(recs))
 
