@@ -1,6 +1,6 @@
 """Throughput of the column-wise rule evaluation vs the durable-rules engine.
 
-    /tmp/venv/bin/python benchmarks/bench_columnar.py [--deals 100000] [--engine-deals 2000]
+    .venv/bin/python benchmarks/bench_columnar.py [--deals 100000] [--engine-deals 2000]
                                                        [--chunk 100000] [--pack rules/default]
 
 Prints figures, asserts nothing.  Deals come from ``scoring.synth`` (pipeline).

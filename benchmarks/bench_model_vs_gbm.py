@@ -1,6 +1,6 @@
 """Our rule-evidence logistic model vs gradient boosting on naively flattened fields.
 
-    /tmp/venv/bin/python benchmarks/bench_model_vs_gbm.py [--deals 4000] [--seed 2027]
+    .venv/bin/python benchmarks/bench_model_vs_gbm.py [--deals 4000] [--seed 2027]
                                                            [--history PATH] [--model-seed 0]
                                                            [--rules rules/default] [--bootstrap 1000]
                                                            [--repeat 3]

@@ -412,7 +412,8 @@ def _typed_col(arr: pa.Array, f: Field, native) -> _Col:
         else:
             ok = _date_text_ok(arr, _np_bool(pc.match_substring_regex(arr, _DATE_TEXT)))
             suspect = ~ok & ~null
-        na |= suspect
+        if suspect is not None:
+            na |= suspect
     elif pa.types.is_boolean(typ) and t == "bool":
         data = _np_bool(arr)
     elif (is_int or is_float) and t in ("int", "number"):
