@@ -261,7 +261,8 @@ class _Col:
             return pd.arrays.IntegerArray(np.where(na, 0, self.data[idx]).astype(np.int64), na)
         if self.kind == "float":
             return pd.arrays.FloatingArray(np.where(na, 0.0, self.data[idx]).astype(np.float64), na)
-        arr = self.data.take(pa.array(idx, pa.int64())) if len(idx) != len(self.data) else self.data
+        identity = len(idx) == len(self.data) and (len(idx) == 0 or (idx[0] == 0 and bool((np.diff(idx) == 1).all())))
+        arr = self.data if identity else self.data.take(pa.array(idx, pa.int64()))
         if na.any():
             arr = pc.if_else(pa.array(~na), arr, pa.scalar(None, arr.type))
         if ftype == "date" and dates == "datetime64":
@@ -529,10 +530,10 @@ def _py(v):
 # --------------------------------------------------------------------------- #
 def _output_names(schema: Schema, fields, entity: str) -> list[str]:
     declared = list(schema[entity])
-    if fields is None or entity not in fields:
+    if fields is None:
         names = declared
     else:
-        keep = set(fields[entity])
+        keep = set(fields.get(entity, ()))
         names = [n for n in declared if n in keep]
     if entity == OPPORTUNITY:
         names = [n for n in (_ID, AS_OF) if n not in names and n in schema[entity]] + names
@@ -1144,9 +1145,11 @@ class InputStream:
         Where bucket / part files go (a temp dir by default; what this object
         creates there is removed by :meth:`close`).
     fields : Mapping, optional
-        entity -> names of the fields to keep in the frames (default: every
-        declared field; ``id`` and ``as_of`` are always kept).  Validation
-        always covers the whole schema.
+        entity -> names of the fields to keep in the frames, e.g.
+        ``pack.fields`` (as :func:`~scoring.columnar.records_to_frames`: an
+        entity not listed keeps no field; ``id`` and ``as_of`` are always
+        kept).  Default: every declared field.  Validation always covers the
+        whole schema.
     dates : str
         ``"text"`` ('YYYY-MM-DD' strings, default) or ``"datetime64"``.
     """
