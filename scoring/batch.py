@@ -538,10 +538,26 @@ def _init_worker(scorer: ChunkScorer, stream) -> None:
 
 def _work(spec):
     chunk = _WORKER["stream"].load(spec)
-    table = _WORKER["scorer"].score(chunk.frames)
+    return _WORKER["scorer"].score(chunk.frames), _chunk_meta(chunk)
+
+
+def _chunk_meta(chunk) -> dict:
+    """What the parent needs of a chunk besides its scores.  ``keys``: (id, as_of) of the scored rows
+    when duplicates can only be found across partitions (JSON Lines), else None."""
     meta = {k: getattr(chunk, k) for k in ("rejects", "orphans", "n_read", "undeclared_fields")}
-    meta["keys"] = getattr(chunk, "keys", None)
-    return table, meta
+    meta["keys"] = meta["lines"] = None
+    if getattr(chunk, "needs_dedupe", False):
+        opps = chunk.frames.opps
+        ids = opps["id"].astype(object).tolist()
+        asofs = _text_col(opps, "as_of").tolist()
+        meta["keys"] = list(zip(ids, asofs))
+        meta["lines"] = [int(x) for x in chunk.positions]
+    return meta
+
+
+def _workdir(output: Path) -> Path | None:
+    """Temporary partitions go beside the output (same disk as the result), unless $TMPDIR is set."""
+    return None if os.environ.get("TMPDIR") else Path(output).parent
 
 
 def default_rejects_path(output: Path) -> Path:
@@ -594,7 +610,7 @@ def run_batch(source, output, *, pack: RulePack, model=None, rejects=None, previ
     with output_lock(output):
         out_w = _Writer(output)
         rej_w = _Writer(rejects)
-        stream = InputStream(source, pack.schema, chunk_size=chunk_size)
+        stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=_workdir(output))
         try:
             specs = stream.partitions()
             from tqdm import tqdm
@@ -602,7 +618,7 @@ def run_batch(source, output, *, pack: RulePack, model=None, rejects=None, previ
             bar = tqdm(total=len(specs), unit="chunk", desc="scoring", disable=None if progress is None else not progress,
                        leave=False)
             for table, meta in _map_ordered(specs, scorer, stream, workers):
-                table, dups = _drop_duplicate_keys(table, meta.get("keys"), seen_keys)
+                table, dups = _drop_duplicate_keys(table, meta["keys"], meta["lines"], seen_keys)
                 if prev is not None:
                     table = prev.apply(table, thresholds)
                 summary.n_read += meta["n_read"]
@@ -664,9 +680,7 @@ def _map_ordered(specs, scorer, stream, workers):
     if workers <= 1 or len(specs) <= 1:
         for spec in specs:
             chunk = stream.load(spec)
-            meta = {k: getattr(chunk, k) for k in ("rejects", "orphans", "n_read", "undeclared_fields")}
-            meta["keys"] = getattr(chunk, "keys", None)
-            yield scorer.score(chunk.frames), meta
+            yield scorer.score(chunk.frames), _chunk_meta(chunk)
         return
     import multiprocessing as mp
 
@@ -688,8 +702,8 @@ def _map_ordered(specs, scorer, stream, workers):
             yield res
 
 
-def _drop_duplicate_keys(table: pa.Table, keys, seen: set):
-    """Drop rows whose (id, as_of) already appeared in an earlier partition (JSON Lines input)."""
+def _drop_duplicate_keys(table: pa.Table, keys, lines, seen: set):
+    """Drop rows whose (id, as_of) an earlier partition accepted (JSON Lines input: only the keys are kept)."""
     if keys is None:
         return table, []
     keep = np.ones(table.num_rows, dtype=bool)
@@ -697,7 +711,7 @@ def _drop_duplicate_keys(table: pa.Table, keys, seen: set):
     for i, k in enumerate(keys):
         if k in seen:
             keep[i] = False
-            dups.append({"id": k[0], "field": "id", "reason": "duplicate (id, as_of)"})
+            dups.append({"id": k[0], "field": "id", "reason": "duplicate (id, as_of)", "line": lines[i]})
         else:
             seen.add(k)
     if keep.all():

@@ -1220,7 +1220,7 @@ class InputStream:
             base = self._workdir_arg
             if base is not None:
                 Path(base).mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=base))
+            self._tmp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=base))
         return self._tmp
 
     def _spec(self, **kw) -> PartitionSpec:

@@ -146,20 +146,22 @@ def test_previous_run_raises_history_flags(pipeline_dir, tmp_path, model):
     _run(pipeline_dir, prev_path, model)
     prev = pq.read_table(prev_path).to_pandas()
     ids = prev["id"].tolist()
-    # doctor last night's file: deal 0 had a much higher probability, deal 1 an earlier close date,
-    # deal 2 had no red flags, deal 3 unchanged
-    prev.loc[0, "win_probability"] = min(1.0, prev.loc[0, "win_probability"] + 0.3)
-    prev.loc[1, "expected_close"] = "2000-01-01"
-    flagged = prev.index[prev["red_flags"].map(len) > 0][0]
+    # doctor last night's file: one deal had a much higher probability, one an earlier close date,
+    # one had no red flags, the others are unchanged
+    low = int(prev.index[prev["win_probability"] < 0.6][0])
+    slip = int(prev.index[(prev.index != low) & prev["expected_close"].notna()][0])
+    prev.loc[low, "win_probability"] += 0.3
+    prev.loc[slip, "expected_close"] = "2000-01-01"
+    flagged = int(prev.index[(prev["red_flags"].map(len) > 0) & ~prev.index.isin([low, slip])][0])
     prev.at[flagged, "red_flags"] = []
     prev.to_parquet(prev_path)
     s = _run(pipeline_dir, tmp_path / "now.parquet", model, previous=prev_path)
     now = pq.read_table(s["output"]).to_pandas().set_index("id")
-    assert now.loc[ids[0], "probability_change"] == pytest.approx(-0.3, abs=1e-6)
-    assert "T3" in now.loc[ids[0], "analysis_meeting"]
-    assert "T2_slip" in now.loc[ids[1], "analysis_meeting"]
+    assert now.loc[ids[low], "probability_change"] == pytest.approx(-0.3, abs=1e-6)
+    assert "T3" in now.loc[ids[low], "analysis_meeting"]
+    assert "T2_slip" in now.loc[ids[slip], "analysis_meeting"]
     assert "T3" in now.loc[ids[flagged], "analysis_meeting"]
-    unchanged = [i for i in range(3, len(ids)) if i != flagged][0]
+    unchanged = [i for i in range(len(ids)) if i not in (low, slip, flagged)][0]
     assert now.loc[ids[unchanged], "probability_change"] == 0
     assert not {"T3", "T2_slip"} & set(now.loc[ids[unchanged], "analysis_meeting"])
 
