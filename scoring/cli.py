@@ -146,7 +146,20 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
         sys.exit(3)
 
 
+def _short(path) -> str:
+    """A path relative to the current folder when it lies inside it."""
+    import os
+
+    p = str(path)
+    try:
+        rel = os.path.relpath(p)
+    except ValueError:
+        return p
+    return rel if not rel.startswith("..") else p
+
+
 def format_summary(s: dict) -> str:
+    s = {**s, **{k: _short(s[k]) for k in ("input", "output", "rejects") if s.get(k)}}
     lines = [
         f"scored {s['input']} -> {s['output']}",
         f"  read {s['read']:,}  scored {s['scored']:,}  rejected {s['rejected']:,}  orphan child rows "
