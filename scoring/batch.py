@@ -58,7 +58,7 @@ OUTPUT_COLUMNS = [
 LIST_COLUMNS = ("milestones_passed", "red_flags", "unverified_flags", "reasons_positive", "reasons_negative",
                 "next_actions", "analysis_meeting")
 #: always carried in the output: needed by --previous (T2) and the forecast
-CARRIED = ("expected_close", "amount", "currency", "owner", "region")
+CARRIED = ("expected_close", "close_date_pushes", "amount", "currency", "owner", "region")
 
 
 @dataclass
@@ -252,7 +252,7 @@ def _append_flag(r: Ragged, mask: np.ndarray, flag: str) -> Ragged:
 class PreviousRun:
     """The last night's output, keyed by deal id (only the columns the history flags need)."""
 
-    COLUMNS = ("id", "as_of", "win_probability", "red_flags", "expected_close")
+    COLUMNS = ("id", "as_of", "win_probability", "red_flags", "expected_close", "close_date_pushes")
 
     def __init__(self, path):
         path = Path(path)
@@ -264,8 +264,13 @@ class PreviousRun:
         self.frame = df
 
     def apply(self, table: pa.Table, thresholds: Thresholds) -> pa.Table:
-        """Add ``probability_change`` and the flags that need the previous run: T3 (probability dropped by
-        more than the threshold, or a new red flag) and T2 (expected close moved later since the last run)."""
+        """Add ``probability_change`` and refine the flags with the previous run.
+
+        * T3: the probability dropped by more than the threshold, or a red flag appeared.
+        * T2, for a deal scored last time: only a NEW slip (the expected close moved later, or
+          ``close_date_pushes`` grew, since the last run), so an old slip does not flag a meeting
+          every night.  A deal not in the previous run keeps the record's own T2.
+        """
         ids = table.column("id").to_pandas()
         prev = self.frame.reindex(ids.to_numpy())
         seen = prev.index.isin(self.frame.index) if len(self.frame) else np.zeros(len(ids), bool)
@@ -281,11 +286,18 @@ class PreviousRun:
         exp_now = np.array(table.column("expected_close").to_pylist(), dtype=object) \
             if "expected_close" in table.column_names else np.full(len(ids), None, object)
         exp_prev = prev["expected_close"].astype(object).to_numpy() if "expected_close" in prev else np.full(len(ids), None)
-        slipped = np.array([bool(s) and isinstance(a, str) and isinstance(b, str) and a > b
-                            for s, a, b in zip(seen, exp_now, exp_prev)], dtype=bool)
+        moved = np.array([bool(s) and isinstance(a, str) and isinstance(b, str) and a > b
+                          for s, a, b in zip(seen, exp_now, exp_prev)], dtype=bool)
+        push_now = pd.to_numeric(pd.Series(table.column("close_date_pushes").to_pylist(), dtype=object),
+                                 errors="coerce").to_numpy(dtype=float)
+        push_prev = pd.to_numeric(prev["close_date_pushes"], errors="coerce").to_numpy(dtype=float) \
+            if "close_date_pushes" in prev else np.full(len(ids), np.nan)
+        pushed = seen & (np.nan_to_num(push_now, nan=-1) > np.nan_to_num(push_prev, nan=np.inf))
+        new_slip = moved | pushed
         meet = Ragged.from_arrow(table.column("analysis_meeting"))
+        meet = _remove_flag(meet, seen & ~new_slip, "T2")
+        meet = _append_flag(meet, new_slip & ~_has(meet, "T2"), "T2")
         meet = _append_flag(meet, (drop | new_flag) & ~_has(meet, "T3"), "T3")
-        meet = _append_flag(meet, slipped & ~_has(meet, "T2_slip"), "T2_slip")
         i_change = table.column_names.index("probability_change")
         table = table.set_column(i_change, "probability_change", pa.array(change, type=pa.float64(), from_pandas=True))
         i_meet = table.column_names.index("analysis_meeting")
@@ -298,6 +310,21 @@ def _as_list(v) -> list:
     if isinstance(v, str):
         return json.loads(v)
     return list(v)
+
+
+def _remove_flag(r: Ragged, mask: np.ndarray, flag: str) -> Ragged:
+    """Remove ``flag`` from the lists of the rows where ``mask`` is true."""
+    if not len(r.values):
+        return r
+    row = np.repeat(np.arange(len(r)), np.diff(r.offsets))
+    drop = (r.values == flag) & mask[row]
+    if not drop.any():
+        return r
+    keep = ~drop
+    counts = np.bincount(row[keep], minlength=len(r))
+    offsets = np.zeros(len(r) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Ragged(offsets, r.values[keep])
 
 
 def _has(r: Ragged, flag: str) -> np.ndarray:
@@ -581,7 +608,7 @@ def run_batch(source, output, *, pack: RulePack, model=None, rejects=None, previ
     rejects : path, default ``<output stem>.rejects.csv``
         One row per rejected record (id, field, reason, where) and per orphan child row.
     previous : path, optional
-        Last night's output: adds ``probability_change`` and the T3 / T2_slip flags.
+        Last night's output: adds ``probability_change``, raises T3, and limits T2 to new slips.
     as_of : str, optional
         The date for records without ``as_of`` (default: today, the run date).
     keep : input fields to carry into the output (owner, amount, region, ...).

@@ -93,7 +93,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--rejects", type=click.Path(path_type=Path),
               help="Rejects file (default: <output stem>.rejects.csv).")
 @click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Last run's output: adds probability_change and the T3 / T2_slip flags.")
+              help="Last run's output: adds probability_change, raises T3, and limits T2 to new slips.")
 @click.option("--as-of", "as_of", help="Date for records without as_of (default: today).")
 @click.option("--keep", default="owner,amount,currency,region,expected_close", show_default=True,
               help="Input fields to carry into the output, comma-separated.")

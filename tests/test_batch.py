@@ -159,11 +159,22 @@ def test_previous_run_raises_history_flags(pipeline_dir, tmp_path, model):
     now = pq.read_table(s["output"]).to_pandas().set_index("id")
     assert now.loc[ids[low], "probability_change"] == pytest.approx(-0.3, abs=1e-6)
     assert "T3" in now.loc[ids[low], "analysis_meeting"]
-    assert "T2_slip" in now.loc[ids[slip], "analysis_meeting"]
+    assert "T2" in now.loc[ids[slip], "analysis_meeting"]
     assert "T3" in now.loc[ids[flagged], "analysis_meeting"]
     unchanged = [i for i in range(len(ids)) if i not in (low, slip, flagged)][0]
     assert now.loc[ids[unchanged], "probability_change"] == 0
-    assert not {"T3", "T2_slip"} & set(now.loc[ids[unchanged], "analysis_meeting"])
+    assert not {"T3", "T2"} & set(now.loc[ids[unchanged], "analysis_meeting"])
+
+
+def test_old_slip_does_not_flag_t2_every_night(pipeline_dir, tmp_path, model):
+    """Without --previous T2 comes from the record (close_date_pushes); with it, only a new slip raises T2."""
+    first = _run(pipeline_dir, tmp_path / "night1.parquet", model)
+    night1 = pq.read_table(first["output"]).to_pandas().set_index("id")
+    old_slips = night1.index[night1["analysis_meeting"].map(lambda x: "T2" in x)]
+    assert len(old_slips) > 0
+    second = _run(pipeline_dir, tmp_path / "night2.parquet", model, previous=first["output"])
+    night2 = pq.read_table(second["output"]).to_pandas().set_index("id")
+    assert not night2.loc[old_slips, "analysis_meeting"].map(lambda x: "T2" in x).any()
 
 
 def test_forecast_never_adds_different_currencies(pipeline_dir, tmp_path, model):
@@ -209,3 +220,16 @@ def test_batch_equals_reference_path(pipeline_dir, tmp_path, model):
         assert row["win_probability"] == pytest.approx(one.win_probability, abs=1e-6)
         assert row["next_actions"] == [a.rule for a in one.next_actions]
         assert row["analysis_meeting"] == one.analysis_meeting
+
+
+def test_json_lines_duplicates_across_partitions_are_rejected(tmp_path, model, pipeline_tables):
+    from scoring.synth import tables_to_records, write_jsonl
+
+    recs = tables_to_records(pipeline_tables)[:50]
+    src = tmp_path / "in.jsonl"
+    write_jsonl(recs + [recs[3], recs[40]], src)        # the same (id, as_of) again, far from the first
+    s = _run(src, tmp_path / "s.jsonl", model, chunk_size=10)
+    assert (s["read"], s["scored"], s["rejected"]) == (52, 50, 2)
+    rej = pd.read_csv(s["rejects"], dtype=str, keep_default_na=False)
+    assert sorted(rej["id"]) == sorted([recs[3]["id"], recs[40]["id"]])
+    assert set(rej["reason"]) == {"duplicate (id, as_of)"} and set(rej["where"]) == {"line 51", "line 52"}

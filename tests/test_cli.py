@@ -1,0 +1,84 @@
+"""The `scoring` command, run in-process: each command works and turns errors into a message and an exit code."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scoring.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = Path(__file__).resolve().parent / "data" / "example.jsonl"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_explain_prints_score_probability_reasons_and_actions(trained_model_dir):
+    res = run("explain", EXAMPLE, "--model", trained_model_dir, "--id", "OPP-1001")
+    assert res.exit_code == 0, res.output
+    assert "Rule score 77.7 / 100" in res.output and "Win probability" in res.output
+    assert "Model reasons" in res.output and "Next actions" in res.output and "OPP-0007" not in res.output
+
+
+def test_explain_json_is_one_object_per_record(trained_model_dir):
+    res = run("explain", EXAMPLE, "--model", trained_model_dir, "--json")
+    rows = [json.loads(x) for x in res.output.splitlines()]
+    assert [r["id"] for r in rows] == ["OPP-1001", "OPP-0007"]
+    assert all(0 < r["win_probability"] < 1 for r in rows)
+
+
+def test_explain_in_chinese_uses_chinese_titles():
+    res = run("explain", EXAMPLE, "--no-model", "--lang", "zh", "--id", "OPP-0007")
+    assert "规则得分" in res.output and "下一步行动" in res.output
+
+
+def test_explain_with_a_pack_other_than_the_models_warns(tmp_path, trained_model_dir):
+    pack = tmp_path / "pack"
+    shutil.copytree(ROOT / "rules" / "default", pack)
+    (pack / "README.md").write_text("edited\n")
+    res = run("explain", EXAMPLE, "--model", trained_model_dir, "--rules", pack)
+    assert res.exit_code == 0
+    assert "is not the pack model" in res.output  # click's output holds stdout and stderr
+
+
+def test_rules_check_reports_changes_against_the_current_pack(tmp_path):
+    pack = tmp_path / "pack"
+    shutil.copytree(ROOT / "rules" / "default", pack)
+    text = (pack / "red_flags.yaml").read_text()
+    i = text.index("- id: L8")
+    j = text.index("points:", i)
+    k = text.index("\n", j)
+    (pack / "red_flags.yaml").write_text(text[:j] + "points: -20" + text[k:])
+    res = run("rules", "check", pack, "--against", EXAMPLE, "--current", ROOT / "rules" / "default")
+    assert res.exit_code == 0, res.output
+    assert "edited ['L8']" in res.output and "all rule examples pass" in res.output
+
+
+def test_rules_check_refuses_a_broken_pack_naming_file_and_rule(tmp_path):
+    pack = tmp_path / "pack"
+    shutil.copytree(ROOT / "rules" / "default", pack)
+    text = (pack / "s1_technical_promotion.yaml").read_text()
+    (pack / "s1_technical_promotion.yaml").write_text(text.replace("needs_understood: true", "needs_understod: true", 1))
+    res = CliRunner().invoke(main, ["rules", "check", str(pack)])
+    assert res.exit_code == 2
+    assert "s1_technical_promotion.yaml" in res.output and "needs_understod" in res.output
+
+
+def test_train_refuses_too_little_history_with_counts(tmp_path):
+    res = CliRunner().invoke(main, ["train", str(EXAMPLE), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "won" in res.output and "lost" in res.output
+
+
+def test_score_writes_output_and_summary(tmp_path, trained_model_dir):
+    out = tmp_path / "scores.csv"
+    res = run("score", ROOT / "datasets" / "sample" / "pipeline.jsonl", "--out", out, "--model", trained_model_dir,
+              "--json", "--workers", "1")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["read"] == summary["scored"] == 300
+    assert out.exists() and (tmp_path / "scores.summary.json").exists()
