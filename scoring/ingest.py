@@ -552,6 +552,33 @@ def _empty_array(ftype: str, n: int, dates: str):
     return pa.nulls(n, pa.large_string()).to_pandas().array if n else pd.Series([], dtype="str").array
 
 
+def _convert_entity(tab: pa.Table, ent, text: bool, n: int):
+    """Convert every declared column of one table and find each row's first error, in the
+    reference reader's order: fields in schema order (a bad value, then a missing required
+    value), then the ``max_field`` pairs.  Returns ``(columns, first_error_by_row, input_names)``."""
+    names = [c for c in tab.column_names if c != _SRC]
+    cols: dict[str, _Col] = {}
+    first: dict[int, tuple[str, str]] = {}
+    for name, f, native, text_conv, req in zip(ent.names, ent.fields, ent.native, ent.text, ent.required):
+        col = None
+        if name in names:
+            col = _convert(tab.column(name), f, text, native, text_conv)
+            cols[name] = col
+            for i in sorted(col.errors):
+                first.setdefault(i, (name, col.errors[i]))
+        if req:
+            for i in (range(n) if col is None else np.flatnonzero(col.na).tolist()):
+                first.setdefault(i, (name, _MISSING))
+    for a, b in ent.pairs:
+        ca, cb = cols.get(a), cols.get(b)
+        if ca is None or cb is None or ca.kind == "str" or cb.kind == "str":
+            continue
+        over = ~ca.na & ~cb.na & (ca.data > cb.data)
+        for i in np.flatnonzero(over).tolist():
+            first.setdefault(i, (a, f"{a} ({_rec._show(ca.py(i))}) exceeds {b} ({_rec._show(cb.py(i))})"))
+    return cols, first, names
+
+
 def _validate_tables(opps: pa.Table, children: dict[str, tuple[pa.Table, str]], schema: Schema,
                      history: bool, text: bool, fields, dates: str):
     """The column-wise twin of :func:`scoring.records.validate_frames` for one partition.
@@ -562,35 +589,8 @@ def _validate_tables(opps: pa.Table, children: dict[str, tuple[pa.Table, str]], 
     comp = _rec._compiled(schema)
     n = opps.num_rows
     src = opps.column(_SRC).to_numpy().astype(np.int64) if n else np.zeros(0, np.int64)
-    ocols = [c for c in opps.column_names if c != _SRC]
-    first: dict[int, tuple[str, str]] = {}
     ent = comp.opp
-    cols: dict[str, _Col] = {}
-    for name, f, native, text_conv, req in zip(ent.names, ent.fields, ent.native, ent.text, ent.required):
-        col = None
-        if name in ocols:
-            col = _convert(opps.column(name), f, text, native, text_conv)
-            cols[name] = col
-            for i in sorted(col.errors):
-                if i not in first:
-                    first[i] = (name, col.errors[i])
-        if req:
-            if col is None:
-                for i in range(n):
-                    first.setdefault(i, (name, _MISSING))
-            else:
-                for i in np.flatnonzero(col.na).tolist():
-                    if i not in first:
-                        first[i] = (name, _MISSING)
-    for a, b in ent.pairs:
-        ca, cb = cols.get(a), cols.get(b)
-        if ca is None or cb is None or ca.kind == "str" or cb.kind == "str":
-            continue
-        over = ~ca.na & ~cb.na & (ca.data > cb.data)
-        for i in np.flatnonzero(over).tolist():
-            if i not in first:
-                x, y = ca.py(i), cb.py(i)
-                first[i] = (a, f"{a} ({_rec._show(x)}) exceeds {b} ({_rec._show(y)})")
+    cols, first, ocols = _convert_entity(opps, ent, text, n)
     undeclared: dict[str, list[str]] = {}
     und = sorted(c for c in ocols if c not in ent.declared)
     if und:
@@ -622,34 +622,7 @@ def _validate_tables(opps: pa.Table, children: dict[str, tuple[pa.Table, str]], 
         ctab, label = got
         m = ctab.num_rows
         csrc = ctab.column(_SRC).to_numpy().astype(np.int64) if m else np.zeros(0, np.int64)
-        ccols_names = [c for c in ctab.column_names if c != _SRC]
-        ccols: dict[str, _Col] = {}
-        cfirst: dict[int, tuple[str, str]] = {}
-        for name, f, native, text_conv, req in zip(child.names, child.fields, child.native, child.text,
-                                                   child.required):
-            col = None
-            if name in ccols_names:
-                col = _convert(ctab.column(name), f, text, native, text_conv)
-                ccols[name] = col
-                for j in sorted(col.errors):
-                    if j not in cfirst:
-                        cfirst[j] = (name, col.errors[j])
-            if req:
-                if col is None:
-                    for j in range(m):
-                        cfirst.setdefault(j, (name, _MISSING))
-                else:
-                    for j in np.flatnonzero(col.na).tolist():
-                        if j not in cfirst:
-                            cfirst[j] = (name, _MISSING)
-        for a, b in child.pairs:
-            ca, cb = ccols.get(a), ccols.get(b)
-            if ca is None or cb is None or ca.kind == "str" or cb.kind == "str":
-                continue
-            over = ~ca.na & ~cb.na & (ca.data > cb.data)
-            for j in np.flatnonzero(over).tolist():
-                if j not in cfirst:
-                    cfirst[j] = (a, f"{a} ({_rec._show(ca.py(j))}) exceeds {b} ({_rec._show(cb.py(j))})")
+        ccols, cfirst, ccols_names = _convert_entity(ctab, child, text, m)
         cund = sorted(c for c in ccols_names if c not in child.declared and c not in (CHILD_KEY, AS_OF))
         if cund:
             undeclared[child.name] = cund
