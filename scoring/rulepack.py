@@ -127,10 +127,15 @@ class RulePack:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 over every file of the pack (name and bytes), in name order."""
+        """sha256 over the pack's YAML files (name and bytes), in name order.
+
+        Only what the rules are made of counts: editing the pack's README does
+        not make a model trained with the pack out of date.
+        """
         h = hashlib.sha256()
         for name in sorted(self.files):
-            h.update(name.encode() + b"\0" + self.files[name] + b"\0")
+            if name.endswith((".yaml", ".yml")):
+                h.update(name.encode() + b"\0" + self.files[name] + b"\0")
         return h.hexdigest()
 
     @property

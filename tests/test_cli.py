@@ -40,7 +40,8 @@ def test_explain_in_chinese_uses_chinese_titles():
 def test_explain_with_a_pack_other_than_the_models_warns(tmp_path, trained_model_dir):
     pack = tmp_path / "pack"
     shutil.copytree(ROOT / "rules" / "default", pack)
-    (pack / "README.md").write_text("edited\n")
+    text = (pack / "triggers.yaml").read_text()
+    (pack / "triggers.yaml").write_text(text + "\n# edited by sales ops\n")
     res = run("explain", EXAMPLE, "--model", trained_model_dir, "--rules", pack)
     assert res.exit_code == 0
     assert "is not the pack model" in res.output  # click's output holds stdout and stderr

@@ -164,3 +164,9 @@ def test_or_over_one_item_field_is_allowed(make_pack):
 def test_count_may_use_or_over_different_item_fields(make_pack):
     load_pack(make_pack(counts={"key": {"list": "contacts", "where": {
         "$or": [{"$i.role": "approver"}, {"$i.is_coach": True}]}}}))
+
+
+def test_fingerprint_ignores_the_pack_readme(make_pack):
+    a = load_pack(make_pack(rules=[rule()]))
+    b = load_pack(make_pack(rules=[rule()], files={"README.md": "notes for sales ops\n"}))
+    assert a.fingerprint == b.fingerprint
