@@ -100,7 +100,10 @@ def derive(pack: RulePack, record: Mapping[str, Any], as_of: str | None) -> dict
     for c in pack.computed.values():
         start = as_of if c.start == "as_of" else record.get(c.start)
         end = as_of if c.end == "as_of" else record.get(c.end)
-        out[c.name] = days_between(start, end)
+        if c.kind == "difference":
+            out[c.name] = None if start is None or end is None else end - start
+        else:
+            out[c.name] = days_between(start, end)
     return out
 
 

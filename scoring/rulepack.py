@@ -65,11 +65,18 @@ class Count:
 
 @dataclass(frozen=True)
 class Computed:
-    """A day count between two declared date fields (``days_between: [a, b]`` = b - a)."""
+    """A field computed from two declared fields; its value is ``end - start``:
+
+    * ``days_between: [a, b]``: days from date ``a`` to date ``b`` (start = a, end = b);
+    * ``difference: [a, b]``: ``a - b`` of two whole-number fields (start = b, end = a).
+
+    Unknown when either field is unknown.
+    """
 
     name: str
     start: str
     end: str
+    kind: str = "days_between"
 
 
 @dataclass(frozen=True)
@@ -326,15 +333,20 @@ def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
             raise RulePackError(f"computed name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
         if name in opp:
             raise RulePackError("computed field clashes with a declared field", file=PACK_FILE, rule=name)
-        if not isinstance(spec, dict) or set(spec) != {"days_between"}:
-            raise RulePackError("a computed field is {days_between: [start_date, end_date]}", file=PACK_FILE, rule=name)
-        args = spec["days_between"]
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("days_between", "difference"):
+            raise RulePackError("a computed field is {days_between: [start_date, end_date]} or "
+                                "{difference: [int_field, int_field]}", file=PACK_FILE, rule=name)
+        kind, args = next(iter(spec.items()))
+        want = "date" if kind == "days_between" else "int"
         if not (isinstance(args, list) and len(args) == 2):
-            raise RulePackError("days_between takes two date fields", file=PACK_FILE, rule=name)
+            raise RulePackError(f"{kind} takes two {want} fields", file=PACK_FILE, rule=name)
         for a in args:
-            if a not in opp or opp[a].type != "date":
-                raise RulePackError(f"{a!r} is not a declared date field", file=PACK_FILE, rule=name)
-        out[name] = Computed(name=name, start=args[0], end=args[1])
+            if a not in opp or opp[a].type != want:
+                raise RulePackError(f"{a!r} is not a declared {want} field", file=PACK_FILE, rule=name)
+        if kind == "days_between":
+            out[name] = Computed(name=name, start=args[0], end=args[1], kind=kind)
+        else:
+            out[name] = Computed(name=name, start=args[1], end=args[0], kind=kind)
     return out
 
 

@@ -170,3 +170,22 @@ def test_fingerprint_ignores_the_pack_readme(make_pack):
     a = load_pack(make_pack(rules=[rule()]))
     b = load_pack(make_pack(rules=[rule()], files={"README.md": "notes for sales ops\n"}))
     assert a.fingerprint == b.fingerprint
+
+
+def test_computed_difference_needs_whole_number_fields(make_pack):
+    _fails(make_pack, "'amount' is not a declared int field",
+           computed={"gap": {"difference": ["tech_presentations", "amount"]}})
+
+
+def test_computed_difference_compares_two_fields(make_pack):
+    from scoring.engine import Engine
+
+    pack = load_pack(make_pack(
+        fields={"opportunity": {"site_visits": "int", "site_visits_accompanied": "int"}},
+        computed={"unaccompanied": {"difference": ["site_visits", "site_visits_accompanied"]}},
+        rules=[rule(when={"$gte": {"unaccompanied": 1}}, unknown_when={"$nex": {"unaccompanied": 1}}, examples={
+            "met": {"stage": "bidding", "site_visits": 3, "site_visits_accompanied": 2},
+            "missing": {"stage": "bidding", "site_visits": 2, "site_visits_accompanied": 2},
+            "unknown": {"stage": "bidding", "site_visits": 2}})]))
+    ev = Engine(pack).evaluate({"id": "x", "stage": "bidding", "site_visits": 3, "site_visits_accompanied": 1})
+    assert ev.derived["unaccompanied"] == 2 and ev.status["R1"] == "met"
