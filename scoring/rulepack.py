@@ -497,14 +497,19 @@ def _check_value(f: Field | None, value, fname, rid, ref, *, numeric_only=False,
             raise RulePackError(f"{ref} is text; {value!r} is not", file=fname, rule=rid)
 
 
+def _refuse_operator(op: str, fname: str, rid: str) -> None:
+    """An operator where a field or a known operator was expected: say which kind of mistake."""
+    if op in UNSAFE_OPS:
+        raise RulePackError(f"operator {op} is outside the safe subset", file=fname, rule=rid)
+    raise RulePackError(f"unknown operator {op}", file=fname, rule=rid)
+
+
 def _resolve_deal_ref(name, ctx: _Context, fname, rid):
     """Return (Field or None, kind) for a deal-level name, or raise."""
     if not isinstance(name, str):
         raise RulePackError(f"field name {name!r} is not text", file=fname, rule=rid)
     if name.startswith("$"):
-        if name in UNSAFE_OPS:
-            raise RulePackError(f"operator {name} is outside the safe subset", file=fname, rule=rid)
-        raise RulePackError(f"unknown operator {name}", file=fname, rule=rid)
+        _refuse_operator(name, fname, rid)
     if name in ("id", "sid", "_layer"):
         raise RulePackError(f"{name!r} cannot be used in a condition", file=fname, rule=rid)
     opp = ctx.fields.get("opportunity", {})
@@ -558,9 +563,7 @@ def _check_cond(cond, ctx: _Context, reads: set[str], fname: str, rid: str, dept
         reads.add(name)
         return
     if key.startswith("$"):
-        if key in UNSAFE_OPS:
-            raise RulePackError(f"operator {key} is outside the safe subset", file=fname, rule=rid)
-        raise RulePackError(f"unknown operator {key}", file=fname, rule=rid)
+        _refuse_operator(key, fname, rid)
     # equality
     f, kind = _resolve_deal_ref(key, ctx, fname, rid)
     if kind == "list":
@@ -575,9 +578,7 @@ def _resolve_item_ref(name, lst, ctx: _Context, fname, rid) -> Field:
     if name in LIST_OPS:
         raise RulePackError(f"{name} cannot be nested inside an item condition", file=fname, rule=rid)
     if name.startswith("$") and not name.startswith(ITEM_PREFIX):
-        if name in UNSAFE_OPS:
-            raise RulePackError(f"operator {name} is outside the safe subset", file=fname, rule=rid)
-        raise RulePackError(f"unknown operator {name}", file=fname, rule=rid)
+        _refuse_operator(name, fname, rid)
     if not name.startswith(ITEM_PREFIX):
         raise RulePackError(f"inside {lst}, fields are written $i.<field>; {name!r} is not", file=fname, rule=rid)
     fname_ = name[len(ITEM_PREFIX):]
@@ -613,9 +614,7 @@ def _check_item(cond, lst, ctx: _Context, reads: set[str], fname, rid, depth: in
     if key in LIST_OPS:
         raise RulePackError(f"{key} cannot be nested inside an item condition", file=fname, rule=rid)
     if key.startswith("$") and not key.startswith(ITEM_PREFIX):
-        if key in UNSAFE_OPS:
-            raise RulePackError(f"operator {key} is outside the safe subset", file=fname, rule=rid)
-        raise RulePackError(f"unknown operator {key}", file=fname, rule=rid)
+        _refuse_operator(key, fname, rid)
     f = _resolve_item_ref(key, lst, ctx, fname, rid)
     _check_value(f, val, fname, rid, f"{lst}[].{f.name}")
     reads.add(f"{lst}[].{f.name}")
