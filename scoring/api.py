@@ -187,8 +187,6 @@ class Scorer:
                                         other_deals="ignore", meta=scorer.output_meta())
         """
         from .batch import ChunkScorer
-        from .columnar import records_to_frames
-        from .records import validate_frames
 
         children = {k: v for k, v in (("contacts", contacts), ("competitors", competitors),
                                       ("partners", partners)) if v is not None}
@@ -197,13 +195,12 @@ class Scorer:
             children = {k: v[v["opportunity_id"].astype(str).isin(ids)] for k, v in children.items()}
         elif other_deals != "raise":
             raise ValueError("other_deals must be 'raise' or 'ignore'")
-        res = validate_frames(opportunities.reset_index(drop=True),
-                              {k: v.reset_index(drop=True) for k, v in children.items()}, self.pack.schema)
-        if res.rejects:
-            r = res.rejects[0]
+        frames, rejects, orphans = self._validate_tables(opportunities, children)
+        if rejects:
+            r = rejects[0]
             raise RecordError(r.get("id"), r.get("field"), r.get("reason"))
-        if res.orphans:
-            o = res.orphans[0]
+        if orphans:
+            o = orphans[0]
             raise RecordError(o.get("opportunity_id"), f"{o.get('table')}.opportunity_id",
                               o.get("reason") or "no opportunity with this id")
         if self._chunk_scorer is None or tuple(keep) != self._chunk_scorer.keep:
@@ -211,8 +208,24 @@ class Scorer:
 
             self._chunk_scorer = ChunkScorer(self.pack, self.model, keep=keep, thresholds=self.thresholds,
                                              as_of_default=self.as_of or _dt.date.today().isoformat())
-        frames = records_to_frames(res.records, self.pack)
         return self._chunk_scorer.score(frames).to_pandas()
+
+    def _validate_tables(self, opportunities, children):
+        """Column-wise validation (fast); the per-record reference when a column mixes Python types."""
+        import pyarrow as pa
+
+        from .ingest import validate_dataframes
+
+        try:
+            chunk = validate_dataframes(opportunities, children, self.pack.schema)
+            return chunk.frames, chunk.rejects, chunk.orphans
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            from .columnar import records_to_frames
+            from .records import validate_frames
+
+            res = validate_frames(opportunities.reset_index(drop=True),
+                                  {k: v.reset_index(drop=True) for k, v in children.items()}, self.pack.schema)
+            return records_to_frames(res.records, self.pack), res.rejects, res.orphans
 
     def output_meta(self, keep: Sequence[str] = ()) -> pd.DataFrame:
         """An empty DataFrame with the columns and dtypes :meth:`score_frame` returns (Dask's ``meta``)."""

@@ -1019,6 +1019,33 @@ def _load_jsonl(spec: PartitionSpec) -> Chunk:
                  needs_dedupe=spec.needs_dedupe)
 
 
+def validate_dataframes(opps: pd.DataFrame, children: Mapping[str, pd.DataFrame] | None = None,
+                        schema: Schema = CONTRACT, *, history: bool = False, fields=None,
+                        dates: str = "text") -> Chunk:
+    """Validate deals given as pandas tables (the table form in memory) column-wise into a :class:`Chunk`.
+
+    The in-memory twin of reading a Parquet folder: typed columns are checked
+    as Parquet columns are (a bool field must hold booleans, ...).  Child
+    tables carry ``opportunity_id`` (and ``as_of`` for several snapshots per
+    id).  Raises ``pyarrow.ArrowInvalid``/``ArrowTypeError`` when a column
+    cannot become an Arrow column at all (e.g. mixed Python types); callers
+    can then fall back to :func:`scoring.records.validate_frames`.
+    """
+    def table(df: pd.DataFrame) -> pa.Table:
+        return _with_src(_plain_table(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)))
+
+    parts: dict[str, tuple[pa.Table, str]] = {}
+    for name, df in (children or {}).items():
+        if CHILD_KEY not in df.columns:
+            raise ScoringError(f"{name}: the child table has no {CHILD_KEY!r} column")
+        parts[name] = (table(df), name)
+    o = table(opps)
+    frames, rejects, orphans, undeclared, positions = _validate_tables(
+        o, parts, schema, history, False, fields, dates)
+    return Chunk(frames=frames, rejects=rejects, orphans=orphans, n_read=o.num_rows,
+                 undeclared_fields=undeclared, positions=positions, partition=0)
+
+
 def load_partition(spec: PartitionSpec) -> Chunk:
     """Load and validate one partition (module level: usable in a worker process)."""
     import gc

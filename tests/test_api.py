@@ -94,3 +94,19 @@ def test_dask_partitions_equal_single_process(scorer, pipeline_tables):
             if frame[c].dtype == object:
                 frame[c] = frame[c].map(lambda x: tuple(x) if isinstance(x, (list, np.ndarray)) else x)
     pd.testing.assert_frame_equal(parts, single)
+
+
+def test_table_form_bad_row_raises_error_naming_record_and_field(scorer, pipeline_tables):
+    opps = pipeline_tables["opportunities"].copy()
+    opps.loc[5, "stage"] = "closing"
+    with pytest.raises(RecordError) as info:
+        scorer.score_frame(opps)
+    assert info.value.record_id == opps.loc[5, "id"] and info.value.field == "stage"
+
+
+def test_table_form_with_mixed_python_types_is_still_validated(scorer, pipeline_tables):
+    opps = pipeline_tables["opportunities"].head(5).astype(object)
+    opps["tech_presentations"] = [1, "two", None, 3, 0]          # not one Arrow type
+    with pytest.raises(RecordError) as info:
+        scorer.score_frame(opps)
+    assert info.value.field == "tech_presentations"
