@@ -227,11 +227,36 @@ class Scorer:
                                   {k: v.reset_index(drop=True) for k, v in children.items()}, self.pack.schema)
             return records_to_frames(res.records, self.pack), res.rejects, res.orphans
 
-    def output_meta(self, keep: Sequence[str] = ()) -> pd.DataFrame:
-        """An empty DataFrame with the columns and dtypes :meth:`score_frame` returns (Dask's ``meta``)."""
+    def output_schema(self, keep: Sequence[str] = ()):
+        """The Arrow schema of :meth:`score_frame`'s result (and of the nightly Parquet output)."""
         from .batch import ChunkScorer, _empty_output_schema
 
-        return _empty_output_schema(ChunkScorer(self.pack, self.model, keep=keep)).empty_table().to_pandas()
+        return _empty_output_schema(ChunkScorer(self.pack, self.model, keep=keep))
+
+    def output_meta(self, keep: Sequence[str] = ()) -> pd.DataFrame:
+        """An empty DataFrame with the columns and dtypes :meth:`score_frame` returns (Dask's ``meta``)."""
+        return self.output_schema(keep).empty_table().to_pandas()
+
+    def spark_ddl(self, keep: Sequence[str] = ()) -> str:
+        """The output schema as a Spark DDL string (for ``mapInPandas(..., schema=...)``).
+
+        >>> Scorer(model=None).spark_ddl()[:40]                     # doctest: +SKIP
+        'id string, as_of string, stage string, w'
+        """
+        import pyarrow as pa
+
+        def ddl(t) -> str:
+            if pa.types.is_list(t):
+                return f"array<{ddl(t.value_type)}>"
+            if pa.types.is_boolean(t):
+                return "boolean"
+            if pa.types.is_integer(t):
+                return "bigint"
+            if pa.types.is_floating(t):
+                return "double"
+            return "string"
+
+        return ", ".join(f"`{f.name}` {ddl(f.type)}" for f in self.output_schema(keep))
 
     def __getstate__(self):
         d = dict(self.__dict__)

@@ -110,3 +110,10 @@ def test_table_form_with_mixed_python_types_is_still_validated(scorer, pipeline_
     with pytest.raises(RecordError) as info:
         scorer.score_frame(opps)
     assert info.value.field == "tech_presentations"
+
+
+def test_spark_schema_names_every_output_column(scorer):
+    ddl = scorer.spark_ddl()
+    assert ddl.startswith("`id` string, `as_of` string, `stage` string, `win_probability` double")
+    assert "`next_actions` array<string>" in ddl
+    assert ddl.count("`") == 2 * len(scorer.output_meta().columns)
