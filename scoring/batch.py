@@ -128,10 +128,9 @@ class ChunkScorer:
         }
         if self.model is not None:
             X = self.model.evidence.transform_statuses(status, stage_words)
-            contrib = X * self._coef
-            logit = contrib.sum(axis=1) + self.model.intercept
+            logit = X @ self._coef + self.model.intercept
             prob = 1.0 / (1.0 + np.exp(-logit))
-            pos, neg = _top_reasons(contrib, self._feature_names, TOP_REASONS)
+            pos, neg = _top_reasons(X, self._coef, self._feature_names, TOP_REASONS)
             cols["win_probability"] = pa.array(np.round(prob, 6))
         else:
             pos = neg = Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=object))
@@ -209,25 +208,28 @@ def _arrow_col(df: pd.DataFrame, name: str, pack: RulePack) -> pa.Array:
     return pa.array(_text_col(df, name), type=pa.string())
 
 
-def _top_reasons(contrib: np.ndarray, names: np.ndarray, k: int) -> tuple[Ragged, Ragged]:
-    """Per row, the features with the k largest positive and k most negative contributions."""
-    n, f = contrib.shape
-    k = min(k, f)
-    if n == 0 or k == 0:
-        empty = Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=object))
-        return empty, empty
+def _top_reasons(X: np.ndarray, coef: np.ndarray, names: np.ndarray, k: int) -> tuple[Ragged, Ragged]:
+    """Per row, the k evidence columns with the largest positive and the k with the most negative
+    contributions (``coef * x``), ordered as :meth:`scoring.model.Model.reasons` orders them
+    (by |contribution|, then feature name).
+
+    The evidence is 0/1, so a row's contributions are the coefficients of its 1-columns: with the
+    columns ranked once by coefficient, each row's top k are its first k 1-columns in that rank
+    (a cumulative sum), with no per-row sort.
+    """
+    n = X.shape[0]
     out = []
     for sign in (1.0, -1.0):
-        c = contrib * sign
-        idx = np.argpartition(-c, k - 1, axis=1)[:, :k]
-        vals = np.take_along_axis(c, idx, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        idx = np.take_along_axis(idx, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
-        keep = vals > 1e-12
-        rows = np.repeat(np.arange(n), k)[keep.ravel()]
-        cols = idx.ravel()[keep.ravel()]
-        out.append(Ragged.from_pairs(rows, cols, names, n))
+        cand = [j for j in range(len(coef)) if sign * coef[j] > 0]
+        cand.sort(key=lambda j: (-sign * coef[j], names[j]))
+        cols = np.asarray(cand, dtype=np.int64)
+        if n == 0 or len(cols) == 0 or k == 0:
+            out.append(Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=object)))
+            continue
+        on = X[:, cols] != 0
+        take = on & (np.cumsum(on, axis=1, dtype=np.int32) <= k)
+        rows, c = np.nonzero(take)
+        out.append(Ragged.from_pairs(rows, cols[c], names, n))
     return out[0], out[1]
 
 

@@ -87,7 +87,6 @@ class VectorScorer:
         self.pack = pack
         rules = pack.rules
         self.ids = np.array([r.id for r in rules], dtype=object)
-        n_st = len(STAGES)
         self.applies = np.array([[r.applies_at(s) for r in rules] for s in STAGES], dtype=bool)  # (5, R)
         kind = np.array([r.kind for r in rules])
         pts = np.array([r.points for r in rules], dtype=float)
@@ -98,10 +97,17 @@ class VectorScorer:
         self.trigger = kind == "trigger"
         self.points = np.where(self.scored, pts, 0.0)
         self.flag_points = np.where(self.flag, -pts, 0.0)
-        # next-action order: points desc, missing before unknown, earlier stage first, id
-        home = np.array([STAGE_INDEX[r.stage] if r.stage else n_st for r in rules])
-        self._order_key = (pts, home, np.array([r.id for r in rules]))
-        self._flag_order = np.array(sorted(np.nonzero(self.flag)[0], key=lambda j: pts[j]), dtype=np.int64)
+        # Next actions, in one fixed order of "slots": each scored rule once as missing and once as
+        # unknown, sorted by (-points, missing before unknown, earlier stage, id); then the red flags
+        # (unverified) by points ascending.  A deal's actions are its true slots in that order, so
+        # np.nonzero over the slot matrix yields them already sorted: no per-batch sort.
+        home = {r.id: STAGE_INDEX[r.stage] for r in rules if r.stage}
+        scored_slots = sorted(((j, st) for j, r in enumerate(rules) if self.scored[j] for st in (MISSING, UNKNOWN)),
+                              key=lambda js: (-pts[js[0]], js[1] != MISSING, home[rules[js[0]].id], rules[js[0]].id))
+        flag_slots = [(j, UNKNOWN) for j in sorted(np.nonzero(self.flag)[0], key=lambda j: pts[j])]
+        slots = scored_slots + flag_slots
+        self._slot_rule = np.array([j for j, _ in slots], dtype=np.int64)
+        self._slot_status = np.array([st for _, st in slots], dtype=np.int8)
 
     def score(self, status: np.ndarray, stage: np.ndarray) -> ScoreColumns:
         status = np.asarray(status)
@@ -126,30 +132,11 @@ class VectorScorer:
         unverified = _ragged(unverified_m, self.ids)
         meetings = _ragged(app & met & self.trigger, self.ids)
 
-        # next actions: scored items not met, ordered by (-points, status != missing, home stage, id),
-        # then unverified flags by points ascending (most severe first).
-        pts, home, ids = self._order_key
-        r1, c1 = np.nonzero(app & self.scored & ~met)
-        if len(r1):
-            st_rank = (status[r1, c1] != MISSING).astype(np.int64)
-            order = np.lexsort((ids[c1], home[c1], st_rank, -pts[c1]))
-            r1, c1 = r1[order], c1[order]
-            k1 = np.arange(len(r1))
-        else:
-            k1 = np.zeros(0, dtype=np.int64)
-        fo = self._flag_order
-        if len(fo):
-            r2, j2 = np.nonzero(unverified_m[:, fo])
-            c2 = fo[j2]
-        else:
-            r2 = c2 = np.zeros(0, dtype=np.int64)
-        rows = np.concatenate([r1, r2])
-        cols = np.concatenate([c1, c2])
-        # stable by row: items of one deal keep their order (sorted scored items, then flags)
-        grp = np.concatenate([np.zeros(len(r1), np.int64), np.ones(len(r2), np.int64)])
-        seq = np.concatenate([k1, np.arange(len(r2))])
-        order = np.lexsort((seq, grp, rows))
-        actions = Ragged.from_pairs(rows[order], cols[order], self.ids, n)
+        # next actions: scored items missing or unknown, then unverified red flags (slot order, see __init__)
+        j = self._slot_rule
+        slot_on = app[:, j] & (status[:, j] == self._slot_status)
+        rows, k = np.nonzero(slot_on)
+        actions = Ragged.from_pairs(rows, j[k], self.ids, n)
         return ScoreColumns(score, earned, available, penalty, completeness, milestones, red, unverified,
                             meetings, actions)
 
