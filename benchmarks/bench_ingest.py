@@ -1,6 +1,6 @@
 """Throughput and memory of the streaming reader (scoring.ingest) on generated pipeline tables.
 
-    /tmp/venv/bin/python benchmarks/bench_ingest.py [--deals 1000000] [--chunk 50000] [--format parquet]
+    .venv/bin/python benchmarks/bench_ingest.py [--deals 1000000] [--chunk 50000] [--format parquet]
                                                      [--reference 20000]
 
 Generates ``--deals`` pipeline deals (scoring.synth, in slices so generation
