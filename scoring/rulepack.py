@@ -168,6 +168,10 @@ class RulePack:
     def rule(self, rule_id: str) -> Rule:
         return self.by_id[rule_id]
 
+    def __getstate__(self):
+        # a pickled pack (inside a model artifact) keeps the folder's name, not this machine's path
+        return {**self.__dict__, "path": Path(self.path).name}
+
     def methodology_index(self) -> dict[str, list[str]]:
         """methodology id -> ids of the rules that encode it."""
         out: dict[str, list[str]] = {}
