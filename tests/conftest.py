@@ -61,6 +61,21 @@ def rule(id="R1", **kw):
     return {k: v for k, v in r.items() if v is not None}
 
 
+#: A three-rule pack (checklist, checklist with unknown, red flag) for model tests.
+SMALL_PACK_RULES = [
+    rule("R1"),
+    rule("R2", stage="relationship", points=4, when={"$gte": {"tech_presentations": 2}},
+         unknown_when={"$nex": {"tech_presentations": 1}},
+         examples={"met": {"stage": "relationship", "tech_presentations": 2},
+                   "missing": {"stage": "relationship", "tech_presentations": 0},
+                   "unknown": {"stage": "relationship"}}),
+    rule("F1", kind="red_flag", stage=None, stages=["relationship", "partner", "solution", "bidding"], points=-5,
+         when={"decision_maker_signal": "none"}, unknown_when=None,
+         examples={"met": {"stage": "relationship", "decision_maker_signal": "none"},
+                   "missing": {"stage": "relationship", "decision_maker_signal": "explicit"}}),
+]
+
+
 @pytest.fixture
 def make_pack(tmp_path):
     """Write a small pack folder and return its path: make_pack(rules=[...], counts=..., computed=..., fields=...)."""

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks as ec
 
-from conftest import rule
+from conftest import SMALL_PACK_RULES, rule
 from scoring import features as F
 from scoring.features import EvidenceTransformer
 from scoring.records import validate_record
@@ -32,23 +32,11 @@ API_CHECKS = [
     "check_set_params",
 ]
 
-STAGE_PACK_RULES = [
-    rule("R1"),
-    rule("R2", stage="relationship", points=4, when={"$gte": {"tech_presentations": 2}},
-         unknown_when={"$nex": {"tech_presentations": 1}},
-         examples={"met": {"stage": "relationship", "tech_presentations": 2},
-                   "missing": {"stage": "relationship", "tech_presentations": 0},
-                   "unknown": {"stage": "relationship"}}),
-    rule("F1", kind="red_flag", stage=None, stages=["relationship", "partner", "solution", "bidding"], points=-5,
-         when={"decision_maker_signal": "none"}, unknown_when=None,
-         examples={"met": {"stage": "relationship", "decision_maker_signal": "none"},
-                   "missing": {"stage": "relationship", "decision_maker_signal": "explicit"}}),
-]
 
 
 @pytest.fixture
 def small_pack(make_pack):
-    return make_pack(rules=STAGE_PACK_RULES)
+    return make_pack(rules=SMALL_PACK_RULES)
 
 
 def recs(*raw):

@@ -8,22 +8,12 @@ import random
 import numpy as np
 import pytest
 
-from conftest import rule
+from conftest import SMALL_PACK_RULES, rule
 from scoring.errors import ModelError
 from scoring.model import coef_to_points
 from scoring.train import (expected_calibration_error, prepare_history, reliability_table, split_deals, train)
 
-RULES = [
-    rule("R1"),
-    rule("R2", stage="relationship", points=4, when={"$gte": {"tech_presentations": 2}},
-         unknown_when={"$nex": {"tech_presentations": 1}},
-         examples={"met": {"stage": "relationship", "tech_presentations": 2},
-                   "missing": {"stage": "relationship", "tech_presentations": 0},
-                   "unknown": {"stage": "relationship"}}),
-    rule("F1", kind="red_flag", stage=None, points=-5, when={"decision_maker_signal": "none"}, unknown_when=None,
-         examples={"met": {"stage": "relationship", "decision_maker_signal": "none"},
-                   "missing": {"stage": "relationship", "decision_maker_signal": "explicit"}}),
-]
+RULES = SMALL_PACK_RULES
 STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding"]
 
 
