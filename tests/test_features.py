@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks as ec
 
-from conftest import SMALL_PACK_RULES, rule
+from conftest import SMALL_PACK_RULES
 from scoring import features as F
 from scoring.features import EvidenceTransformer
 from scoring.records import validate_record

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import SMALL_PACK_RULES, rule
+from conftest import SMALL_PACK_RULES
 from scoring.errors import ModelError
 from scoring.model import coef_to_points
 from scoring.train import (expected_calibration_error, prepare_history, reliability_table, split_deals, train)
