@@ -14,7 +14,7 @@ _LABELS = {
         "stages": "By stage", "milestones": "Milestones passed", "flags": "Red flags",
         "unverified": "Unverified risks", "meetings": "Hold an analysis meeting", "reasons": "Evidence for",
         "actions": "Next actions", "none": "none", "missing": "missing", "unknown": "unknown",
-        "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs",
+        "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs", "model": "model",
     },
     "zh": {
         "stage": "阶段", "as_of": "截至", "score": "规则得分", "of": "/", "points": "分",
@@ -22,7 +22,7 @@ _LABELS = {
         "stages": "分阶段", "milestones": "已过里程碑", "flags": "风险红旗",
         "unverified": "未核实的风险", "meetings": "需召开项目分析会", "reasons": "有利证据",
         "actions": "下一步行动", "none": "无", "missing": "未做到", "unknown": "未知",
-        "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入",
+        "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入", "model": "模型",
     },
 }
 
@@ -65,7 +65,7 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en") -> str:
         f"  {L['score']} {x['score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
         f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['completeness']:.0f}%")
     if "win_probability" in x:
-        lines.append(f"  {L['prob']} {100 * x['win_probability']:.1f}%   (model {x.get('model_version', '')})")
+        lines.append(f"  {L['prob']} {100 * x['win_probability']:.1f}%   ({L['model']} {x.get('model_version', '')})")
     stages = "  ".join(f"{sn[b['stage']]} {b['earned']:g}/{b['available']:g}" for b in x["breakdown"])
     lines.append(f"  {L['stages']}: {stages}")
     lines.append(f"  {L['milestones']}: {', '.join(x['milestones_passed']) or L['none']}")
