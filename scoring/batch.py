@@ -644,6 +644,7 @@ def run_batch(source, output, *, pack: RulePack, model=None, rejects=None, previ
             specs = stream.partitions()
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: the worker pool forks this process
             bar = tqdm(total=len(specs), unit="chunk", desc="scoring", disable=None if progress is None else not progress,
                        leave=False)
             for table, meta in _map_ordered(specs, scorer, stream, workers):
