@@ -548,7 +548,7 @@ def _empty_array(ftype: str, n: int, dates: str):
     if ftype == "number":
         return pd.arrays.FloatingArray(np.zeros(n, np.float64), np.ones(n, bool))
     if ftype == "date" and dates == "datetime64":
-        return pd.array(np.full(n, np.datetime64("NaT"), "datetime64[s]"))
+        return pd.array(np.full(n, np.datetime64("NaT", "s"), "datetime64[s]"))
     return pa.nulls(n, pa.large_string()).to_pandas().array if n else pd.Series([], dtype="str").array
 
 

@@ -340,7 +340,7 @@ class _Table:
             elif kind == "date":
                 vals = (spec[1].astype("datetime64[D]")).astype("datetime64[s]")
                 if spec[2] is not None:
-                    vals[~spec[2]] = np.datetime64("NaT")
+                    vals[~spec[2]] = np.datetime64("NaT", "s")
                 data[name] = vals
         return pd.DataFrame(data, copy=False)
 
