@@ -117,12 +117,12 @@ def test_killed_run_leaves_no_partial_file_under_the_final_name(tmp_path, traine
     from scoring.synth import generate_tables
 
     src = tmp_path / "big"
-    write_tables(generate_tables(30_000, seed=5), src, fmt="parquet")
+    write_tables(generate_tables(60_000, seed=5), src, fmt="parquet")
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"last night's scores")
     code = ("import sys; from scoring.artifact import load_model; from scoring.batch import run_batch; "
             f"m = load_model({str(trained_model_dir)!r}); "
-            f"run_batch({str(src)!r}, {str(out)!r}, pack=m.pack, model=m, workers=1, chunk_size=2000)")
+            f"run_batch({str(src)!r}, {str(out)!r}, pack=m.pack, model=m, workers=1, chunk_size=1000)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     deadline = time.time() + 120
     while time.time() < deadline and not any(".tmp-" in p.name for p in tmp_path.iterdir()):
