@@ -479,7 +479,7 @@ _LINES = st.one_of(
 
 
 @given(st.lists(_LINES, max_size=30))
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_jsonl_every_line_is_a_record_or_one_reject(tmp_path, lines):
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
