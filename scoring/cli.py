@@ -197,6 +197,47 @@ def rules():
     """Review rule packs."""
 
 
+@rules.command("list")
+@click.argument("pack", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@_fail_clean
+def rules_list(pack, fmt, lang):
+    """List the rules of PACK (default: the current pack): the codes the nightly output uses, with
+    their kind, stage, points, methodology ids, title and action - e.g. a lookup table for the CRM."""
+    import csv
+    import io
+
+    from .resolve import current_pack_path
+    from .rulepack import load_pack
+
+    p = load_pack(pack or current_pack_path())
+    rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or ",".join(r.stages), "points": r.points,
+             "methodology": " ".join(r.methodology), "title": r.text("title", lang),
+             "action": r.text("action", lang)} for r in p.rules]
+    batch_flags = {  # raised by the nightly batch, not by a rule of the pack
+        "T3": ("T3", {"en": "The win probability dropped sharply, or a new red flag appeared, since the last run",
+                      "zh": "与上次运行相比赢单概率大幅下降，或出现新的风险红旗"}),
+        "STALLED": ("T2", {"en": "The deal has stayed in its stage longer than the threshold",
+                           "zh": "项目在当前阶段停留时间超过阈值"}),
+    }
+    for code, (mid, title) in batch_flags.items():
+        rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
+                     "title": title[lang], "action": ""})
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        click.echo(f"{p.version_tag}: {len(p.rules)} rules")
+        for r in rows:
+            click.echo(f"{r['rule']:<26} {r['kind']:<10} {r['points']:>+6g}  {r['title']}")
+
+
 @rules.command("check")
 @click.argument("pack", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--against", "against", type=click.Path(exists=True, path_type=Path),

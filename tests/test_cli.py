@@ -83,3 +83,14 @@ def test_score_writes_output_and_summary(tmp_path, trained_model_dir):
     summary = json.loads(res.output)
     assert summary["read"] == summary["scored"] == 300
     assert out.exists() and (tmp_path / "scores.summary.json").exists()
+
+
+def test_rules_list_exports_every_output_code():
+    import csv
+    import io
+
+    res = run("rules", "list", ROOT / "rules" / "default", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(res.output)))
+    codes = {r["rule"] for r in rows}
+    assert {"S1_1", "M2", "L8", "T4", "T3", "STALLED"} <= codes
+    assert all(r["title"] for r in rows)
