@@ -54,12 +54,10 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from .engine import Evaluation
 from .errors import ModelError
 from .features import EvidenceTransformer
 from .model import Model
 from .rulepack import RulePack, load_pack
-from .rulescore import score_evaluation
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 CV_FOLDS = 5
@@ -225,15 +223,16 @@ def probability_metrics(y, p, w, n_bins: int = N_BINS) -> dict[str, Any]:
 
 
 def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
-    """The rule score (0..100) of each row of status codes (0 missing, 1 met, 2 unknown)."""
-    names = ("missing", "met", "unknown")
-    ids = [r.id for r in pack.rules]
-    out = np.empty(len(stages), dtype=float)
-    for i, (row, stage) in enumerate(zip(status, stages)):
-        ev = Evaluation(record_id="", stage=stage, as_of=None, status={r: names[c] for r, c in zip(ids, row)},
-                        matched=[], derived={})
-        out[i] = score_evaluation(pack, ev).score
-    return out
+    """The rule score (0..100) of each row of status codes (0 missing, 1 met, 2 unknown).
+
+    The batch's vectorised formula (:class:`scoring.vectorscore.VectorScorer`), which a test
+    checks against :func:`scoring.rulescore.score_evaluation`.
+    """
+    from .contract import STAGE_INDEX
+    from .vectorscore import VectorScorer
+
+    stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
+    return VectorScorer(pack).score(np.asarray(status, dtype=np.int8), stage_idx).score.astype(float)
 
 
 # --------------------------------------------------------------------------- training
