@@ -82,7 +82,7 @@ def main(argv=None) -> None:
     import pyarrow.parquet as pq
 
     from scoring.api import Scorer
-    from scoring.synth import generate_tables, tables_to_records, write_tables
+    from dealscore_datasets.generate import generate_tables, tables_to_records, write_tables
 
     scorer = Scorer(model=args.model or "current")
     if scorer.model is None:

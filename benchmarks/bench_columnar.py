@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_columnar.py [--deals 100000] [--engine-deals 2000]
                                                        [--chunk 100000] [--pack rules/default]
 
-Prints figures, asserts nothing.  Deals come from ``scoring.synth`` (pipeline).
+Prints figures, asserts nothing.  Deals come from ``datasets/generate.py`` (pipeline).
 The columnar figure is the evaluation alone (``ColumnarEvaluator.evaluate`` on
-ready :class:`~scoring.columnar.Frames`); building the frames from the tables
+ready :class:`~scoring.evidence.columnar.Frames`); building the frames from the tables
 and from nested records is timed separately.  The engine figure is
 ``Engine.evaluate`` per validated record on a subsample.
 """
@@ -23,12 +23,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scoring.columnar import ColumnarEvaluator, Frames, records_to_frames  # noqa: E402
-from scoring.contract import CHILD_KEY, CHILD_LISTS  # noqa: E402
-from scoring.engine import Engine  # noqa: E402
-from scoring.records import validate_record  # noqa: E402
-from scoring.rulepack import load_pack  # noqa: E402
-from scoring.synth import generate_tables, tables_to_records  # noqa: E402
+from scoring.contract.frames import Frames, records_to_frames  # noqa: E402
+from scoring.evidence.columnar import ColumnarEvaluator  # noqa: E402
+from scoring.contract.schema import CHILD_KEY, CHILD_LISTS  # noqa: E402
+from scoring.evidence.durable import Engine  # noqa: E402
+from scoring.contract.records import validate_record  # noqa: E402
+from scoring.evidence.pack import load_pack  # noqa: E402
+from dealscore_datasets.generate import generate_tables, tables_to_records  # noqa: E402
 
 AS_OF = "2026-11-25"
 
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
            for k, v in tables.items()}
     recs = [validate_record(r, pack.schema) for r in tables_to_records(sub)]
     t = time.perf_counter()
-    records_to_frames(recs, pack)
+    records_to_frames(recs, pack.fields)
     t_rf = time.perf_counter() - t
     print(f"records_to_frames: {m:,} records in {t_rf:.3f} s = {_rate(m, t_rf):,.0f} deals/s")
 

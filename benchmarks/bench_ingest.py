@@ -1,9 +1,9 @@
-"""Throughput and memory of the streaming reader (scoring.ingest) on generated pipeline tables.
+"""Throughput and memory of the streaming reader (scoring.contract.ingest) on generated pipeline tables.
 
     .venv/bin/python benchmarks/bench_ingest.py [--deals 1000000] [--chunk 50000] [--format parquet]
                                                      [--reference 20000]
 
-Generates ``--deals`` pipeline deals (scoring.synth, in slices so generation
+Generates ``--deals`` pipeline deals (datasets/generate.py, in slices so generation
 itself stays small), writes them as tables into a temp dir, then in a FRESH
 child process (so its peak RSS is the reader's alone) times:
 
@@ -11,7 +11,7 @@ child process (so its peak RSS is the reader's alone) times:
 * loading + validating every partition (``load_partition``), one core,
 
 and reports deals/s and peak RSS (``ru_maxrss``).  ``--reference N`` also
-times ``scoring.records.read_records`` on the first N deals for comparison.
+times ``scoring.contract.records.read_records`` on the first N deals for comparison.
 Prints figures, asserts nothing.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scoring.synth import generate_tables, write_tables  # noqa: E402
+from dealscore_datasets.generate import generate_tables, write_tables  # noqa: E402
 
 TABLES = ("opportunities", "contacts", "competitors", "partners")
 
@@ -45,7 +45,7 @@ def write_input(n: int, folder: Path, fmt: str, slice_deals: int = 250_000) -> d
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from scoring.synth import _arrow
+    from dealscore_datasets.generate import _arrow
 
     folder.mkdir(parents=True, exist_ok=True)
     writers: dict[str, object] = {}
@@ -72,8 +72,8 @@ def write_input(n: int, folder: Path, fmt: str, slice_deals: int = 250_000) -> d
 
 
 def child(args) -> int:
-    from scoring.ingest import InputStream, load_partition
-    from scoring.rulepack import load_pack
+    from scoring.contract.ingest import InputStream, load_partition
+    from scoring.evidence.pack import load_pack
 
     pack = load_pack(args.pack)
     out: dict = {}
@@ -101,7 +101,7 @@ def child(args) -> int:
     out.update(load_s=t2 - t1, total_s=t2 - t0, deals=n, good=good, rejects=rejects, child_rows=children,
                slowest_partition_s=worst, peak_rss_mb=_rss_mb())
     if args.reference:
-        from scoring.records import read_records
+        from scoring.contract.records import read_records
         import pyarrow.parquet as pq
 
         ref_dir = Path(args.workdir) / "ref"

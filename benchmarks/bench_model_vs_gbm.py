@@ -7,23 +7,23 @@
 
 Prints figures, asserts nothing.
 
-Data.  By default a generated history (``scoring.synth``, ``kind="history"``,
+Data.  By default a generated history (``datasets/generate.py``, ``kind="history"``,
 ``--deals`` deals, ``--seed``; default 2027, a seed the model was not tuned on:
 the bundled sample is seed 7 and the tests use small seeds).  ``--history
 PATH`` reads any history in the contract's form instead (JSON Lines, a table
 folder, or an opportunities CSV/Parquet file) with
-:func:`scoring.records.read_records` (``history=True``); its rejects are
+:func:`scoring.contract.records.read_records` (``history=True``); its rejects are
 counted and left out, exactly as ``train`` does with a path.
 
 Both models see the same rows: the drops, labels, per-deal weights
 (``1 / snapshots of the deal``) and the deal + time split of
-:func:`scoring.train.train` (newest 20% of deals by ``closed_at`` held out).
+:func:`scoring.model.train.train` (newest 20% of deals by ``closed_at`` held out).
 Every metric is weighted by deal and computed by
-:func:`scoring.train.probability_metrics` (ECE: 10 equal-width bins).
+:func:`scoring.model.train.probability_metrics` (ECE: 10 equal-width bins).
 
 Models
 ------
-* **ours**: :func:`scoring.train.train` itself (its metrics and baselines are
+* **ours**: :func:`scoring.model.train.train` itself (its metrics and baselines are
   printed as it reports them).  Its training time is measured by redoing the
   same steps here (evidence extraction on all kept snapshots, C chosen by
   grouped 5-fold CV on the training part, final fit), and the refit's test
@@ -90,12 +90,12 @@ sys.path.insert(0, str(ROOT))
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-from scoring.contract import CHILD_LISTS, CONTRACT  # noqa: E402
+from scoring.contract.schema import CHILD_LISTS, CONTRACT  # noqa: E402
 from scoring.errors import ScoringError  # noqa: E402
-from scoring.features import EvidenceTransformer  # noqa: E402
-from scoring.rulepack import load_pack  # noqa: E402
-from scoring.synth import generate_records  # noqa: E402
-from scoring.train import (  # noqa: E402
+from scoring.model.features import EvidenceTransformer  # noqa: E402
+from scoring.evidence.pack import load_pack  # noqa: E402
+from dealscore_datasets.generate import generate_records  # noqa: E402
+from scoring.model.train import (  # noqa: E402
     C_GRID,
     CV_FOLDS,
     _lr,
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
 
     pack = load_pack(args.rules)
     if args.history:
-        from scoring.records import read_records
+        from scoring.contract.records import read_records
 
         t = time.perf_counter()
         rr = read_records(args.history, pack.schema, history=True)

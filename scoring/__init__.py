@@ -20,11 +20,11 @@ __all__ = ["Scorer", "ScoreResult", "RecordError", "RulePackError", "ModelError"
 
 def __getattr__(name):  # lazy: `import scoring` stays cheap for the CLI
     if name in ("Scorer", "ScoreResult"):
-        from . import api
+        from scoring import api
 
         return getattr(api, name)
     if name in ("RecordError", "RulePackError", "ModelError", "ScoringError"):
-        from . import errors
+        from scoring import errors
 
         return getattr(errors, name)
     raise AttributeError(name)

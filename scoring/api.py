@@ -27,9 +27,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .engine import Engine
-from .errors import RecordError
-from .rulescore import score_evaluation
+from scoring.evidence.durable import Engine
+from scoring.errors import RecordError
+from scoring.score.rulescore import score_evaluation
 
 
 @dataclass
@@ -102,17 +102,17 @@ class Scorer:
 
     def __init__(self, model: str | Path | None = "current", *, rules=None, lang: str = "en",
                  as_of: str | None = None, thresholds=None):
-        from . import paths
-        from .rulepack import load_pack
+        from scoring import paths
+        from scoring.evidence.pack import load_pack
 
-        from .batch import Thresholds
+        from scoring.batch.run import Thresholds
 
         self.lang = lang
         self.as_of = as_of
         self.thresholds = thresholds or Thresholds()
         self.model = None
         if model is not None:
-            from .artifact import current_model_dir, load_model
+            from scoring.model.artifact import current_model_dir, load_model
 
             mdir = current_model_dir() if model == "current" else Path(model)
             if mdir is not None:
@@ -132,7 +132,7 @@ class Scorer:
     # ------------------------------------------------------------------ one record
     def score(self, record: Mapping[str, Any]) -> ScoreResult:
         """Score one nested record (the reference path).  Raises RecordError on a bad record."""
-        from .records import validate_record
+        from scoring.contract.records import validate_record
 
         rec = validate_record(record, self.pack.schema)
         ev = self.engine.evaluate(rec, as_of=self.as_of)
@@ -146,7 +146,7 @@ class Scorer:
             for r in m["model_reasons"]:
                 (pos if r["contribution"] > 0 else neg).append(
                     Reason(r["feature"], r["title"], r["contribution"], r.get("rule")))
-        from .batch import is_stalled
+        from scoring.batch.run import is_stalled
 
         meetings = [f.rule for f in rs.meeting_flags]
         if is_stalled(rs.stage, rec.get("stage_entered_at"), ev.as_of, self.thresholds):
@@ -186,7 +186,7 @@ class Scorer:
             scores = ddf.map_partitions(scorer.score_frame, contacts, competitors, partners,
                                         other_deals="ignore", meta=scorer.output_meta())
         """
-        from .batch import ChunkScorer
+        from scoring.batch.run import ChunkScorer
 
         children = {k: v for k, v in (("contacts", contacts), ("competitors", competitors),
                                       ("partners", partners)) if v is not None}
@@ -214,22 +214,22 @@ class Scorer:
         """Column-wise validation (fast); the per-record reference when a column mixes Python types."""
         import pyarrow as pa
 
-        from .ingest import validate_dataframes
+        from scoring.contract.ingest import validate_dataframes
 
         try:
             chunk = validate_dataframes(opportunities, children, self.pack.schema)
             return chunk.frames, chunk.rejects, chunk.orphans
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            from .columnar import records_to_frames
-            from .records import validate_frames
+            from scoring.contract.frames import records_to_frames
+            from scoring.contract.records import validate_frames
 
             res = validate_frames(opportunities.reset_index(drop=True),
                                   {k: v.reset_index(drop=True) for k, v in children.items()}, self.pack.schema)
-            return records_to_frames(res.records, self.pack), res.rejects, res.orphans
+            return records_to_frames(res.records, self.pack.fields), res.rejects, res.orphans
 
     def output_schema(self, keep: Sequence[str] = ()):
         """The Arrow schema of :meth:`score_frame`'s result (and of the nightly Parquet output)."""
-        from .batch import ChunkScorer, _empty_output_schema
+        from scoring.batch.run import ChunkScorer, _empty_output_schema
 
         return _empty_output_schema(ChunkScorer(self.pack, self.model, keep=keep))
 

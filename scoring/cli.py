@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from . import paths
-from .errors import ScoringError
+from scoring import paths
+from scoring.errors import ScoringError
 
 
 def _fail_clean(fn):
@@ -50,9 +50,9 @@ def main():
 @_fail_clean
 def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
     """Score each record of FILE and print its reasons and next actions."""
-    from .explain import explain_record, format_explanation
-    from .records import read_records
-    from .resolve import resolve_scoring
+    from scoring.score.explain import explain_record, format_explanation
+    from scoring.contract.records import read_records
+    from scoring.model.resolve import resolve_scoring
 
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=not no_model)
     for n in notes:
@@ -113,8 +113,8 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
           max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
-    from .batch import DEFAULT_STALL_DAYS, Thresholds, run_batch
-    from .resolve import resolve_scoring
+    from scoring.batch.run import DEFAULT_STALL_DAYS, Thresholds, run_batch
+    from scoring.model.resolve import resolve_scoring
 
     source = input_path or paths.sample_pipeline()
     output = output or paths.default_output()
@@ -208,8 +208,8 @@ def rules_list(pack, fmt, lang):
     import csv
     import io
 
-    from .resolve import current_pack_path
-    from .rulepack import load_pack
+    from scoring.model.resolve import current_pack_path
+    from scoring.evidence.pack import load_pack
 
     p = load_pack(pack or current_pack_path())
     rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or ",".join(r.stages), "points": r.points,
@@ -248,11 +248,11 @@ def rules_list(pack, fmt, lang):
 @_fail_clean
 def rules_check(pack, against, current, as_json):
     """Validate PACK, run its examples, and preview its effect on sample records."""
-    from .engine import Engine
-    from .packcheck import compare_packs, diff_rules, run_examples
-    from .records import read_records
-    from .resolve import current_pack_path
-    from .rulepack import load_pack
+    from scoring.evidence.durable import Engine
+    from scoring.evidence.review import compare_packs, diff_rules, run_examples
+    from scoring.contract.records import read_records
+    from scoring.model.resolve import current_pack_path
+    from scoring.evidence.pack import load_pack
 
     new = load_pack(pack)
     engine = Engine(new)
@@ -321,8 +321,8 @@ def rules_check(pack, against, current, as_json):
 @_fail_clean
 def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json):
     """Train a model on closed deals in HISTORY and save it as an artifact."""
-    from .artifact import save_model
-    from .train import train as train_model
+    from scoring.model.artifact import save_model
+    from scoring.model.train import train as train_model
 
     result = train_model(history, rules=rules_path or paths.default_rules(), seed=seed,
                          test_fraction=test_fraction, no_decision_as=no_decision_as,
@@ -356,7 +356,7 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
 @_fail_clean
 def promote(model_dir, force, history):
     """Make MODEL_DIR the current model, if it is no worse than the current one on the same held-out deals."""
-    from .artifact import promote as promote_model
+    from scoring.model.artifact import promote as promote_model
 
     rep = promote_model(model_dir, force=force, history=history)
     cmp = rep.get("comparison")
@@ -373,7 +373,7 @@ def promote(model_dir, force, history):
 @_fail_clean
 def rollback():
     """Make the previously current model current again."""
-    from .artifact import rollback as rollback_model
+    from scoring.model.artifact import rollback as rollback_model
 
     d = rollback_model()
     click.echo(f"current model: {d.name}")
@@ -383,7 +383,7 @@ def rollback():
 @_fail_clean
 def list_models_cmd():
     """List the model artifacts in models/."""
-    from .artifact import list_models
+    from scoring.model.artifact import list_models
 
     for m in list_models():
         ll = f"{m['log_loss']:.4f}" if m["log_loss"] is not None else "-"
@@ -402,8 +402,8 @@ def list_models_cmd():
 @_fail_clean
 def report(model_dir, out, history, lang, rule_stats):
     """Write the model report of MODEL_DIR (default: the current model) as one self-contained HTML file."""
-    from .artifact import current_model_dir
-    from .report import build_report
+    from scoring.model.artifact import current_model_dir
+    from scoring.model.report import build_report
 
     model_dir = model_dir or current_model_dir()
     if model_dir is None:
@@ -414,20 +414,30 @@ def report(model_dir, out, history, lang, rule_stats):
 
 @main.command()
 @click.argument("kind", type=click.Choice(["history", "pipeline"]))
-@click.option("--deals", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--deals", type=int, default=1000, show_default=True, help="Number of deals (history: closed deals).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same deals.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="A .jsonl file, or a folder for the table form.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv"]), default=None,
               help="Default: jsonl for a .jsonl path, else parquet.")
-@click.option("--as-of", default="2026-11-25", show_default=True)
-def generate(kind, deals, seed, out, fmt, as_of):
-    """Generate synthetic deals (seeded) in the contract's form."""
-    from .synth import main as synth_main
+@click.option("--as-of", default="2026-11-25", show_default=True,
+              help="Snapshot date of the pipeline; history deals close before it.")
+@click.option("--snapshots", default="1-4", show_default=True, help="History: snapshots per deal, LO-HI.")
+@click.option("--dirty", is_flag=True, help="History: spoil ~1.5% of snapshots (for tests of the trainer's filtering).")
+@_fail_clean
+def generate(kind, deals, seed, out, fmt, as_of, snapshots, dirty):
+    """Generate synthetic deals (seeded) in the contract's form.
 
-    fmt = fmt or ("jsonl" if str(out).endswith((".jsonl", ".jsonl.gz")) else "parquet")
-    synth_main([kind, "--deals", str(deals), "--seed", str(seed), "--out", str(out), "--format", fmt,
-                "--as-of", as_of])
+    \b
+    Example:
+      scoring generate pipeline --deals 1000000 --seed 1 --out big/ --format parquet
+    """
+    from dealscore_datasets.generate import generate as generate_deals
+
+    lo, _, hi = snapshots.partition("-")
+    sizes = generate_deals(kind, deals, out, seed=seed, fmt=fmt, as_of=as_of,
+                           snapshots=(int(lo), int(hi or lo)), dirty=dirty)
+    click.echo(f"wrote {kind} ({', '.join(f'{k} {n}' for k, n in sizes.items())}) to {out}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

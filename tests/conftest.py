@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scoring.engine import Engine
-from scoring.rulepack import load_pack
+from scoring.evidence.durable import Engine
+from scoring.evidence.pack import load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -28,7 +28,7 @@ def default_engine(default_pack):
 @pytest.fixture(scope="session")
 def example_records():
     """The contract's two example records, validated (tests/data/example.jsonl is a copy)."""
-    from scoring.records import validate_record
+    from scoring.contract.records import validate_record
 
     out = {}
     for line in (DATA / "example.jsonl").read_text().splitlines():
@@ -111,9 +111,9 @@ def make_pack(tmp_path):
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory):
     """A model trained on a small generated history with the default pack (not the bundled model)."""
-    from scoring.artifact import save_model
-    from scoring.synth import generate_records
-    from scoring.train import train
+    from scoring.model.artifact import save_model
+    from dealscore_datasets.generate import generate_records
+    from scoring.model.train import train
 
     result = train(generate_records(700, seed=21, kind="history"), rules=ROOT / "rules" / "default", seed=0, C=0.1)
     return save_model(result, tmp_path_factory.mktemp("models") / "m1")
@@ -122,6 +122,6 @@ def trained_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pipeline_tables():
     """A small generated open pipeline, table form."""
-    from scoring.synth import generate_tables
+    from dealscore_datasets.generate import generate_tables
 
     return generate_tables(300, seed=33, kind="pipeline")

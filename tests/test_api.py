@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from scoring import RecordError, Scorer
-from scoring.synth import tables_to_records
+from dealscore_datasets.generate import tables_to_records
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from scoring import artifact as A
+from scoring.model import artifact as A
 from scoring.errors import ModelError
-from scoring.records import validate_record
-from scoring.rulepack import load_pack
-from scoring.train import train
+from scoring.contract.records import validate_record
+from scoring.evidence.pack import load_pack
+from scoring.model.train import train
 
-synth = pytest.importorskip("scoring.synth")
+synth = pytest.importorskip("dealscore_datasets.generate")
 
 
 @pytest.fixture(scope="module")

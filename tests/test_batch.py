@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from scoring.artifact import load_model
-from scoring.batch import ChunkScorer, Thresholds, output_lock, read_output, run_batch
+from scoring.model.artifact import load_model
+from scoring.batch.run import ChunkScorer, Thresholds, output_lock, read_output, run_batch
 from scoring.cli import main
 from scoring.errors import ScoringError
-from scoring.synth import write_tables
+from dealscore_datasets.generate import write_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,13 +114,13 @@ def test_failed_run_leaves_previous_files_untouched(pipeline_dir, tmp_path, mode
 
 def test_killed_run_leaves_no_partial_file_under_the_final_name(tmp_path, trained_model_dir):
     """SIGKILL a real run halfway: the final name keeps last night's file, byte for byte."""
-    from scoring.synth import generate_tables
+    from dealscore_datasets.generate import generate_tables
 
     src = tmp_path / "big"
     write_tables(generate_tables(60_000, seed=5), src, fmt="parquet")
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"last night's scores")
-    code = ("import sys; from scoring.artifact import load_model; from scoring.batch import run_batch; "
+    code = ("import sys; from scoring.model.artifact import load_model; from scoring.batch.run import run_batch; "
             f"m = load_model({str(trained_model_dir)!r}); "
             f"run_batch({str(src)!r}, {str(out)!r}, pack=m.pack, model=m, workers=1, chunk_size=1000)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
@@ -209,7 +209,7 @@ def test_stalled_deals_are_flagged(pipeline_dir, tmp_path, model):
 def test_batch_equals_reference_path(pipeline_dir, tmp_path, model):
     """The column-wise batch gives what the durable-rules single-record path gives."""
     from scoring.api import Scorer
-    from scoring.records import read_records
+    from scoring.contract.records import read_records
 
     s = _run(pipeline_dir, tmp_path / "s.jsonl", model, as_of="2026-11-25")
     rows = {r["id"]: r for r in map(json.loads, Path(s["output"]).read_text().splitlines())}
@@ -223,7 +223,7 @@ def test_batch_equals_reference_path(pipeline_dir, tmp_path, model):
 
 
 def test_json_lines_duplicates_across_partitions_are_rejected(tmp_path, model, pipeline_tables):
-    from scoring.synth import tables_to_records, write_jsonl
+    from dealscore_datasets.generate import tables_to_records, write_jsonl
 
     recs = tables_to_records(pipeline_tables)[:50]
     src = tmp_path / "in.jsonl"

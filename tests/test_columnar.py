@@ -16,11 +16,12 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from scoring.columnar import STATUS_WORDS, ColumnarEvaluator, Frames, records_to_frames
-from scoring.contract import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
-from scoring.engine import Engine
-from scoring.records import validate_record
-from scoring.rulepack import COMPARE_OPS, load_pack
+from scoring.contract.frames import Frames, records_to_frames
+from scoring.evidence.columnar import STATUS_WORDS, ColumnarEvaluator
+from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
+from scoring.evidence.durable import Engine
+from scoring.contract.records import validate_record
+from scoring.evidence.pack import COMPARE_OPS, load_pack
 
 from conftest import rule
 
@@ -34,7 +35,7 @@ AS_OF = "2026-11-25"
 def differences(pack, records, engine=None, as_of=AS_OF, frames=None, limit=20) -> list[str]:
     """Every (record, rule) where the columnar evaluation differs from the engine, as readable lines."""
     engine = engine or Engine(pack)
-    frames = frames if frames is not None else records_to_frames(records, pack)
+    frames = frames if frames is not None else records_to_frames(records, pack.fields)
     ev = ColumnarEvaluator(pack).evaluate(frames, as_of)
     assert list(ev.status.columns) == [r.id for r in pack.rules]
     assert list(ev.status.index) == list(range(len(records)))
@@ -119,7 +120,7 @@ def _spoil(records: list[dict], pack, seed: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def generated(pack):
-    from scoring.synth import generate_tables, tables_to_records
+    from dealscore_datasets.generate import generate_tables, tables_to_records
 
     tables = generate_tables(600, seed=11, kind="pipeline")
     records = [validate_record(r, pack.schema) for r in tables_to_records(tables)]
@@ -143,7 +144,7 @@ def test_default_pack_agrees_with_engine_on_generated_deals(pack, engine, genera
 def test_default_pack_every_status_is_reached(pack, generated):
     """The generated deals exercise the rules: most rules reach at least two statuses."""
     _, records = generated
-    ev = ColumnarEvaluator(pack).evaluate(records_to_frames(_spoil(records, pack, 3), pack), AS_OF)
+    ev = ColumnarEvaluator(pack).evaluate(records_to_frames(_spoil(records, pack, 3), pack.fields), AS_OF)
     seen = {rid: set(ev.status[rid].unique().tolist()) for rid in ev.status.columns}
     one = [rid for rid, s in seen.items() if len(s) < 2]
     assert len(one) <= len(seen) // 10, f"rules stuck on one status: {one}"
@@ -154,7 +155,7 @@ def test_frames_from_tables_match_frames_from_records(pack, generated):
     order) give the same evidence as records_to_frames."""
     tables, records = generated
     ev = ColumnarEvaluator(pack)
-    a = ev.evaluate(records_to_frames(records, pack), AS_OF)
+    a = ev.evaluate(records_to_frames(records, pack.fields), AS_OF)
     fr = tables_to_frames(tables)
     fr.children = {k: v.sample(frac=1.0, random_state=1).reset_index(drop=True) for k, v in fr.children.items()}
     b = ev.evaluate(fr, AS_OF)
@@ -171,7 +172,7 @@ def test_frames_from_tables_match_frames_from_records(pack, generated):
 
 def test_evidence_shape_and_words(pack, generated):
     _, records = generated
-    ev = ColumnarEvaluator(pack).evaluate(records_to_frames(records[:50], pack), AS_OF)
+    ev = ColumnarEvaluator(pack).evaluate(records_to_frames(records[:50], pack.fields), AS_OF)
     assert ev.status.shape == (50, len(pack.rules))
     assert set(ev.status.dtypes.astype(str)) == {"int8"}
     assert list(ev.derived.columns) == list(pack.counts) + list(pack.computed)
@@ -185,13 +186,13 @@ def test_evidence_shape_and_words(pack, generated):
 
 
 def test_empty_chunk(pack):
-    ev = ColumnarEvaluator(pack).evaluate(records_to_frames([], pack), AS_OF)
+    ev = ColumnarEvaluator(pack).evaluate(records_to_frames([], pack.fields), AS_OF)
     assert ev.status.shape == (0, len(pack.rules))
 
 
 def test_bad_input_is_refused(pack, generated):
     _, records = generated
-    frames = records_to_frames(records[:5], pack)
+    frames = records_to_frames(records[:5], pack.fields)
     ev = ColumnarEvaluator(pack)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         ev.evaluate(frames, "25/11/2026")
@@ -245,7 +246,7 @@ def test_quirks(quirk_pack):
         _rec(5, decision_maker_signal="none", amount=10.0, stage_entered_at="2026-10-01", as_of="2026-10-20"),
     ]
     engine = Engine(quirk_pack)
-    ev = ColumnarEvaluator(quirk_pack).evaluate(records_to_frames(records, quirk_pack), AS_OF)
+    ev = ColumnarEvaluator(quirk_pack).evaluate(records_to_frames(records, quirk_pack.fields), AS_OF)
     expect = {
         # $iall over an empty or a missing list does NOT match; an item missing the field fails
         "ALL_COACH": ["missing", "missing", "met", "missing", "missing", "missing"],

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from scoring.packcheck import example_record, run_examples
-from scoring.records import validate_record
-from scoring.rulescore import score_evaluation
+from scoring.evidence.review import example_record, run_examples
+from scoring.contract.records import validate_record
+from scoring.score.rulescore import score_evaluation
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK_README = (ROOT / "rules" / "default" / "README.md").read_text(encoding="utf-8")

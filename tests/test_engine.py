@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.engine import Engine
-from scoring.rulepack import load_pack
+from scoring.evidence.durable import Engine
+from scoring.evidence.pack import load_pack
 
 from conftest import rule
 

@@ -13,9 +13,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks as ec
 
 from conftest import SMALL_PACK_RULES
-from scoring import features as F
-from scoring.features import EvidenceTransformer
-from scoring.records import validate_record
+from scoring.model import features as F
+from scoring.model.features import EvidenceTransformer
+from scoring.contract.records import validate_record
 
 #: sklearn checks that apply to a transformer whose input is records.  All the
 #: other checks of ``check_estimator`` feed numeric 2-D arrays (NaN, sparse,
@@ -140,16 +140,17 @@ def test_sklearn_api_check(check):
     getattr(ec, check)("EvidenceTransformer", EvidenceTransformer())
 
 
-def test_columnar_and_engine_paths_give_the_same_evidence(small_pack, monkeypatch):
-    pytest.importorskip("scoring.columnar")
-    synth = pytest.importorskip("scoring.synth")
-    from scoring.rulepack import load_pack
+def test_transform_equals_the_evidence_of_the_durable_rules_engine(small_pack):
+    """transform (column-wise) and the reference engine's evaluations give the same matrix."""
+    from dealscore_datasets import generate as synth
+    from scoring.evidence.durable import Engine
+    from scoring.evidence.pack import load_pack
 
     pack = load_pack(small_pack)
     raw = synth.tables_to_records(synth.generate_tables(60, seed=5, kind="history"))
     r = [validate_record(x, pack.schema) for x in raw]
     et = EvidenceTransformer(pack).fit(r)
     X_col = et.transform(r)
-    monkeypatch.setattr(F, "USE_COLUMNAR", False)
-    assert np.array_equal(et.transform(r), X_col)
+    engine = Engine(pack)
+    assert np.array_equal(et.transform_evaluations([engine.evaluate(x) for x in r]), X_col)
     assert X_col[:, :5].sum() > 0

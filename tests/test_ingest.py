@@ -1,4 +1,4 @@
-"""scoring.ingest: the streaming column-wise reader must agree with scoring.records.read_records."""
+"""scoring.contract.ingest: the streaming column-wise reader must agree with scoring.contract.records.read_records."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.columnar import records_to_frames
-from scoring.contract import CHILD_LISTS, CONTRACT, Field
+from scoring.contract.frames import records_to_frames
+from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
 from scoring.errors import ScoringError
-from scoring.ingest import Chunk, DuplicateFilter, InputStream, load_partition
-from scoring.records import merge_schema, read_records
-from scoring.synth import generate_tables, tables_to_records, write_jsonl, write_tables
+from scoring.contract.ingest import Chunk, DuplicateFilter, InputStream, load_partition
+from scoring.contract.records import merge_schema, read_records
+from dealscore_datasets.generate import generate_tables, tables_to_records, write_jsonl, write_tables
 
 PACK = SimpleNamespace(fields=CONTRACT)
 
@@ -88,7 +88,7 @@ def assert_same(source, schema=CONTRACT, history=False, chunk_size=3, **kw) -> l
         for e, names in c.undeclared_fields.items():
             und.setdefault(e, set()).update(names)
     assert {e: sorted(s) for e, s in und.items()} == ref.undeclared_fields
-    want = _canon(records_to_frames(ref.records, SimpleNamespace(fields=schema)))
+    want = _canon(records_to_frames(ref.records, schema))
     got: dict = {}
     for c in chunks:
         part = _canon(c.frames)
@@ -438,7 +438,7 @@ def test_synthetic_pipeline_one_partition_keeps_input_order(tmp_path):
     chunks = assert_same(tmp_path / "pq", chunk_size=1000)
     assert len(chunks) == 1
     assert chunks[0].frames.opps["id"].tolist() == tables["opportunities"]["id"].tolist()
-    ref = records_to_frames(read_records(tmp_path / "pq").records, PACK)
+    ref = records_to_frames(read_records(tmp_path / "pq").records, PACK.fields)
     for lst in CHILD_LISTS:
         assert chunks[0].frames.children[lst]["_row"].tolist() == ref.children[lst]["_row"].tolist()
 

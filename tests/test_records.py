@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.contract import CHILD_LISTS, CONTRACT, Field
+from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
 from scoring.errors import RecordError, ScoringError
-from scoring.records import (
+from scoring.contract.records import (
     ReadResult,
     merge_schema,
     read_jsonl,

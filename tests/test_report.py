@@ -1,4 +1,4 @@
-"""The model report: one self-contained HTML page (scoring.report)."""
+"""The model report: one self-contained HTML page (scoring.model.report)."""
 from __future__ import annotations
 
 import base64
@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from scoring import artifact as A
-from scoring import report as R
+from scoring.model import artifact as A
+from scoring.model import report as R
 from scoring.errors import ModelError
-from scoring.rulepack import load_pack
-from scoring.train import train
+from scoring.evidence.pack import load_pack
+from scoring.model.train import train
 
-synth = pytest.importorskip("scoring.synth")
+synth = pytest.importorskip("dealscore_datasets.generate")
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -217,7 +217,7 @@ def test_default_output_is_outside_the_artifact(model_dir, monkeypatch, tmp_path
 
 
 def test_importing_the_library_does_not_import_matplotlib():
-    code = ("import sys, scoring.report, scoring.model, scoring.artifact, scoring.train; "
+    code = ("import sys, scoring.model.report, scoring.model, scoring.model.artifact, scoring.model.train; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from scoring.errors import RulePackError
-from scoring.rulepack import load_pack
+from scoring.evidence.pack import load_pack
 
 from conftest import rule
 
@@ -178,7 +178,7 @@ def test_computed_difference_needs_whole_number_fields(make_pack):
 
 
 def test_computed_difference_compares_two_fields(make_pack):
-    from scoring.engine import Engine
+    from scoring.evidence.durable import Engine
 
     pack = load_pack(make_pack(
         fields={"opportunity": {"site_visits": "int", "site_visits_accompanied": "int"}},

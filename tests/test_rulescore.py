@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring.contract import STAGE_INDEX
-from scoring.rulescore import clamp_score, score_evaluation
-from scoring.vectorscore import STATUS_WORDS, VectorScorer
-from scoring.engine import Evaluation
+from scoring.contract.schema import STAGE_INDEX
+from scoring.score.rulescore import clamp_score, score_evaluation
+from scoring.score.vectorscore import STATUS_WORDS, VectorScorer
+from scoring.evidence.durable import Evaluation
 
 
 @given(earned=st.floats(0, 500), extra=st.floats(0, 500), penalty=st.floats(0, 200))

@@ -1,4 +1,4 @@
-"""The synthetic deal generator (scoring.synth): reproducible, contract-valid, realistic mixes."""
+"""The synthetic deal generator (datasets/generate.py): reproducible, contract-valid, realistic mixes."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring import synth
-from scoring.contract import CHILD_KEY, CHILD_LISTS, CONTRACT
-from scoring.records import read_jsonl, read_tables, validate_record
+from dealscore_datasets import generate as synth
+from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT
+from scoring.contract.records import read_jsonl, read_tables, validate_record
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datasets" / "sample"
@@ -27,7 +27,7 @@ def pipeline():
 
 
 def _check_contract(rec: dict, history: bool) -> None:
-    """Independent of scoring.records: types, enums, ranges of one nested record."""
+    """Independent of scoring.contract.records: types, enums, ranges of one nested record."""
     rid = rec["id"]
     assert isinstance(rid, str) and rec["stage"] in CONTRACT["opportunity"]["stage"].values
     entities = [("opportunity", rec)] + [(lst, row) for lst in CHILD_LISTS for row in rec[lst]]
@@ -66,7 +66,7 @@ def test_same_seed_same_output(tmp_path):
             pd.testing.assert_frame_equal(a[name], b[name])
         assert not a["opportunities"].equals(c["opportunities"])
         synth.write_jsonl(synth.tables_to_records(a), tmp_path / f"{kind}1.jsonl")
-        assert synth.main([kind, "--deals", "150", "--seed", "3", "--out", str(tmp_path / f"{kind}2.jsonl")]) == 0
+        synth.generate(kind, 150, tmp_path / f"{kind}2.jsonl", seed=3)
         assert (tmp_path / f"{kind}1.jsonl").read_bytes() == (tmp_path / f"{kind}2.jsonl").read_bytes()
 
 

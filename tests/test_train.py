@@ -10,8 +10,9 @@ import pytest
 
 from conftest import SMALL_PACK_RULES
 from scoring.errors import ModelError
-from scoring.model import coef_to_points
-from scoring.train import (expected_calibration_error, prepare_history, reliability_table, split_deals, train)
+from scoring.evidence.pack import load_pack
+from scoring.model.logistic import coef_to_points
+from scoring.model.train import (expected_calibration_error, prepare_history, reliability_table, split_deals, train)
 
 RULES = SMALL_PACK_RULES
 STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding"]
@@ -61,7 +62,7 @@ def test_leakage_and_incomplete_rows_are_dropped_with_counts(pack):
 def test_no_decision_counts_as_lost_unless_dropped(pack):
     h = history(200)
     n_nd = sum(r["outcome"] == "no_decision" for r in h)
-    lost = prepare_history(h, __import__("scoring.rulepack").rulepack.load_pack(pack))
+    lost = prepare_history(h, load_pack(pack))
     assert lost.drops["no_decision"] == 0 and len(lost.records) == len(h)
     assert all(y == 0 for r, y in zip(lost.records, lost.y) if r["outcome"] == "no_decision")
     res = train(h, rules=pack, min_per_class=10, C=1.0, no_decision_as="drop")
@@ -100,7 +101,7 @@ def test_inconsistent_outcomes_are_refused(pack):
 
 
 def test_each_deal_weighs_the_same(pack):
-    from scoring.rulepack import load_pack
+
 
     h = prepare_history(history(100, snapshots=(1, 4)), load_pack(pack))
     per_deal = {}
@@ -146,7 +147,7 @@ def test_reliability_table_and_ece_by_hand():
 
 def test_contributions_and_intercept_sum_to_the_logit(pack):
     res = train(history(200), rules=pack, min_per_class=10)
-    from scoring.records import validate_record
+    from scoring.contract.records import validate_record
 
     recs = [validate_record(r, res.pack.schema) for r in history(20, seed=9)]
     model = res.model

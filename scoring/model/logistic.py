@@ -33,9 +33,9 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from .engine import Engine, Evaluation
-from .features import EvidenceTransformer, as_record_list, feature_layout
-from .rulepack import RulePack
+from scoring.evidence.durable import Engine, Evaluation
+from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
+from scoring.evidence.pack import RulePack
 
 #: points to double the odds
 PDO = 20.0
@@ -74,12 +74,12 @@ class Model:
     pipeline : Pipeline
         Fitted ``[("evidence", EvidenceTransformer), ("model", LogisticRegression)]``.
     manifest : dict, optional
-        The artifact's manifest (see :mod:`scoring.artifact`) when loaded from one.
+        The artifact's manifest (see :mod:`scoring.model.artifact`) when loaded from one.
     path : Path, optional
         The artifact folder it was loaded from.
 
     Records passed to its methods are validated records
-    (:func:`scoring.records.validate_record`), as a list or a one-column
+    (:func:`scoring.contract.records.validate_record`), as a list or a one-column
     ``record`` DataFrame.
     """
 
@@ -199,7 +199,7 @@ class Model:
         return out
 
     def explain_evaluation(self, ev: Evaluation, lang: str = "en", top: int = 3) -> dict:
-        """The model's part of an explanation (see :func:`scoring.explain.explain_record`).
+        """The model's part of an explanation (see :func:`scoring.score.explain.explain_record`).
 
         Keys: ``win_probability``, ``model_version``, ``model_reasons`` (the
         ``top`` positive then the ``top`` negative contributions, each
@@ -245,8 +245,8 @@ class Model:
         """Notes for the user when ``rules/default`` (or ``rules_dir``) is not
         the pack this model was trained with: the model keeps scoring with its
         own pack, and a retrain is needed to use the edit."""
-        from . import paths
-        from .rulepack import RulePack as _RP
+        from scoring import paths
+        from scoring.evidence.pack import RulePack as _RP
 
         d = paths.default_rules() if rules_dir is None else rules_dir
         from pathlib import Path

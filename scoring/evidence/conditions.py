@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .rulepack import COMPARE_OPS, ITEM_PREFIX
+from scoring.evidence.pack import COMPARE_OPS, ITEM_PREFIX
 
 _CMP = {
     "$gt": lambda a, b: a > b,

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .contract import STAGE_INDEX, STAGES
-from .engine import Evaluation
-from .rulepack import SCORED_KINDS, RulePack
+from scoring.contract.schema import STAGE_INDEX, STAGES
+from scoring.evidence.durable import Evaluation
+from scoring.evidence.pack import SCORED_KINDS, RulePack
 
 
 def clamp_score(earned: float, available: float, penalty: float) -> float:
@@ -91,7 +91,7 @@ class RuleScore:
 
 
 def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleScore:
-    """Turn an :class:`~scoring.engine.Evaluation` into the transparent rule score."""
+    """Turn an :class:`~scoring.evidence.durable.Evaluation` into the transparent rule score."""
     stage = ev.stage
     si = STAGE_INDEX[stage]
     per_stage = {s: StageBreakdown(s, 0.0, 0.0, [], [], []) for s in STAGES[: si + 1]}

@@ -7,7 +7,7 @@ This is the first step of the model pipeline::
 
 Input (``X``)
 -------------
-Validated records (see :func:`scoring.records.validate_record`), as
+Validated records (see :func:`scoring.contract.records.validate_record`), as
 
 * a sequence of record dicts (a list, tuple, numpy object array or pandas
   Series of dicts), or
@@ -31,7 +31,7 @@ then one indicator per stage, ``stage=<name>``, for every stage but the first
 
 A rule counts only where it applies (``applicable_only=True``, the default):
 for a rule that does not apply at the deal's stage (see
-:meth:`scoring.rulepack.Rule.applies_at`: a checklist item from its own stage
+:meth:`scoring.evidence.pack.Rule.applies_at`: a checklist item from its own stage
 on, a red flag or trigger in the stages it lists) both its columns are 0, as
 in the rule score, so a model reason never cites a bidding item for an early
 deal.  Measured on the synthetic history (1,500 deals, two seeds, newest 20%
@@ -53,17 +53,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .contract import STAGES
-from .engine import Engine, Evaluation
-from .rulepack import RulePack, load_pack
+from scoring.contract.schema import STAGES
+from scoring.contract.frames import records_to_frames
+from scoring.evidence.columnar import ColumnarEvaluator
+from scoring.evidence.durable import Engine, Evaluation
+from scoring.evidence.pack import RulePack, load_pack
 
 UNKNOWN_SUFFIX = "__unknown"
 STAGE_PREFIX = "stage="
 #: the stage whose indicator is dropped (its effect is the intercept's)
 REFERENCE_STAGE = STAGES[0]
 RECORD_COLUMN = "record"
-#: evaluate with the column-wise evaluator when available (same statuses, much faster)
-USE_COLUMNAR = True
 
 
 def feature_layout(pack: RulePack) -> list[tuple[str, str, str | None]]:
@@ -109,27 +109,13 @@ def as_record_list(X) -> list[Mapping]:
     return items
 
 
-def _columnar():
-    """The column-wise evaluator module (:mod:`scoring.columnar`, checked rule by
-    rule against the engine by its own tests), or None to use the per-record
-    :class:`~scoring.engine.Engine` (the reference; ~2.5 ms a record).
-    Set ``USE_COLUMNAR = False`` to force the engine."""
-    if not USE_COLUMNAR:
-        return None
-    try:
-        from . import columnar  # noqa: F401
-    except ImportError:
-        return None
-    return columnar
-
-
 class EvidenceTransformer(TransformerMixin, BaseEstimator):
     """Turn records into the rule pack's evidence matrix (floats, 0.0 or 1.0).
 
     Parameters
     ----------
     rules : str, Path or RulePack, default "rules/default"
-        The rule pack (a folder) or a loaded :class:`~scoring.rulepack.RulePack`.
+        The rule pack (a folder) or a loaded :class:`~scoring.evidence.pack.RulePack`.
     applicable_only : bool, default True
         Zero the columns of rules that do not apply at the deal's stage.
 
@@ -180,7 +166,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         pack saved inside a model artifact).  Refuses a different pack."""
         check_is_fitted(self, "pack_")
         if pack.fingerprint != self.pack_.fingerprint:
-            from .errors import ModelError
+            from scoring.errors import ModelError
 
             raise ModelError(f"rule pack {pack.version_tag} is not the pack this model was trained with "
                              f"({self.pack_.version_tag}): retrain to use it")
@@ -220,23 +206,15 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         """Status codes (0 missing, 1 met, 2 unknown), rules in pack order, and stages."""
         n, ids = len(records), [r.id for r in self.pack_.rules]
         stages = [r["stage"] for r in records]
-        col = _columnar()
-        if col is not None:
-            if n == 0:
-                return np.zeros((0, len(ids)), dtype=np.int8), stages
-            frames = col.records_to_frames(records, self.pack_)
-            evidence = col.ColumnarEvaluator(self.pack_).evaluate(frames, _dt.date.today().isoformat())
-            return np.ascontiguousarray(evidence.status[ids].to_numpy(dtype=np.int8)), stages
-        codes = {"missing": 0, "met": 1, "unknown": 2}
-        status = np.zeros((n, len(ids)), dtype=np.int8)
-        for i, rec in enumerate(records):
-            ev = self.engine_.evaluate(rec)
-            status[i] = [codes[ev.status[r]] for r in ids]
-        return status, stages
+        if n == 0:
+            return np.zeros((0, len(ids)), dtype=np.int8), stages
+        frames = records_to_frames(records, self.pack_.fields)
+        evidence = ColumnarEvaluator(self.pack_).evaluate(frames, _dt.date.today().isoformat())
+        return np.ascontiguousarray(evidence.status[ids].to_numpy(dtype=np.int8)), stages
 
     def _matrix(self, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
         """Vectorised: the batch path calls this on chunks of 50,000 deals."""
-        from .contract import STAGE_INDEX, STAGES
+        from scoring.contract.schema import STAGE_INDEX, STAGES
 
         n = status.shape[0]
         rules = self.pack_.rules

@@ -1,7 +1,7 @@
 """The opportunity data contract as data: every field, its type and its allowed values.
 
 This mirrors ``contract/README.md`` (the fixed input format).  Rule packs may
-declare further fields of their own (see :mod:`scoring.rulepack`), but they can
+declare further fields of their own (see :mod:`scoring.evidence.pack`), but they can
 never change the type of a field listed here.
 
 Types

@@ -1,6 +1,6 @@
 """Evaluating a rule pack column-wise over a chunk of deals (the batch path).
 
-The durable-rules engine (:mod:`scoring.engine`) evaluates one record at a time
+The durable-rules engine (:mod:`scoring.evidence.durable`) evaluates one record at a time
 and stays the reference.  The nightly batch evaluates the SAME declarative
 conditions of a pack over a whole chunk of deals (50k-100k) with numpy: every
 rule's ``when``/``unknown_when``, every count's ``where`` and the computed day
@@ -60,8 +60,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .contract import CHILD_LISTS
-from .rulepack import COMPARE_OPS, EV_PREFIX, ITEM_PREFIX, LIST_OPS, LOGICAL_OPS, RulePack
+from scoring.contract.frames import ROW, Frames
+from scoring.contract.schema import CHILD_LISTS
+from scoring.evidence.pack import COMPARE_OPS, EV_PREFIX, ITEM_PREFIX, LIST_OPS, LOGICAL_OPS, RulePack
 
 __all__ = [
     "Frames",
@@ -79,34 +80,12 @@ MISSING, MET, UNKNOWN = 0, 1, 2
 #: code -> word.
 STATUS_WORDS: tuple[str, ...] = ("missing", "met", "unknown")
 _STATUS_CODE = {w: i for i, w in enumerate(STATUS_WORDS)}
-ROW = "_row"
 _EPOCH = _dt.date(1970, 1, 1)
 
 _CMP: dict[str, Callable] = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 
 
 # --------------------------------------------------------------------------- data
-
-
-@dataclass
-class Frames:
-    """A chunk of deals in column form (see the module docstring for dtypes).
-
-    Attributes
-    ----------
-    opps : DataFrame
-        One row per deal, ``RangeIndex(0, n)``.
-    children : dict
-        ``contacts`` / ``competitors`` / ``partners`` -> DataFrame with an int
-        column ``_row`` (position of the deal in ``opps``) and the child fields.
-        A missing table means no deal has such children.
-    """
-
-    opps: pd.DataFrame
-    children: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.opps)
 
 
 @dataclass
@@ -143,51 +122,6 @@ class Evidence:
             v = self.derived[c].iloc[i]
             out[c] = None if v is pd.NA else int(v)
         return out
-
-
-# --------------------------------------------------------------------------- records -> frames
-
-_PD_DTYPE = {"bool": "boolean", "int": "Int64", "number": "Float64"}
-
-
-def _column(values: list, ftype: str) -> Any:
-    dt = _PD_DTYPE.get(ftype)
-    if dt is not None:
-        return pd.array(values, dtype=dt)
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = values
-    return arr
-
-
-def records_to_frames(records: Sequence[Mapping[str, Any]], pack: RulePack) -> Frames:
-    """Convert validated nested records (:func:`scoring.records.validate_record`)
-    to the column form the evaluator reads.
-
-    Every declared opportunity field of ``pack`` (plus ``id`` and ``as_of``)
-    becomes a column, each declared child field a column of its child table.
-    """
-    opp_fields = dict(pack.fields.get("opportunity", {}))
-    cols: dict[str, Any] = {}
-    for name in ("id", "as_of"):
-        if name not in opp_fields:
-            cols[name] = _column([r.get(name) for r in records], "string")
-    for name, f in opp_fields.items():
-        cols[name] = _column([r.get(name) for r in records], f.type)
-    opps = pd.DataFrame(cols, index=pd.RangeIndex(len(records)))
-    children: dict[str, pd.DataFrame] = {}
-    for lst in CHILD_LISTS:
-        rows: list[int] = []
-        items: list[Mapping] = []
-        for i, r in enumerate(records):
-            its = r.get(lst) or ()
-            if its:
-                rows.extend([i] * len(its))
-                items.extend(its)
-        ccols: dict[str, Any] = {ROW: np.asarray(rows, dtype=np.int64)}
-        for name, f in pack.fields.get(lst, {}).items():
-            ccols[name] = _column([it.get(name) for it in items], f.type)
-        children[lst] = pd.DataFrame(ccols, index=pd.RangeIndex(len(items)))
-    return Frames(opps=opps, children=children)
 
 
 # --------------------------------------------------------------------------- columns
@@ -508,9 +442,9 @@ class ColumnarEvaluator:
 
     Examples
     --------
-    >>> from scoring.rulepack import load_pack                            # doctest: +SKIP
+    >>> from scoring.evidence.pack import load_pack                            # doctest: +SKIP
     >>> ev = ColumnarEvaluator(load_pack("rules/default"))               # doctest: +SKIP
-    >>> evidence = ev.evaluate(records_to_frames(records, ev.pack), "2026-11-25")   # doctest: +SKIP
+    >>> evidence = ev.evaluate(records_to_frames(records, ev.pack.fields), "2026-11-25")   # doctest: +SKIP
     >>> evidence.words()["S2_5"].value_counts()                          # doctest: +SKIP
     """
 

@@ -1,6 +1,6 @@
 """The model report: one self-contained HTML page for sales ops.
 
-:func:`build_report` loads a model artifact (see :mod:`scoring.artifact`) and
+:func:`build_report` loads a model artifact (see :mod:`scoring.model.artifact`) and
 writes one HTML file with no external resources (inline CSS; plots are
 embedded PNG images drawn with matplotlib's Agg backend, imported only here,
 when a report is drawn).  It shows
@@ -27,7 +27,7 @@ Weighting: as in training, each deal weighs 1 (a snapshot weighs
 
 Examples
 --------
->>> from scoring.report import build_report                         # doctest: +SKIP
+>>> from scoring.model.report import build_report                         # doctest: +SKIP
 >>> build_report("models/20260101T000000Z-abcd1234", out="out/report.html")  # doctest: +SKIP
 PosixPath('out/report.html')
 """
@@ -46,11 +46,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .artifact import load_model, read_split
-from .errors import ModelError
-from .model import Model, coef_to_points, sigmoid
-from .train import deal_counts, prepare_history, probability_metrics, reliability_table, rule_scores
+from scoring import paths
+from scoring.model.artifact import load_model, read_split
+from scoring.errors import ModelError
+from scoring.model.logistic import Model, coef_to_points, sigmoid
+from scoring.model.train import deal_counts, prepare_history, probability_metrics, reliability_table, rule_scores
 
 LANGS = ("en", "zh")
 #: on which snapshots the per-rule statistics are computed: every kept snapshot of the history, or the held-out part
@@ -291,7 +291,7 @@ def _display_path(p: Path) -> str:
 
 
 def _read_history(history, model: Model, lang: str = "en") -> tuple[list[dict], str]:
-    from .records import read_records
+    from scoring.contract.records import read_records
 
     if history is None:
         history = paths.sample_history()
@@ -415,7 +415,7 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
     """Everything the report shows, as plain data.
 
     ``records`` is the history (contract records with outcomes); it goes
-    through the same drops as training (:func:`scoring.train.prepare_history`,
+    through the same drops as training (:func:`scoring.model.train.prepare_history`,
     with the model's ``no_decision_as``).  ``split`` is the artifact's
     ``split.json`` (default: read from ``model.path``).
 
@@ -819,7 +819,7 @@ def build_report(model_dir, history=None, out=None, lang: str = "en", *, rule_st
     Parameters
     ----------
     model_dir : path
-        A model artifact folder (loaded and verified with :func:`scoring.artifact.load_model`).
+        A model artifact folder (loaded and verified with :func:`scoring.model.artifact.load_model`).
     history : path or sequence of records, optional
         The history holding the model's test deals, for the curves, histograms
         and rule statistics; default the bundled ``datasets/sample/history.jsonl``.

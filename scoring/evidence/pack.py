@@ -18,8 +18,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .contract import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
-from .errors import RulePackError
+from scoring.contract.schema import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
+from scoring.errors import RulePackError
 
 KINDS = ("checklist", "milestone", "red_flag", "trigger")
 SCORED_KINDS = ("checklist", "milestone")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .engine import Engine
-from .rulescore import score_evaluation
+from scoring.evidence.durable import Engine
+from scoring.score.rulescore import score_evaluation
 
 _LABELS = {
     "en": {
@@ -37,7 +37,7 @@ STAGE_NAMES = {
 def explain_record(engine: Engine, record: Mapping[str, Any], lang: str = "en", model=None) -> dict:
     """The explanation of one validated record, as JSON-ready data.
 
-    With ``model`` (a :class:`scoring.model.Model`), adds ``win_probability``
+    With ``model`` (a :class:`scoring.model.logistic.Model`), adds ``win_probability``
     and the model's ``model_reasons``.
     """
     ev = engine.evaluate(record)

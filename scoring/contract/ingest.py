@@ -1,11 +1,11 @@
 """Streaming any contract input as chunks of validated column frames (the batch path).
 
-:func:`scoring.records.read_records` is the reference reader: it builds one
+:func:`scoring.contract.records.read_records` is the reference reader: it builds one
 Python dict per record, holds the whole input in memory and reads ~50k
 records/s.  This module reads the SAME inputs with the SAME accept/reject
 decisions, reasons, row/line numbers, orphans and undeclared fields, but
 validates column-wise (pyarrow compute / numpy) and hands out chunks of
-:class:`~scoring.columnar.Frames` with bounded memory::
+:class:`~scoring.evidence.columnar.Frames` with bounded memory::
 
     with InputStream("export/", pack.schema, chunk_size=50_000) as stream:
         for chunk in stream:                       # or: specs = stream.partitions()
@@ -56,7 +56,7 @@ Validation
 Column-wise, with a conservative fast path per field type (e.g. ``is_in`` for
 enums, anchored regexes + casts for numbers in CSV text, dtype checks for
 Parquet) and, for every cell the fast path does not accept, the reference
-per-cell converter of :mod:`scoring.records`, so the reasons are the
+per-cell converter of :mod:`scoring.contract.records`, so the reasons are the
 reference's words.  Table-form row numbers (``row`` of rejects and orphans,
 ``(contacts.csv row N)`` in reasons) are 1-based rows of the WHOLE source
 table, as ``read_records`` numbers them.
@@ -91,10 +91,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import records as _rec
-from .columnar import ROW, Frames
-from .contract import CHILD_KEY, CONTRACT, FALSE_WORDS, TRUE_WORDS, Field
-from .errors import RecordError, ScoringError
+from scoring.contract import records as _rec
+from scoring.contract.frames import ROW, Frames
+from scoring.contract.schema import CHILD_KEY, CONTRACT, FALSE_WORDS, TRUE_WORDS, Field
+from scoring.errors import RecordError, ScoringError
 
 __all__ = ["Chunk", "PartitionSpec", "InputStream", "DuplicateFilter", "load_partition"]
 
@@ -125,7 +125,7 @@ class Chunk:
         The GOOD records of this partition in column form (RangeIndex).
     rejects : list of dict
         ``{"id", "field", "reason", "row"}`` (table form) or ``{..., "line"}``
-        (JSON Lines): one per bad record, the words of :mod:`scoring.records`.
+        (JSON Lines): one per bad record, the words of :mod:`scoring.contract.records`.
     orphans : list of dict
         ``{"table", "opportunity_id", "row", "reason"}``.
     n_read : int
@@ -581,7 +581,7 @@ def _convert_entity(tab: pa.Table, ent, text: bool, n: int):
 
 def _validate_tables(opps: pa.Table, children: dict[str, tuple[pa.Table, str]], schema: Schema,
                      history: bool, text: bool, fields, dates: str):
-    """The column-wise twin of :func:`scoring.records.validate_frames` for one partition.
+    """The column-wise twin of :func:`scoring.contract.records.validate_frames` for one partition.
 
     ``opps`` and each child table carry the column ``_SRC`` (0-based source row).
     Returns ``(frames, rejects, orphans, undeclared, positions)``.
@@ -1029,7 +1029,7 @@ def validate_dataframes(opps: pd.DataFrame, children: Mapping[str, pd.DataFrame]
     tables carry ``opportunity_id`` (and ``as_of`` for several snapshots per
     id).  Raises ``pyarrow.ArrowInvalid``/``ArrowTypeError`` when a column
     cannot become an Arrow column at all (e.g. mixed Python types); callers
-    can then fall back to :func:`scoring.records.validate_frames`.
+    can then fall back to :func:`scoring.contract.records.validate_frames`.
     """
     def table(df: pd.DataFrame) -> pa.Table:
         return _with_src(_plain_table(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)))
@@ -1083,7 +1083,7 @@ class DuplicateFilter:
     Call it on every chunk in partition order; chunks with ``needs_dedupe``
     False pass through untouched.  The later duplicate becomes a reject
     ``{"id", "field": "id", "reason": "duplicate (id, as_of)", "line"}``, as
-    :func:`scoring.records.read_jsonl` reports it.
+    :func:`scoring.contract.records.read_jsonl` reports it.
     """
 
     def __init__(self):
@@ -1132,7 +1132,7 @@ class InputStream:
     Parameters
     ----------
     source : path
-        As for :func:`scoring.records.read_records`: a ``.jsonl`` /
+        As for :func:`scoring.contract.records.read_records`: a ``.jsonl`` /
         ``.ndjson`` file (optionally ``.gz``), a folder of tables, or a single
         opportunities ``.csv`` / ``.parquet`` file (no child tables).
     schema : Mapping
@@ -1146,7 +1146,7 @@ class InputStream:
         creates there is removed by :meth:`close`).
     fields : Mapping, optional
         entity -> names of the fields to keep in the frames, e.g.
-        ``pack.fields`` (as :func:`~scoring.columnar.records_to_frames`: an
+        ``pack.fields`` (as :func:`~scoring.evidence.columnar.records_to_frames`: an
         entity not listed keeps no field; ``id`` and ``as_of`` are always
         kept).  Default: every declared field.  Validation always covers the
         whole schema.

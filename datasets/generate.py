@@ -107,14 +107,13 @@ filtering: half are moved on or after ``closed_at``, the others lose their
 ``outcome`` or ``closed_at``.  The default output is clean and every record
 satisfies the contract.
 
-CLI::
+Command line (``scoring generate``)::
 
-    python -m scoring.synth history  --deals 1200 --seed 7 --out datasets/sample/history.jsonl
-    python -m scoring.synth pipeline --deals 1000000 --seed 1 --out /tmp/pipe --format parquet
+    scoring generate history  --deals 1200 --seed 7 --out datasets/sample/history.jsonl
+    scoring generate pipeline --deals 1000000 --seed 1 --out /tmp/pipe --format parquet
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -127,7 +126,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.contract import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
+from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 
 __all__ = [
     "DEFAULT_AS_OF",
@@ -962,32 +961,20 @@ def write_tables(tables: dict[str, pd.DataFrame], folder, fmt: str = "parquet") 
     return out
 
 
-# --------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m scoring.synth",
-                                 description="Generate seeded synthetic deals in the contract's form.")
-    ap.add_argument("kind", choices=("history", "pipeline"))
-    ap.add_argument("--deals", type=int, required=True, help="number of deals (history: closed deals)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="a .jsonl file, or a folder for table formats")
-    ap.add_argument("--format", choices=("jsonl", "parquet", "csv"), default=None,
-                    help="default: jsonl when --out ends in .jsonl, else parquet")
-    ap.add_argument("--as-of", default=DEFAULT_AS_OF, help="pipeline snapshot date; history closes before it")
-    ap.add_argument("--snapshots", default="1-4", help="history: snapshots per deal, LO-HI (default 1-4)")
-    ap.add_argument("--dirty", action="store_true", help="history: spoil ~1.5%% of snapshots (for tests)")
-    args = ap.parse_args(argv)
-    fmt = args.format or ("jsonl" if str(args.out).endswith(".jsonl") else "parquet")
-    lo, _, hi = args.snapshots.partition("-")
-    tables = generate_tables(args.deals, seed=args.seed, kind=args.kind, as_of=args.as_of,
-                             snapshots=(int(lo), int(hi or lo)), dirty=args.dirty)
+# --------------------------------------------------------------------- one call
+def generate(kind: str, n_deals: int, out, *, seed: int = 0, fmt: str | None = None,
+             as_of: str = DEFAULT_AS_OF, snapshots: tuple[int, int] = (1, 4), dirty: bool = False) -> dict[str, int]:
+    """Generate ``n_deals`` deals of ``kind`` (``history`` or ``pipeline``) and write them to ``out``.
+
+    ``fmt`` is ``jsonl`` (``out`` is a file), ``parquet`` or ``csv`` (``out``
+    is a folder of tables); by default ``jsonl`` when ``out`` ends in
+    ``.jsonl``, else ``parquet``.  Returns the rows written per table.
+    ``scoring generate`` is the command-line form.
+    """
+    fmt = fmt or ("jsonl" if str(out).endswith((".jsonl", ".jsonl.gz")) else "parquet")
+    tables = generate_tables(n_deals, seed=seed, kind=kind, as_of=as_of, snapshots=snapshots, dirty=dirty)
     if fmt == "jsonl":
-        write_jsonl(tables_to_records(tables), args.out)
+        write_jsonl(tables_to_records(tables), out)
     else:
-        write_tables(tables, args.out, fmt)
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in tables.items())
-    print(f"wrote {args.kind} ({sizes}) to {args.out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+        write_tables(tables, out, fmt)
+    return {k: len(v) for k, v in tables.items()}

@@ -37,7 +37,7 @@ Typing per input form
 Schemas
 -------
 Every function takes ``schema`` (entity -> field name -> :class:`Field`),
-by default :data:`scoring.contract.CONTRACT`; a rule pack's merged schema adds
+by default :data:`scoring.contract.schema.CONTRACT`; a rule pack's merged schema adds
 its own fields (:func:`merge_schema`).  A schema is compiled into per-field
 converters once and cached by identity, so treat a schema as immutable once it
 has been used.
@@ -60,8 +60,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .contract import CHILD_KEY, CONTRACT, FALSE_WORDS, FIELD_TYPES, TRUE_WORDS, Field
-from .errors import RecordError, ScoringError
+from scoring.contract.schema import CHILD_KEY, CONTRACT, FALSE_WORDS, FIELD_TYPES, TRUE_WORDS, Field
+from scoring.errors import RecordError, ScoringError
 
 __all__ = [
     "ReadResult",
@@ -142,7 +142,7 @@ def merge_schema(base: Schema, extra: Mapping[str, Mapping[str, Field]]) -> dict
 
     Examples
     --------
-    >>> from scoring.contract import CONTRACT, Field
+    >>> from scoring.contract.schema import CONTRACT, Field
     >>> s = merge_schema(CONTRACT, {"opportunity": {"pilot_running": Field("pilot_running", "bool")}})
     >>> s["opportunity"]["pilot_running"].type
     'bool'

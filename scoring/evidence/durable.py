@@ -31,10 +31,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .conditions import count_items
-from .contract import CHILD_LISTS
-from .errors import ScoringError
-from .rulepack import EV_PREFIX, RulePack, iter_item_refs
+from scoring.evidence.conditions import count_items
+from scoring.contract.schema import CHILD_LISTS
+from scoring.errors import ScoringError
+from scoring.evidence.pack import EV_PREFIX, RulePack, iter_item_refs
 
 LAYER = "_layer"
 UNKNOWN_SUFFIX = "__unknown"
@@ -189,7 +189,7 @@ class Engine:
 
     Examples
     --------
-    >>> from scoring.rulepack import load_pack                        # doctest: +SKIP
+    >>> from scoring.evidence.pack import load_pack                        # doctest: +SKIP
     >>> ev = Engine(load_pack("rules/default")).evaluate(record)      # doctest: +SKIP
     >>> ev.status["S2_5"]                                             # doctest: +SKIP
     'met'
@@ -217,7 +217,7 @@ class Engine:
         return te
 
     def evaluate(self, record: Mapping[str, Any], *, as_of: str | None = None) -> Evaluation:
-        """Evaluate one **validated** record (see :func:`scoring.records.validate_record`).
+        """Evaluate one **validated** record (see :func:`scoring.contract.records.validate_record`).
 
         ``as_of`` defaults to the record's own ``as_of``, else today.
         """

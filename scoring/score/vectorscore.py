@@ -1,6 +1,6 @@
 """The transparent rule score of many deals at once, from a status matrix.
 
-Same formula as :mod:`scoring.rulescore` (the reference, one deal at a time),
+Same formula as :mod:`scoring.score.rulescore` (the reference, one deal at a time),
 computed with numpy for the batch path: ``status`` is an ``(n_deals, n_rules)``
 int8 matrix (0 missing, 1 met, 2 unknown) in pack order and ``stage`` the
 deals' stage indices.  A test checks both give the same numbers and lists.
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import STAGE_INDEX, STAGES
-from .rulepack import RulePack
+from scoring.contract.schema import STAGE_INDEX, STAGES
+from scoring.evidence.pack import RulePack
 
 MISSING, MET, UNKNOWN = 0, 1, 2
 STATUS_WORDS = ("missing", "met", "unknown")

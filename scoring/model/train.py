@@ -35,7 +35,7 @@ identical coefficients whatever the input order.
 
 Stage interactions (evidence x stage) were measured on the synthetic history
 and lowered the test log loss only within noise, so the model has none (see
-:mod:`scoring.features`).
+:mod:`scoring.model.features`).
 """
 from __future__ import annotations
 
@@ -54,10 +54,10 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from .errors import ModelError
-from .features import EvidenceTransformer
-from .model import Model
-from .rulepack import RulePack, load_pack
+from scoring.errors import ModelError
+from scoring.model.features import EvidenceTransformer
+from scoring.model.logistic import Model
+from scoring.evidence.pack import RulePack, load_pack
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 CV_FOLDS = 5
@@ -102,7 +102,7 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
     :class:`~scoring.errors.RecordError` naming it); a missing outcome is a
     counted drop here, not an error.
     """
-    from .records import validate_record
+    from scoring.contract.records import validate_record
 
     if no_decision_as not in ("lost", "drop"):
         raise ValueError(f"no_decision_as must be 'lost' or 'drop', not {no_decision_as!r}")
@@ -225,11 +225,11 @@ def probability_metrics(y, p, w, n_bins: int = N_BINS) -> dict[str, Any]:
 def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
     """The rule score (0..100) of each row of status codes (0 missing, 1 met, 2 unknown).
 
-    The batch's vectorised formula (:class:`scoring.vectorscore.VectorScorer`), which a test
-    checks against :func:`scoring.rulescore.score_evaluation`.
+    The batch's vectorised formula (:class:`scoring.score.vectorscore.VectorScorer`), which a test
+    checks against :func:`scoring.score.rulescore.score_evaluation`.
     """
-    from .contract import STAGE_INDEX
-    from .vectorscore import VectorScorer
+    from scoring.contract.schema import STAGE_INDEX
+    from scoring.score.vectorscore import VectorScorer
 
     stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
     return VectorScorer(pack).score(np.asarray(status, dtype=np.int8), stage_idx).score.astype(float)
@@ -295,7 +295,7 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     ----------
     history_records : sequence of dict, or a path
         History records (contract form, with ``outcome`` and ``closed_at``);
-        a path is read with :func:`scoring.records.read_records` (its rejects
+        a path is read with :func:`scoring.contract.records.read_records` (its rejects
         are counted under ``counts["input"]["rejected"]``).
     rules : path or RulePack
         The rule pack whose evidence the model learns from.
@@ -322,7 +322,7 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     pack = _pack(rules)
     rejected = 0
     if isinstance(history_records, (str, Path)):
-        from .records import read_records
+        from scoring.contract.records import read_records
 
         # history=False: a row without outcome is not a bad record here, it is dropped (and counted) below
         rr = read_records(history_records, pack.schema)

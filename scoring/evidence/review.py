@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .engine import Engine
-from .errors import RecordError
-from .rulepack import RulePack
-from .rulescore import score_evaluation
+from scoring.evidence.durable import Engine
+from scoring.errors import RecordError
+from scoring.evidence.pack import RulePack
+from scoring.score.rulescore import score_evaluation
 
 
 @dataclass
@@ -29,7 +29,7 @@ def example_record(rule_id: str, status: str, partial: Mapping[str, Any]) -> dic
 
 def run_examples(pack: RulePack, engine: Engine | None = None) -> list[ExampleFailure]:
     """Evaluate every rule's examples; return those that do not end in their stated status."""
-    from .records import validate_record
+    from scoring.contract.records import validate_record
 
     engine = engine or Engine(pack)
     failures = []

@@ -13,7 +13,7 @@ halfway leaves the previous night's files untouched.  A lock file
 (``OUTPUT.lock``, held with ``flock``) makes a second run writing the same
 OUTPUT refuse to start.
 
-The per-record durable-rules path (:mod:`scoring.engine`) stays the reference;
+The per-record durable-rules path (:mod:`scoring.evidence.durable`) stays the reference;
 ``tests/test_batch.py`` checks the batch gives the same results.
 """
 from __future__ import annotations
@@ -34,12 +34,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .columnar import ColumnarEvaluator, Frames
-from .contract import STAGE_INDEX, STAGES
-from .engine import days_between
-from .errors import ScoringError
-from .rulepack import RulePack
-from .vectorscore import Ragged, VectorScorer
+from scoring.contract.frames import Frames
+from scoring.evidence.columnar import ColumnarEvaluator
+from scoring.contract.schema import STAGE_INDEX, STAGES
+from scoring.evidence.durable import days_between
+from scoring.errors import ScoringError
+from scoring.evidence.pack import RulePack
+from scoring.score.vectorscore import Ragged, VectorScorer
 
 #: Days in a stage after which a deal counts as stalled (the "stalled stage" analysis-meeting flag).
 DEFAULT_STALL_DAYS = {"technical_promotion": 90, "relationship": 90, "partner": 60, "solution": 60, "bidding": 45}
@@ -210,7 +211,7 @@ def _arrow_col(df: pd.DataFrame, name: str, pack: RulePack) -> pa.Array:
 
 def _top_reasons(X: np.ndarray, coef: np.ndarray, names: np.ndarray, k: int) -> tuple[Ragged, Ragged]:
     """Per row, the k evidence columns with the largest positive and the k with the most negative
-    contributions (``coef * x``), ordered as :meth:`scoring.model.Model.reasons` orders them
+    contributions (``coef * x``), ordered as :meth:`scoring.model.logistic.Model.reasons` orders them
     (by |contribution|, then feature name).
 
     The evidence is 0/1, so a row's contributions are the coefficients of its 1-columns: with the
@@ -618,7 +619,7 @@ def run_batch(source, output, *, pack: RulePack, model=None, rejects=None, previ
         Write the pipeline forecast (expected value by owner, region, stage, close quarter; per currency).
     workers : processes (default: every core).
     """
-    from .ingest import InputStream
+    from scoring.contract.ingest import InputStream
 
     t0 = time.perf_counter()
     output = Path(output)

@@ -12,7 +12,7 @@ An artifact is a folder::
 rule pack (name, version, version tag, fingerprint), the feature names, the
 library versions (python, scikit-learn, pandas, numpy, durable-rules, joblib,
 scoring), the training data fingerprint (sha256 of the canonical history, see
-:func:`scoring.train.canonical_fingerprint`) and counts, the parameters and
+:func:`scoring.model.train.canonical_fingerprint`) and counts, the parameters and
 seed, the CV table, the metrics of the model and of both baselines, and
 ``files``: relative path -> sha256 for every file but the manifest itself.
 
@@ -50,10 +50,10 @@ from typing import Any, Sequence
 
 import joblib
 
-from . import paths
-from .errors import ModelError
-from .model import Model
-from .rulepack import load_pack
+from scoring import paths
+from scoring.errors import ModelError
+from scoring.model.logistic import Model
+from scoring.evidence.pack import load_pack
 
 FORMAT = "dealscore-model/1"
 MANIFEST = "manifest.json"
@@ -109,7 +109,7 @@ def _clean(obj):
 
 # --------------------------------------------------------------------------- save / load
 def save_model(result, out_dir=None, *, root=None) -> Path:
-    """Write the model of ``result`` (a :class:`scoring.train.TrainResult`) as an artifact.
+    """Write the model of ``result`` (a :class:`scoring.model.train.TrainResult`) as an artifact.
 
     ``out_dir`` is the artifact folder to create (it must not exist); default
     ``<models>/<model_id>``.  Returns its path.
@@ -257,7 +257,7 @@ def current_model_dir(root=None) -> Path | None:
 
 def _held_out_history(history, schema_packs):
     """History records from ``history`` (records, a path, or None for the bundled sample)."""
-    from .records import merge_schema, read_records
+    from scoring.contract.records import merge_schema, read_records
 
     if history is None:
         history = paths.sample_history()
@@ -289,7 +289,7 @@ def compare_models(new: Model, current: Model, history=None) -> dict[str, Any]:
     labelled with the new model's ``no_decision_as``; each deal weighs 1.
     Each model scores with its own pack.
     """
-    from .train import prepare_history, score_log_loss
+    from scoring.model.train import prepare_history, score_log_loss
 
     records = _held_out_history(history, [new.pack, current.pack])
     nd = (new.manifest.get("training", {}).get("params", {}) or {}).get("no_decision_as", "lost")

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import paths
-from .engine import Engine
-from .rulepack import load_pack
+from scoring import paths
+from scoring.evidence.durable import Engine
+from scoring.evidence.pack import load_pack
 
 
 def _current_model_dir() -> Path | None:
     try:
-        from .artifact import current_model_dir
+        from scoring.model.artifact import current_model_dir
     except ImportError:  # pragma: no cover - during bootstrapping of the model layer
         return None
     return current_model_dir()
@@ -39,7 +39,7 @@ def resolve_scoring(rules_path=None, model_path=None, use_model=True):
     if use_model:
         mdir = Path(model_path) if model_path else (None if rules_path else _current_model_dir())
         if mdir is not None:
-            from .artifact import load_model
+            from scoring.model.artifact import load_model
 
             model = load_model(mdir)
             if rules_path is not None:

@@ -1,0 +1,85 @@
+"""Deals in column form: the frames every evaluation reads.
+
+``Frames.opps`` holds one row per deal (``RangeIndex``); ``Frames.children``
+one table per child entity with the integer column ``_row`` (position of the
+deal in ``opps``) and the child fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .schema import CHILD_LISTS, Field
+
+#: Column of a child table holding the position of its deal in ``Frames.opps``.
+ROW = "_row"
+
+
+@dataclass
+class Frames:
+    """A chunk of deals in column form (see the module docstring for dtypes).
+
+    Attributes
+    ----------
+    opps : DataFrame
+        One row per deal, ``RangeIndex(0, n)``.
+    children : dict
+        ``contacts`` / ``competitors`` / ``partners`` -> DataFrame with an int
+        column ``_row`` (position of the deal in ``opps``) and the child fields.
+        A missing table means no deal has such children.
+    """
+
+    opps: pd.DataFrame
+    children: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.opps)
+
+
+# --------------------------------------------------------------------------- records -> frames
+
+_PD_DTYPE = {"bool": "boolean", "int": "Int64", "number": "Float64"}
+
+
+def _column(values: list, ftype: str) -> Any:
+    dt = _PD_DTYPE.get(ftype)
+    if dt is not None:
+        return pd.array(values, dtype=dt)
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+def records_to_frames(records: Sequence[Mapping[str, Any]], fields: Mapping[str, Mapping[str, Field]]) -> Frames:
+    """Convert validated nested records (:func:`scoring.contract.records.validate_record`)
+    to the column form the evaluator reads.
+
+    ``fields`` is entity -> field name -> Field (a rule pack's ``fields``):
+    every listed opportunity field (plus ``id`` and ``as_of``) becomes a
+    column, each listed child field a column of its child table.
+    """
+    opp_fields = dict(fields.get("opportunity", {}))
+    cols: dict[str, Any] = {}
+    for name in ("id", "as_of"):
+        if name not in opp_fields:
+            cols[name] = _column([r.get(name) for r in records], "string")
+    for name, f in opp_fields.items():
+        cols[name] = _column([r.get(name) for r in records], f.type)
+    opps = pd.DataFrame(cols, index=pd.RangeIndex(len(records)))
+    children: dict[str, pd.DataFrame] = {}
+    for lst in CHILD_LISTS:
+        rows: list[int] = []
+        items: list[Mapping] = []
+        for i, r in enumerate(records):
+            its = r.get(lst) or ()
+            if its:
+                rows.extend([i] * len(its))
+                items.extend(its)
+        ccols: dict[str, Any] = {ROW: np.asarray(rows, dtype=np.int64)}
+        for name, f in fields.get(lst, {}).items():
+            ccols[name] = _column([it.get(name) for it in items], f.type)
+        children[lst] = pd.DataFrame(ccols, index=pd.RangeIndex(len(items)))
+    return Frames(opps=opps, children=children)

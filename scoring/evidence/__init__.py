@@ -1,0 +1,11 @@
+"""Evidence: a rule pack and what it finds in deals.
+
+``pack``      loading and validating a rule pack (YAML) into :class:`RulePack`
+``grammar``   the safe subset of the durable-rules condition grammar
+``compiled``  the ONE compiled form of a pack: condition trees, counts,
+              computed fields, layers and status resolution
+``status``    the status codes (missing / met / unknown)
+``durable``   backend 1: durable-rules, one record at a time (the reference)
+``columnar``  backend 2: column-wise numpy over chunks of deals (the batch)
+``review``    reviewing a pack: its own examples, and its effect on records
+"""
