@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from scoring.contract.frames import Frames, records_to_frames
-from scoring.evidence.columnar import STATUS_WORDS, ColumnarEvaluator
+from scoring.evidence.columnar import ColumnarEvaluator
+from scoring.evidence.status import STATUS_WORDS
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 from scoring.evidence.durable import Engine
 from scoring.contract.records import validate_record

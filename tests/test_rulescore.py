@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from scoring.contract.schema import STAGE_INDEX
 from scoring.score.rulescore import clamp_score, score_evaluation
-from scoring.score.vectorscore import STATUS_WORDS, VectorScorer
+from scoring.evidence.status import STATUS_WORDS
+from scoring.score.vectorscore import VectorScorer
 from scoring.evidence.durable import Evaluation
 
 

@@ -62,24 +62,15 @@ import pandas as pd
 
 from scoring.contract.frames import ROW, Frames
 from scoring.contract.schema import CHILD_LISTS
+from scoring.evidence.status import MET, MISSING, STATUS_CODES, STATUS_WORDS, UNKNOWN
 from scoring.evidence.pack import COMPARE_OPS, EV_PREFIX, ITEM_PREFIX, LIST_OPS, LOGICAL_OPS, RulePack
 
 __all__ = [
-    "Frames",
     "Evidence",
     "ColumnarEvaluator",
     "records_to_frames",
-    "STATUS_WORDS",
-    "MISSING",
-    "MET",
-    "UNKNOWN",
 ]
 
-#: Status codes of :attr:`Evidence.status`.
-MISSING, MET, UNKNOWN = 0, 1, 2
-#: code -> word.
-STATUS_WORDS: tuple[str, ...] = ("missing", "met", "unknown")
-_STATUS_CODE = {w: i for i, w in enumerate(STATUS_WORDS)}
 _EPOCH = _dt.date(1970, 1, 1)
 
 _CMP: dict[str, Callable] = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
@@ -161,7 +152,7 @@ class _Col:
             code = self.index.get(v) if isinstance(v, str) else None
             return np.zeros(n, bool) if code is None else (self.vals == code)
         if k == "status":
-            code = _STATUS_CODE.get(v) if isinstance(v, str) else None
+            code = STATUS_CODES.get(v) if isinstance(v, str) else None
             return np.zeros(n, bool) if code is None else (self.vals == code)
         if k == "bool":
             if not isinstance(v, bool):  # a validated pack never compares a bool with a non-bool
@@ -181,7 +172,7 @@ class _Col:
             code = self.index.get(v) if isinstance(v, str) else None
             return self.ex() if code is None else self._and_known(self.vals != code)
         if k == "status":
-            code = _STATUS_CODE.get(v) if isinstance(v, str) else None
+            code = STATUS_CODES.get(v) if isinstance(v, str) else None
             return np.ones(len(self.vals), bool) if code is None else (self.vals != code)
         if k == "bool":
             if not isinstance(v, bool):
@@ -442,7 +433,7 @@ class ColumnarEvaluator:
 
     Examples
     --------
-    >>> from scoring.evidence.pack import load_pack                            # doctest: +SKIP
+    >>> from scoring.evidence.pack import load_pack                   # doctest: +SKIP
     >>> ev = ColumnarEvaluator(load_pack("rules/default"))               # doctest: +SKIP
     >>> evidence = ev.evaluate(records_to_frames(records, ev.pack.fields), "2026-11-25")   # doctest: +SKIP
     >>> evidence.words()["S2_5"].value_counts()                          # doctest: +SKIP

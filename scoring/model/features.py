@@ -57,6 +57,7 @@ from scoring.contract.schema import STAGES
 from scoring.contract.frames import records_to_frames
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.durable import Engine, Evaluation
+from scoring.evidence.status import MET, STATUS_CODES, UNKNOWN
 from scoring.evidence.pack import RulePack, load_pack
 
 UNKNOWN_SUFFIX = "__unknown"
@@ -197,8 +198,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         """The evidence matrix of already evaluated records."""
         check_is_fitted(self, "pack_")
         ids = [r.id for r in self.pack_.rules]
-        codes = {"missing": 0, "met": 1, "unknown": 2}
-        status = np.array([[codes[ev.status[i]] for i in ids] for ev in evaluations], dtype=np.int8).reshape(
+        status = np.array([[STATUS_CODES[ev.status[i]] for i in ids] for ev in evaluations], dtype=np.int8).reshape(
             len(evaluations), len(ids))
         return self._matrix(status, [ev.stage for ev in evaluations])
 
@@ -226,11 +226,11 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
             applies = np.ones((n, len(rules)), dtype=bool)
         out = np.zeros((n, len(self.feature_names_out_)), dtype=np.float64)
         met_cols = np.array([self._met_cols[r.id] for r in rules], dtype=np.int64)
-        out[:, met_cols] = (status == 1) & applies
+        out[:, met_cols] = (status == MET) & applies
         unk = [(j, self._unk_cols[r.id]) for j, r in enumerate(rules) if r.id in self._unk_cols]
         if unk:
             src, dst = (np.array(x, dtype=np.int64) for x in zip(*unk))
-            out[:, dst] = (status[:, src] == 2) & applies[:, src]
+            out[:, dst] = (status[:, src] == UNKNOWN) & applies[:, src]
         stage_col = np.full(len(STAGES), -1, dtype=np.int64)
         for name, c in self._stage_cols.items():
             stage_col[STAGE_INDEX[name]] = c

@@ -13,9 +13,8 @@ import numpy as np
 
 from scoring.contract.schema import STAGE_INDEX, STAGES
 from scoring.evidence.pack import RulePack
+from scoring.evidence.status import MET, MISSING, UNKNOWN
 
-MISSING, MET, UNKNOWN = 0, 1, 2
-STATUS_WORDS = ("missing", "met", "unknown")
 
 
 @dataclass
