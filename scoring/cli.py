@@ -208,20 +208,15 @@ def rules_list(pack, fmt, lang):
     import csv
     import io
 
-    from scoring.model.resolve import current_pack_path
     from scoring.evidence.pack import load_pack
+    from scoring.model.resolve import current_pack_path
+    from scoring.score.labels import FLAG_TITLES
 
     p = load_pack(pack or current_pack_path())
     rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or ",".join(r.stages), "points": r.points,
              "methodology": " ".join(r.methodology), "title": r.text("title", lang),
              "action": r.text("action", lang)} for r in p.rules]
-    batch_flags = {  # raised by the nightly batch, not by a rule of the pack
-        "T3": ("T3", {"en": "The win probability dropped sharply, or a new red flag appeared, since the last run",
-                      "zh": "与上次运行相比赢单概率大幅下降，或出现新的风险红旗"}),
-        "STALLED": ("T2", {"en": "The deal has stayed in its stage longer than the threshold",
-                           "zh": "项目在当前阶段停留时间超过阈值"}),
-    }
-    for code, (mid, title) in batch_flags.items():
+    for code, (mid, title) in FLAG_TITLES.items():  # raised by the flags, not by a rule of the pack
         rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
                      "title": title[lang], "action": ""})
     if fmt == "json":

@@ -36,20 +36,10 @@ from sklearn.utils.validation import check_is_fitted
 from scoring.evidence.durable import Engine, Evaluation
 from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
 from scoring.evidence.pack import RulePack
+from scoring.score.labels import MODEL_LABELS, STAGE_NAMES
 
 #: points to double the odds
 PDO = 20.0
-
-_STAGE_NAMES = {
-    "en": {"technical_promotion": "technical promotion", "relationship": "relationship",
-           "partner": "partner", "solution": "solution", "bidding": "bidding"},
-    "zh": {"technical_promotion": "技术推广", "relationship": "关系切入发展", "partner": "合作伙伴发展确定",
-           "solution": "方案确定", "bidding": "投标和商务谈判"},
-}
-_UNKNOWN = {"en": "Unknown: {}", "zh": "未知：{}"}
-_STAGE = {"en": "Stage: {}", "zh": "阶段：{}"}
-_INTERCEPT = {"en": "Baseline (intercept)", "zh": "基线（截距）"}
-
 
 def coef_to_points(coef, pdo: float = PDO):
     """Log-odds coefficient -> learned points: ``coef * pdo / ln 2``.
@@ -154,14 +144,14 @@ class Model:
     # ----------------------------------------------------------------- reasons
     def feature_title(self, feature: str, lang: str = "en") -> str:
         """The words for an evidence column: the rule's title, ``Unknown: <title>`` or ``Stage: <name>``."""
-        lang = lang if lang in _UNKNOWN else "en"
+        lang = lang if lang in STAGE_NAMES else "en"
         for name, kind, ref in feature_layout(self.pack):
             if name != feature:
                 continue
             if kind == "stage":
-                return _STAGE[lang].format(_STAGE_NAMES[lang].get(ref, ref))
+                return MODEL_LABELS["stage"][lang].format(STAGE_NAMES[lang].get(ref, ref))
             title = self.pack.rule(ref).text("title", lang)
-            return _UNKNOWN[lang].format(title) if kind == "unknown" else title
+            return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
         raise KeyError(feature)
 
     def _reason_rows(self, x: np.ndarray, lang: str) -> list[dict]:
@@ -226,7 +216,7 @@ class Model:
         is the intercept.
         """
         rows = [{"feature": "(intercept)", "rule": None, "kind": "intercept", "evidence": "intercept",
-                 "title": _INTERCEPT.get(lang, _INTERCEPT["en"]), "expert_points": float("nan"),
+                 "title": MODEL_LABELS["intercept"].get(lang, MODEL_LABELS["intercept"]["en"]), "expert_points": float("nan"),
                  "coefficient": self.intercept, "learned_points": coef_to_points(self.intercept)}]
         for (name, kind, ref), c in zip(feature_layout(self.pack), self.coef):
             if kind == "stage":

@@ -1,0 +1,46 @@
+"""Words shown to people, in English and Chinese: defined once, used by explain, the model and the CLI."""
+from __future__ import annotations
+
+from scoring.evidence.pack import LANGS  # noqa: F401  (the languages a pack writes its texts in)
+
+EXPLAIN_LABELS = {
+    "en": {
+        "stage": "stage", "as_of": "as of", "score": "Rule score", "of": "of", "points": "points",
+        "penalty": "red flags", "completeness": "data completeness", "prob": "Win probability",
+        "stages": "By stage", "milestones": "Milestones passed", "flags": "Red flags",
+        "unverified": "Unverified risks", "meetings": "Hold an analysis meeting", "reasons": "Evidence for",
+        "actions": "Next actions", "none": "none", "missing": "missing", "unknown": "unknown",
+        "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs", "model": "model",
+    },
+    "zh": {
+        "stage": "阶段", "as_of": "截至", "score": "规则得分", "of": "/", "points": "分",
+        "penalty": "风险扣分", "completeness": "数据完整度", "prob": "赢单概率",
+        "stages": "分阶段", "milestones": "已过里程碑", "flags": "风险红旗",
+        "unverified": "未核实的风险", "meetings": "需召开项目分析会", "reasons": "有利证据",
+        "actions": "下一步行动", "none": "无", "missing": "未做到", "unknown": "未知",
+        "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入", "model": "模型",
+    },
+}
+
+STAGE_NAMES = {
+    "en": {"technical_promotion": "technical promotion", "relationship": "relationship",
+           "partner": "partner", "solution": "solution", "bidding": "bidding"},
+    "zh": {"technical_promotion": "技术推广", "relationship": "关系切入发展", "partner": "合作伙伴发展确定",
+           "solution": "方案确定", "bidding": "投标和商务谈判"},
+}
+
+#: How a model reason names an evidence column that is not a rule met.
+MODEL_LABELS = {
+    "unknown": {"en": "Unknown: {}", "zh": "未知：{}"},
+    "stage": {"en": "Stage: {}", "zh": "阶段：{}"},
+    "intercept": {"en": "Baseline (intercept)", "zh": "基线（截距）"},
+}
+
+#: Analysis-meeting codes raised by the flags of :mod:`scoring.score.flags`, not by a rule of the pack:
+#: code -> (methodology id, title per language).
+FLAG_TITLES = {
+    "T3": ("T3", {"en": "The win probability dropped sharply, or a new red flag appeared, since the last run",
+                  "zh": "与上次运行相比赢单概率大幅下降，或出现新的风险红旗"}),
+    "STALLED": ("T2", {"en": "The deal has stayed in its stage longer than the threshold",
+                       "zh": "项目在当前阶段停留时间超过阈值"}),
+}
