@@ -19,14 +19,15 @@ Both models see the same rows: the drops, labels, per-deal weights
 (``1 / snapshots of the deal``) and the deal + time split of
 :func:`scoring.model.train.train` (newest 20% of deals by ``closed_at`` held out).
 Every metric is weighted by deal and computed by
-:func:`scoring.model.train.probability_metrics` (ECE: 10 equal-width bins).
+:func:`scoring.model.metrics.probability_metrics` (ECE: 10 equal-width bins).
 
 Models
 ------
 * **ours**: :func:`scoring.model.train.train` itself (its metrics and baselines are
   printed as it reports them).  Its training time is measured by redoing the
-  same steps here (evidence extraction on all kept snapshots, C chosen by
-  grouped 5-fold CV on the training part, final fit), and the refit's test
+  same steps here (evidence extraction on all kept snapshots, then
+  :func:`scoring.model.train.fit_logistic`: C chosen by grouped 5-fold CV on
+  the training part, final fit), and the refit's test
   predictions are checked against ``train``'s model (the max difference is
   printed).
 * **gbm**: ``HistGradientBoostingClassifier`` with scikit-learn's defaults
@@ -88,23 +89,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_info  # noqa: E402
 
 from scoring.contract.schema import CHILD_LISTS, CONTRACT  # noqa: E402
 from scoring.errors import ScoringError  # noqa: E402
-from scoring.model.features import EvidenceTransformer  # noqa: E402
-from scoring.evidence.pack import load_pack  # noqa: E402
 from dealscore_datasets.generate import generate_records  # noqa: E402
-from scoring.model.train import (  # noqa: E402
-    C_GRID,
-    CV_FOLDS,
-    _lr,
-    choose_C,
-    prepare_history,
-    probability_metrics,
-    split_deals,
-    train,
-)
+from scoring.evidence.pack import load_pack  # noqa: E402
+from scoring.model.features import EvidenceTransformer  # noqa: E402
+from scoring.model.metrics import probability_metrics  # noqa: E402
+from scoring.model.train import C_GRID, CV_FOLDS, fit_logistic, prepare_history, split_deals, train  # noqa: E402
 
 TEST_FRACTION = 0.2
 SKIPPED = {"id", "name", "account", "owner", "outcome", "closed_at", "as_of"}
@@ -299,9 +292,8 @@ def main(argv=None) -> int:
         return evidence.transform_statuses(status, stages)
 
     def ours_fit():
-        with threadpool_limits(1):
-            C, _ = choose_C(X[tr], y[tr], w[tr], h.deal[tr], seed=args.model_seed)
-            return C, _lr(float(C), args.model_seed).fit(X[tr], y[tr], sample_weight=w[tr])
+        lr, C, _ = fit_logistic(X[tr], y[tr], w[tr], h.deal[tr], seed=args.model_seed)  # one BLAS thread, as train
+        return C, lr
 
     X, t_ev = best_of(args.repeat, ours_evidence)
     (C, lr), t_fit = best_of(args.repeat, ours_fit)

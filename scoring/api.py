@@ -112,7 +112,8 @@ class Scorer:
         self.thresholds = thresholds or Thresholds()
         self.model = None
         if model is not None:
-            from scoring.model.artifact import current_model_dir, load_model
+            from scoring.model.artifact import load_model
+            from scoring.model.registry import current_model_dir
 
             mdir = current_model_dir() if model == "current" else Path(model)
             if mdir is not None:

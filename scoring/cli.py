@@ -52,7 +52,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
     """Score each record of FILE and print its reasons and next actions."""
     from scoring.score.explain import explain_record, format_explanation
     from scoring.contract.records import read_records
-    from scoring.model.resolve import resolve_scoring
+    from scoring.model.registry import resolve_scoring
 
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=not no_model)
     for n in notes:
@@ -114,7 +114,7 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
           max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
     from scoring.batch.run import DEFAULT_STALL_DAYS, Thresholds, run_batch
-    from scoring.model.resolve import resolve_scoring
+    from scoring.model.registry import resolve_scoring
 
     source = input_path or paths.sample_pipeline()
     output = output or paths.default_output()
@@ -209,7 +209,7 @@ def rules_list(pack, fmt, lang):
     import io
 
     from scoring.evidence.pack import load_pack
-    from scoring.model.resolve import current_pack_path
+    from scoring.model.registry import current_pack_path
     from scoring.score.labels import FLAG_TITLES
 
     p = load_pack(pack or current_pack_path())
@@ -246,7 +246,7 @@ def rules_check(pack, against, current, as_json):
     from scoring.evidence.durable import Engine
     from scoring.evidence.review import compare_packs, diff_rules, run_examples
     from scoring.contract.records import read_records
-    from scoring.model.resolve import current_pack_path
+    from scoring.model.registry import current_pack_path
     from scoring.evidence.pack import load_pack
 
     new = load_pack(pack)
@@ -351,7 +351,7 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
 @_fail_clean
 def promote(model_dir, force, history):
     """Make MODEL_DIR the current model, if it is no worse than the current one on the same held-out deals."""
-    from scoring.model.artifact import promote as promote_model
+    from scoring.model.registry import promote as promote_model
 
     rep = promote_model(model_dir, force=force, history=history)
     cmp = rep.get("comparison")
@@ -368,7 +368,7 @@ def promote(model_dir, force, history):
 @_fail_clean
 def rollback():
     """Make the previously current model current again."""
-    from scoring.model.artifact import rollback as rollback_model
+    from scoring.model.registry import rollback as rollback_model
 
     d = rollback_model()
     click.echo(f"current model: {d.name}")
@@ -378,7 +378,7 @@ def rollback():
 @_fail_clean
 def list_models_cmd():
     """List the model artifacts in models/."""
-    from scoring.model.artifact import list_models
+    from scoring.model.registry import list_models
 
     for m in list_models():
         ll = f"{m['log_loss']:.4f}" if m["log_loss"] is not None else "-"
@@ -397,7 +397,7 @@ def list_models_cmd():
 @_fail_clean
 def report(model_dir, out, history, lang, rule_stats):
     """Write the model report of MODEL_DIR (default: the current model) as one self-contained HTML file."""
-    from scoring.model.artifact import current_model_dir
+    from scoring.model.registry import current_model_dir
     from scoring.model.report import build_report
 
     model_dir = model_dir or current_model_dir()

@@ -125,3 +125,19 @@ def pipeline_tables():
     from dealscore_datasets.generate import generate_tables
 
     return generate_tables(300, seed=33, kind="pipeline")
+
+
+@pytest.fixture(scope="session")
+def dirty_history():
+    """A generated history of 300 deals with ~1.5% spoilt snapshots (records form)."""
+    from dealscore_datasets.generate import generate_tables, tables_to_records
+
+    return tables_to_records(generate_tables(300, seed=11, kind="history", dirty=True))
+
+
+@pytest.fixture(scope="session")
+def good_result(dirty_history, default_pack):
+    """``train`` on :func:`dirty_history` with the default pack: C chosen by CV."""
+    from scoring.model.train import train
+
+    return train(dirty_history, rules=default_pack, seed=0, min_per_class=20)

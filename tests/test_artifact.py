@@ -1,35 +1,30 @@
-"""Model artifacts (save, verify, load) and the registry (promote, rollback)."""
+"""Model artifacts: save, verify, load."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from scoring.model import artifact as A
 from scoring.errors import ModelError
 from scoring.contract.records import validate_record
-from scoring.evidence.pack import load_pack
 from scoring.model.train import train
 
-synth = pytest.importorskip("dealscore_datasets.generate")
+
+@pytest.fixture(scope="module")
+def hist(dirty_history):
+    return dirty_history
 
 
 @pytest.fixture(scope="module")
-def hist():
-    return synth.tables_to_records(synth.generate_tables(300, seed=11, kind="history", dirty=True))
+def pack(default_pack):
+    return default_pack
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return load_pack(ROOT / "rules" / "default")
-
-
-@pytest.fixture(scope="module")
-def good(hist, pack):
-    return train(hist, rules=pack, seed=0, min_per_class=20)
+def good(good_result):
+    return good_result
 
 
 @pytest.fixture(scope="module")
@@ -113,46 +108,3 @@ def test_save_leaves_no_half_written_folder(good, tmp_path, monkeypatch):
 def test_save_never_overwrites(good, saved):
     with pytest.raises(ModelError, match="already exists"):
         A.save_model(good, saved)
-
-
-def test_staleness_note_when_default_rules_differ(saved, tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    shutil.copytree(saved / "rules", home / "rules" / "default")
-    monkeypatch.setenv("SCORING_HOME", str(home))
-    m = A.load_model(saved)
-    assert m.staleness_notes() == []
-    p = home / "rules" / "default" / "pack.yaml"
-    p.write_text(p.read_text() + "\n# edited\n")
-    notes = m.staleness_notes()
-    assert len(notes) == 1 and "retrain" in notes[0]
-
-
-def test_current_model_dir_is_none_without_a_pointer(tmp_path):
-    assert A.current_model_dir(tmp_path / "models") is None
-
-
-def test_promotion_keeps_the_better_model_and_rollback_restores(good, worse, hist, tmp_path):
-    models = tmp_path / "models"
-    g = A.save_model(good, models / "good")
-    w = A.save_model(worse, models / "worse")
-    assert A.promote(g, root=models, history=hist)["promoted"]
-    assert A.current_model_dir(models) == g
-    with pytest.raises(ModelError, match="worse than the current model good.*log loss"):
-        A.promote(w, root=models, history=hist)
-    assert A.current_model_dir(models) == g
-    rep = A.promote(w, root=models, history=hist, force=True)
-    assert rep["promoted"] and rep["comparison"]["log_loss_new"] > rep["comparison"]["log_loss_current"]
-    assert A.current_model_dir(models) == w
-    assert A.rollback(models) == g
-    assert A.current_model_dir(models) == g
-    with pytest.raises(ModelError, match="nothing to roll back"):
-        A.rollback(models)
-
-
-def test_a_better_model_replaces_the_current_one(good, worse, hist, tmp_path):
-    models = tmp_path / "models"
-    A.promote(A.save_model(worse, models / "worse"), root=models, history=hist)
-    rep = A.promote(A.save_model(good, tmp_path / "elsewhere" / "good"), root=models, history=hist)
-    assert rep["promoted"] and rep["comparison"]["deals"] == good.counts["test"]["deals"]
-    assert A.current_model_dir(models) == models / "good"  # copied into the registry
-    assert (models / "HISTORY").read_text().split() == ["worse", "good"]

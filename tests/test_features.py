@@ -13,9 +13,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks as ec
 
 from conftest import SMALL_PACK_RULES
-from scoring.model import features as F
-from scoring.model.features import EvidenceTransformer
 from scoring.contract.records import validate_record
+from scoring.errors import ModelError, RecordError
+from scoring.model.features import EvidenceTransformer
 
 #: sklearn checks that apply to a transformer whose input is records.  All the
 #: other checks of ``check_estimator`` feed numeric 2-D arrays (NaN, sparse,
@@ -31,7 +31,6 @@ API_CHECKS = [
     "check_transformer_n_iter", "check_parameters_default_constructible", "check_get_params_invariance",
     "check_set_params",
 ]
-
 
 
 @pytest.fixture
@@ -129,10 +128,49 @@ def test_order_and_subset_invariant_and_input_unchanged(small_pack):
 
 def test_bad_input_is_refused(small_pack):
     et = EvidenceTransformer(small_pack).fit()
-    with pytest.raises(ValueError, match="record"):
+    with pytest.raises(ModelError, match="one column 'record'"):
         et.transform(pd.DataFrame({"a": [1]}))
-    with pytest.raises(TypeError, match="record dict"):
+    with pytest.raises(ModelError, match="item 0 is a int, not a record dict"):
         et.transform([1, 2])
+
+
+def test_fit_needs_a_rule_pack():
+    with pytest.raises(ModelError, match="needs a rule pack"):
+        EvidenceTransformer().fit()
+
+
+def test_a_record_without_as_of_is_dated_by_the_as_of_given_never_by_the_clock(make_pack):
+    """A duration rule (days in stage) on a record without as_of: refused, unless a date is given."""
+    rules = [{**SMALL_PACK_RULES[0], "id": "D1", "when": {"$lte": {"days_in_stage": 30}},
+              "unknown_when": {"$nex": {"days_in_stage": 1}},
+              "examples": {"met": {"stage": "technical_promotion", "stage_entered_at": "2025-01-01",
+                                   "as_of": "2025-01-10"},
+                           "missing": {"stage": "technical_promotion", "stage_entered_at": "2025-01-01",
+                                       "as_of": "2025-03-01"},
+                           "unknown": {"stage": "technical_promotion", "as_of": "2025-01-10"}}}]
+    pack = make_pack(rules=rules, computed={"days_in_stage": {"days_between": ["stage_entered_at", "as_of"]}})
+    undated = validate_record({"id": "U1", "stage": "technical_promotion", "stage_entered_at": "2025-01-01"})
+    dated = {**undated, "as_of": "2025-01-10"}
+    et = EvidenceTransformer(pack).fit()
+    with pytest.raises(RecordError, match="record U1: field 'as_of'"):
+        et.transform([undated])
+    assert et.transform([dated])[0, 0] == 1
+    assert np.array_equal(EvidenceTransformer(pack, as_of="2025-01-10").fit().transform([undated]),
+                          et.transform([dated]))
+    assert et.statuses([undated], as_of="2025-06-01")[0][0, 0] == 0  # 151 days in stage: not met
+    with pytest.raises(ModelError, match="as_of must be a date"):
+        EvidenceTransformer(pack, as_of="2025-13-01").fit()
+
+
+def test_a_transformer_pickled_before_as_of_existed_still_loads(small_pack):
+    r = recs({"stage": "bidding", "needs_understood": True})
+    et = EvidenceTransformer(small_pack).fit(r)
+    state = et.__getstate__()
+    del state["as_of"], state["as_of_"]
+    old = EvidenceTransformer.__new__(EvidenceTransformer)
+    old.__setstate__(state)
+    assert old.get_params()["as_of"] is None
+    assert np.array_equal(old.transform(r), et.transform(r))
 
 
 @pytest.mark.parametrize("check", API_CHECKS)

@@ -1,4 +1,5 @@
-"""Training: drops, labels, the split by deal and time, weights, metrics, determinism, and the model's reasons."""
+"""Training: drops, labels, the split by deal and time, weights, the choice of C, metrics, determinism,
+and the model's reasons."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,7 @@ from conftest import SMALL_PACK_RULES
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
 from scoring.model.logistic import coef_to_points
-from scoring.model.train import (expected_calibration_error, prepare_history, reliability_table, split_deals, train)
+from scoring.model.train import C_GRID, choose_C, prepare_history, split_deals, train
 
 RULES = SMALL_PACK_RULES
 STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding"]
@@ -86,6 +87,13 @@ def test_split_deals_orders_by_close_then_id():
     assert tr == ["b", "c"] and te == ["a", "d"]
 
 
+@pytest.mark.parametrize("kwargs, message", [({"no_decision_as": "won"}, "no_decision_as must be one of lost, drop"),
+                                             ({"test_fraction": 1.0}, "test_fraction must be between 0 and 1")])
+def test_bad_parameters_are_refused_with_the_project_s_error(pack, kwargs, message):
+    with pytest.raises(ModelError, match=message):
+        train(history(100), rules=pack, min_per_class=10, C=1.0, **kwargs)
+
+
 def test_too_little_data_is_refused_with_counts(pack):
     h = history(30)
     n_won = len({r["id"] for r in h if r["outcome"] == "won"})
@@ -101,8 +109,6 @@ def test_inconsistent_outcomes_are_refused(pack):
 
 
 def test_each_deal_weighs_the_same(pack):
-
-
     h = prepare_history(history(100, snapshots=(1, 4)), load_pack(pack))
     per_deal = {}
     for d, w in zip(h.deal, h.weight):
@@ -122,6 +128,33 @@ def test_same_data_and_seed_give_identical_coefficients(pack):
     assert a.data_fingerprint == b.data_fingerprint
 
 
+def test_C_is_the_one_of_the_lowest_deal_weighted_log_loss_over_the_grouped_folds():
+    """By hand: every C on every fold, each validation snapshot weighted by 1 / its deal's snapshots,
+    the losses pooled over all folds (not a plain mean of per-fold means)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import GroupKFold
+
+    rng = np.random.default_rng(4)
+    groups = np.repeat([f"D{i}" for i in range(120)], rng.integers(1, 5, 120))
+    X = rng.integers(0, 2, (len(groups), 6)).astype(float)
+    y = (rng.random(len(groups)) < 1 / (1 + np.exp(-(X @ [1.5, -1, 0.5, 0, 0, 0.2] - 0.3)))).astype(int)
+    _, per_deal = np.unique(groups, return_inverse=True)
+    w = 1.0 / np.bincount(per_deal)[per_deal]
+    splits = list(GroupKFold(n_splits=5, shuffle=True, random_state=7).split(X, y, groups))
+    by_hand = {}
+    for C in C_GRID:
+        loss = 0.0
+        for tr, va in splits:
+            lr = LogisticRegression(C=C, max_iter=5000, tol=1e-8).fit(X[tr], y[tr], sample_weight=w[tr])
+            loss += log_loss(y[va], lr.predict_proba(X[va])[:, 1], sample_weight=w[va], normalize=False)
+        by_hand[C] = loss / w.sum()
+    C, table = choose_C(X, y, w, groups, seed=7)
+    assert [r["C"] for r in table] == list(C_GRID)
+    assert [r["log_loss"] for r in table] == pytest.approx([by_hand[c] for c in C_GRID], rel=1e-9)
+    assert C == min(C_GRID, key=lambda c: (by_hand[c], c))
+
+
 def test_metrics_compare_the_model_with_both_baselines(pack):
     res = train(history(300), rules=pack, min_per_class=10)
     m = res.metrics
@@ -133,16 +166,6 @@ def test_metrics_compare_the_model_with_both_baselines(pack):
     assert sum(r["count"] for r in m["reliability"]["model"]) == res.counts["test"]["snapshots"]
     assert res.cv and {"C", "log_loss"} <= set(res.cv[0])
     assert {"won", "lost", "deals", "snapshots"} <= set(res.counts["train"])
-
-
-def test_reliability_table_and_ece_by_hand():
-    y = np.array([0, 1, 1, 0])
-    p = np.array([0.05, 0.05, 0.95, 0.95])
-    w = np.array([1.0, 1.0, 1.0, 1.0])
-    rows = reliability_table(y, p, w)
-    assert rows[0]["count"] == 2 and rows[0]["observed_rate"] == 0.5 and rows[0]["mean_predicted"] == 0.05
-    assert rows[9]["count"] == 2 and rows[5]["mean_predicted"] is None
-    assert expected_calibration_error(y, p, w) == pytest.approx(0.45)
 
 
 def test_contributions_and_intercept_sum_to_the_logit(pack):

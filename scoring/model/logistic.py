@@ -25,23 +25,29 @@ are on different scales by construction; compare their signs and order.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import math
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from scoring.evidence.durable import Engine, Evaluation
-from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
 from scoring.evidence.pack import RulePack
+from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
 from scoring.score.labels import MODEL_LABELS, STAGE_NAMES
 
 #: points to double the odds
 PDO = 20.0
+#: the date of records without their own ``as_of`` (see :mod:`scoring.model.features`)
+AsOf = str | _dt.date | None
 
-def coef_to_points(coef, pdo: float = PDO):
+
+def coef_to_points(coef: float | np.ndarray, pdo: float = PDO) -> float | np.ndarray:
     """Log-odds coefficient -> learned points: ``coef * pdo / ln 2``.
 
     >>> round(coef_to_points(math.log(2)), 6)
@@ -50,7 +56,7 @@ def coef_to_points(coef, pdo: float = PDO):
     return np.asarray(coef, dtype=float) * (pdo / math.log(2)) if np.ndim(coef) else float(coef) * pdo / math.log(2)
 
 
-def sigmoid(z):
+def sigmoid(z: float | np.ndarray) -> np.ndarray:
     """The logistic function, ``1 / (1 + exp(-z))``, stable for large ``|z|``."""
     z = np.asarray(z, dtype=float)
     return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
@@ -70,10 +76,11 @@ class Model:
 
     Records passed to its methods are validated records
     (:func:`scoring.contract.records.validate_record`), as a list or a one-column
-    ``record`` DataFrame.
+    ``record`` DataFrame.  ``as_of`` dates the records without their own
+    ``as_of`` (default: none may lack it; see :mod:`scoring.model.features`).
     """
 
-    def __init__(self, pipeline: Pipeline, manifest: Mapping[str, Any] | None = None, path=None):
+    def __init__(self, pipeline: Pipeline, manifest: Mapping[str, Any] | None = None, path: Path | None = None):
         self.pipeline = pipeline
         self.manifest = dict(manifest or {})
         self.path = path
@@ -86,7 +93,7 @@ class Model:
         return self.pipeline.named_steps["evidence"]
 
     @property
-    def lr(self):
+    def lr(self) -> LogisticRegression:
         return self.pipeline.named_steps["model"]
 
     @property
@@ -114,30 +121,31 @@ class Model:
         return str(self.manifest.get("model_id") or f"unsaved ({self.pack.version_tag})")
 
     # ----------------------------------------------------------------- scoring
-    def evidence_matrix(self, records) -> np.ndarray:
-        return self.evidence.transform(records)
+    def evidence_matrix(self, records: Any, *, as_of: AsOf = None) -> np.ndarray:
+        """The evidence matrix of ``records`` (see :class:`EvidenceTransformer`)."""
+        return self.evidence.transform_statuses(*self.evidence.statuses(records, as_of=as_of))
 
     def _logit_of(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef + self.intercept
 
-    def logit(self, records) -> np.ndarray:
+    def logit(self, records: Any, *, as_of: AsOf = None) -> np.ndarray:
         """Log-odds of winning, one per record."""
-        return self._logit_of(self.evidence_matrix(records))
+        return self._logit_of(self.evidence_matrix(records, as_of=as_of))
 
-    def predict_proba(self, records) -> np.ndarray:
+    def predict_proba(self, records: Any, *, as_of: AsOf = None) -> np.ndarray:
         """Probability that each deal is eventually won (1-D, one per record).
 
         Equal to ``pipeline.predict_proba(records)[:, 1]``.
         """
-        return sigmoid(self.logit(records))
+        return sigmoid(self.logit(records, as_of=as_of))
 
-    def contributions(self, records) -> pd.DataFrame:
+    def contributions(self, records: Any, *, as_of: AsOf = None) -> pd.DataFrame:
         """Per record and feature, ``coefficient * evidence`` in log-odds.
 
         Rows sum, with :attr:`intercept`, to :meth:`logit`.
         """
         recs = as_record_list(records)
-        X = self.evidence.transform(recs)
+        X = self.evidence_matrix(recs, as_of=as_of)
         return pd.DataFrame(X * self.coef, columns=self.feature_names,
                             index=pd.Index([r.get("id") for r in recs], name="id"))
 
@@ -170,7 +178,7 @@ class Model:
         neg = sorted((r for r in rows if r["contribution"] < 0), key=lambda r: (r["contribution"], r["feature"]))
         return pos[:top], neg[:top]
 
-    def reasons(self, records, top: int = 3, lang: str = "en") -> list[dict]:
+    def reasons(self, records: Any, top: int = 3, lang: str = "en", *, as_of: AsOf = None) -> list[dict]:
         """Per record, the evidence that moved its log-odds most, up and down.
 
         Returns one dict per record: ``id``, ``as_of``, ``win_probability``,
@@ -179,7 +187,7 @@ class Model:
         ``|contribution|`` first).
         """
         recs = as_record_list(records)
-        X = self.evidence.transform(recs)
+        X = self.evidence_matrix(recs, as_of=as_of)
         z = self._logit_of(X)
         out = []
         for rec, x, zi in zip(recs, X, z):
@@ -229,27 +237,3 @@ class Model:
                          "title": self.feature_title(name, lang), "expert_points": pts,
                          "coefficient": float(c), "learned_points": coef_to_points(float(c))})
         return pd.DataFrame(rows)
-
-    # ----------------------------------------------------------------- staleness
-    def staleness_notes(self, rules_dir=None) -> list[str]:
-        """Notes for the user when ``rules/default`` (or ``rules_dir``) is not
-        the pack this model was trained with: the model keeps scoring with its
-        own pack, and a retrain is needed to use the edit."""
-        from scoring import paths
-        from scoring.evidence.pack import RulePack as _RP
-
-        d = paths.default_rules() if rules_dir is None else rules_dir
-        from pathlib import Path
-
-        d = Path(d)
-        if not d.is_dir():
-            return []
-        files = {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
-                 if p.is_file() and "__pycache__" not in p.parts}
-        fp = _RP(name="", version="", description="", path=str(d), fields={}, counts={}, computed={},
-                 rules=(), files=files).fingerprint
-        if fp == self.pack.fingerprint:
-            return []
-        return [f"{d} has changed since model {self.model_version} was trained (its pack: {self.pack.version_tag}, "
-                f"{d}: fingerprint {fp[:12]}): scores use the model's own pack; retrain (scoring train) "
-                f"and promote the new model to use the edit"]

@@ -21,10 +21,12 @@ Steps, each with counts in the result
    and every metric use these weights.
 6. **C**: unless given, chosen among :data:`C_GRID` by 5-fold ``GroupKFold``
    (by deal id, shuffled with ``seed``) on the training part only, by weighted
-   log loss.  Evidence is computed once; CV refits only the regression.
+   log loss (scikit-learn's ``GridSearchCV``, see :func:`choose_C`).  Evidence
+   is computed once; CV refits only the regression.
 7. **Metrics** on the test set (weighted by deal): ROC AUC, log loss, Brier
    score, expected calibration error over 10 **equal-width** bins of the
-   predicted probability, and a reliability table; beside two baselines, the
+   predicted probability, and a reliability table (:mod:`scoring.model.metrics`);
+   beside two baselines, the
    training win rate as a constant and the rule score alone mapped to a
    probability by a 1-D logistic regression (Platt scaling) fitted on the
    training snapshots.
@@ -41,29 +43,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+import sklearn
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
-from sklearn.model_selection import GroupKFold
+from sklearn.metrics import log_loss, make_scorer
+from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from scoring.errors import ModelError
-from scoring.model.features import EvidenceTransformer
+from scoring.evidence.pack import RulePack
+from scoring.model.features import EvidenceTransformer, as_pack
 from scoring.model.logistic import Model
-from scoring.evidence.pack import RulePack, load_pack
+from scoring.model.metrics import N_BINS, WEIGHTING, probability_metrics, reliability_table, weighted_log_loss
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 CV_FOLDS = 5
-N_BINS = 10
 DROP_REASONS = ("no_outcome", "no_closed_at", "no_as_of", "after_close", "no_decision")
 LABELS = {"won": 1, "lost": 0}
+#: how ``no_decision`` outcomes count: as lost deals, or dropped
+NO_DECISION_AS = ("lost", "drop")
 
 
 # --------------------------------------------------------------------------- data preparation
@@ -79,10 +83,6 @@ class History:
     drops: dict[str, int]
     n_input: int
     fingerprint: str              # sha256 of the canonical input history (before drops)
-
-
-def _pack(rules) -> RulePack:
-    return rules if isinstance(rules, RulePack) else load_pack(Path(rules))
 
 
 def canonical_fingerprint(records: Sequence[Mapping]) -> str:
@@ -101,11 +101,17 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
     Records are validated against the pack's schema (a bad record raises
     :class:`~scoring.errors.RecordError` naming it); a missing outcome is a
     counted drop here, not an error.
+
+    Raises
+    ------
+    ModelError
+        ``no_decision_as`` is not one of :data:`NO_DECISION_AS`; two snapshots
+        share an ``(id, as_of)``; the snapshots of a deal disagree on its outcome.
     """
     from scoring.contract.records import validate_record
 
-    if no_decision_as not in ("lost", "drop"):
-        raise ValueError(f"no_decision_as must be 'lost' or 'drop', not {no_decision_as!r}")
+    if no_decision_as not in NO_DECISION_AS:
+        raise ModelError(f"no_decision_as must be one of {', '.join(NO_DECISION_AS)}, not {no_decision_as!r}")
     valid = [validate_record(r, pack.schema) for r in records]
     valid.sort(key=lambda r: (r["id"], r.get("as_of") or ""))
     fp = canonical_fingerprint(valid)
@@ -150,7 +156,7 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
     return History(kept, y, deal, weight, closed_of, drops, len(valid), fp)
 
 
-def deal_counts(h: History, ids=None) -> dict[str, int]:
+def deal_counts(h: History, ids: Iterable[str] | None = None) -> dict[str, int]:
     """Snapshots, deals, and won / lost (incl. no decision) deals among ``ids`` (default all)."""
     mask = np.ones(len(h.deal), bool) if ids is None else np.isin(h.deal, list(ids))
     deals = {}
@@ -177,49 +183,17 @@ def split_deals(closed_at: Mapping[str, str], test_fraction: float) -> tuple[lis
 
     Returns ``(train_ids, test_ids)``, each sorted by ``(closed_at, id)``; then
     ``closed_at[t] <= closed_at[s]`` for every train deal ``t`` and test deal ``s``.
+
+    Raises
+    ------
+    ModelError
+        ``test_fraction`` is not strictly between 0 and 1.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), not {test_fraction}")
+        raise ModelError(f"test_fraction must be between 0 and 1 (exclusive), not {test_fraction}")
     order = sorted(closed_at, key=lambda d: (closed_at[d], d))
     n_test = min(len(order) - 1, max(1, int(round(test_fraction * len(order)))))
     return order[: len(order) - n_test], order[len(order) - n_test:]
-
-
-# --------------------------------------------------------------------------- metrics
-def reliability_table(y, p, w, n_bins: int = N_BINS) -> list[dict]:
-    """Equal-width bins of the predicted probability: per bin its range, mean
-    predicted, observed win rate (both weighted), snapshots (``count``) and
-    summed weight (``weight``, in deals).  Empty bins are listed with None."""
-    y, p, w = (np.asarray(a, dtype=float) for a in (y, p, w))
-    idx = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        m = idx == b
-        W = float(w[m].sum())
-        rows.append({"bin": b, "lower": b / n_bins, "upper": (b + 1) / n_bins,
-                     "mean_predicted": float(np.average(p[m], weights=w[m])) if W > 0 else None,
-                     "observed_rate": float(np.average(y[m], weights=w[m])) if W > 0 else None,
-                     "count": int(m.sum()), "weight": round(W, 6)})
-    return rows
-
-
-def expected_calibration_error(y, p, w, n_bins: int = N_BINS) -> float:
-    """Weighted ECE over equal-width bins: ``sum_b W_b / W * |mean_predicted_b - observed_b|``."""
-    w = np.asarray(w, dtype=float)
-    total = w.sum()
-    return float(sum(r["weight"] / total * abs(r["mean_predicted"] - r["observed_rate"])
-                     for r in reliability_table(y, p, w, n_bins) if r["weight"] > 0))
-
-
-def probability_metrics(y, p, w, n_bins: int = N_BINS) -> dict[str, Any]:
-    """ROC AUC, log loss, Brier score and ECE, each weighted by ``w``."""
-    y = np.asarray(y)
-    p = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
-    auc = float(roc_auc_score(y, p, sample_weight=w)) if len(np.unique(y)) == 2 else None
-    return {"roc_auc": auc,
-            "log_loss": float(log_loss(y, p, sample_weight=w, labels=[0, 1])),
-            "brier": float(brier_score_loss(y, p, sample_weight=w)),
-            "ece": expected_calibration_error(y, p, w, n_bins)}
 
 
 def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
@@ -235,7 +209,7 @@ def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np
     return VectorScorer(pack).score(np.asarray(status, dtype=np.int8), stage_idx).score.astype(float)
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- fitting
 @dataclass
 class TrainResult:
     """What :func:`train` returns: the model, and everything needed to judge and reproduce it."""
@@ -261,34 +235,71 @@ class TrainResult:
         return self.model.feature_names
 
 
-def _lr(C: float, seed: int) -> LogisticRegression:
+def logistic_regression(C: float, seed: int) -> LogisticRegression:
+    """The model's (unfitted) regression: lbfgs, tight tolerance, so fits are reproducible."""
     return LogisticRegression(C=C, solver="lbfgs", max_iter=5000, tol=1e-8, random_state=seed)
 
 
-def choose_C(X, y, w, groups, *, seed: int = 0, grid=C_GRID, folds: int = CV_FOLDS) -> tuple[float, list[dict]]:
-    """``C`` of the lowest weighted log loss in grouped K-fold CV (groups = deal ids)."""
-    n_groups = len(set(groups))
-    k = min(folds, n_groups)
-    cv = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    splits = list(cv.split(X, y, groups))
-    table = []
-    for C in grid:
-        losses, weights = [], []
-        for tr, va in splits:
-            if len(np.unique(y[tr])) < 2:
-                continue
-            m = _lr(C, seed).fit(X[tr], y[tr], sample_weight=w[tr])
-            p = m.predict_proba(X[va])[:, 1]
-            losses.append(log_loss(y[va], p, sample_weight=w[va], labels=[0, 1]))
-            weights.append(w[va].sum())
-        table.append({"C": C, "log_loss": float(np.average(losses, weights=weights))})
+def choose_C(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, *, seed: int = 0,
+             grid: Sequence[float] = C_GRID, folds: int = CV_FOLDS) -> tuple[float, list[dict]]:
+    """``C`` of the lowest weighted log loss in grouped K-fold CV (groups = deal ids).
+
+    ``GridSearchCV`` fits every ``C`` on every fold with the weights ``w`` and
+    scores each validation fold by its **summed** weighted log loss; the sum
+    over the folds divided by their total weight is the weighted log loss over
+    all validation snapshots (each deal weighs 1, whichever fold it is in),
+    which ``GridSearchCV``'s plain mean of per-fold means would not be.  A fold
+    whose training part holds one outcome only is left out.  Ties go to the
+    smaller ``C``.
+
+    Returns
+    -------
+    C : float
+    table : list of dict
+        ``{C, log_loss}`` per grid value, in grid order.
+
+    Raises
+    ------
+    ModelError
+        No fold has both outcomes in its training part.
+    """
+    k = min(folds, len(set(groups)))
+    splits = [(tr, va) for tr, va in GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y, groups)
+              if len(np.unique(y[tr])) == 2]
+    if not splits:
+        raise ModelError("cannot choose C: no cross-validation fold has both won and lost deals to learn from; "
+                         "add history or pass C")
+    with sklearn.config_context(enable_metadata_routing=True):
+        summed_loss = make_scorer(log_loss, greater_is_better=False, response_method="predict_proba",
+                                  normalize=False, labels=[0, 1]).set_score_request(sample_weight=True)
+        search = GridSearchCV(logistic_regression(1.0, seed).set_fit_request(sample_weight=True),
+                              {"C": list(grid)}, scoring=summed_loss, cv=splits, refit=False)
+        search.fit(X, y, sample_weight=w)
+    total_weight = sum(float(w[va].sum()) for _, va in splits)
+    fold_losses = -np.array([search.cv_results_[f"split{i}_test_score"] for i in range(len(splits))])
+    table = [{"C": C, "log_loss": float(loss)} for C, loss in zip(grid, fold_losses.sum(axis=0) / total_weight)]
     best = min(table, key=lambda r: (round(r["log_loss"], 12), r["C"]))
     return best["C"], table
 
 
-def train(history_records, *, rules="rules/default", seed: int = 0, test_fraction: float = 0.2,
-          no_decision_as: str = "lost", min_per_class: int = 40, C: float | None = None,
-          applicable_only: bool = True) -> TrainResult:
+def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, *, seed: int = 0,
+                 C: float | None = None) -> tuple[LogisticRegression, float, list[dict]]:
+    """Fit the regression on evidence ``X``: ``C`` by :func:`choose_C` unless given, then one weighted fit.
+
+    Returns ``(fitted regression, C, CV table)`` (the table is empty when ``C`` was given).
+    """
+    table: list[dict] = []
+    # one BLAS thread: the fits are small, and oversubscribed threads made them ~6x slower
+    with threadpool_limits(1):
+        if C is None:
+            C, table = choose_C(X, y, w, groups, seed=seed)
+        lr = logistic_regression(float(C), seed).fit(X, y, sample_weight=w)
+    return lr, float(C), table
+
+
+def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path | RulePack, seed: int = 0,
+          test_fraction: float = 0.2, no_decision_as: str = "lost", min_per_class: int = 40,
+          C: float | None = None, applicable_only: bool = True) -> TrainResult:
     """Train the evidence + logistic-regression model on closed deals.
 
     Parameters
@@ -298,7 +309,8 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
         a path is read with :func:`scoring.contract.records.read_records` (its rejects
         are counted under ``counts["input"]["rejected"]``).
     rules : path or RulePack
-        The rule pack whose evidence the model learns from.
+        The rule pack whose evidence the model learns from (the bundled one is
+        :func:`scoring.paths.default_rules`).
     seed : int
         Seeds the CV folds (and the solver, which does not use it).
     test_fraction : float
@@ -308,6 +320,8 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
         Minimum distinct won and lost deals after the drops.
     C : float, optional
         Inverse regularisation strength; None chooses it by grouped CV on the training part.
+    applicable_only : bool
+        See :class:`~scoring.model.features.EvidenceTransformer`.
 
     Returns
     -------
@@ -316,10 +330,12 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     Raises
     ------
     ModelError
-        Too little data (with the counts), or a split with one class only.
+        Too little data (with the counts), a split with one class only, or a bad parameter.
+    RecordError
+        A history record breaks the contract.
     """
     t0 = time.perf_counter()
-    pack = _pack(rules)
+    pack = as_pack(rules)
     rejected = 0
     if isinstance(history_records, (str, Path)):
         from scoring.contract.records import read_records
@@ -348,14 +364,8 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     t2 = time.perf_counter()
 
     y, w = h.y, h.weight
-    cv_table: list[dict] = []
-    # one BLAS thread: the fits are small, and oversubscribed threads made them ~6x slower
-    with threadpool_limits(1):
-        if C is None:
-            C, cv_table = choose_C(X[tr], y[tr], w[tr], h.deal[tr], seed=seed)
-        lr = _lr(float(C), seed).fit(X[tr], y[tr], sample_weight=w[tr])
-    pipeline = Pipeline([("evidence", evidence), ("model", lr)])
-    model = Model(pipeline)
+    lr, C, cv_table = fit_logistic(X[tr], y[tr], w[tr], h.deal[tr], seed=seed, C=C)
+    model = Model(Pipeline([("evidence", evidence), ("model", lr)]))
     t3 = time.perf_counter()
 
     p_model = lr.predict_proba(X[te])[:, 1]
@@ -369,7 +379,7 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
         "rule_score": probability_metrics(y[te], p_rule, w[te]),
         "reliability": {"model": reliability_table(y[te], p_model, w[te]),
                         "rule_score": reliability_table(y[te], p_rule, w[te])},
-        "weighting": "each deal weighs 1 (a snapshot weighs 1 / its deal's snapshots)",
+        "weighting": WEIGHTING,
         "calibration_bins": f"{N_BINS} equal-width bins of the predicted probability",
     }
     counts = {
@@ -383,7 +393,7 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
         "test_closed": [h.closed_at[test_ids[0]], h.closed_at[test_ids[-1]]],
     }
     params = {"seed": seed, "test_fraction": test_fraction, "no_decision_as": no_decision_as,
-              "min_per_class": min_per_class, "C": float(C), "C_grid": list(C_GRID) if cv_table else None,
+              "min_per_class": min_per_class, "C": C, "C_grid": list(C_GRID) if cv_table else None,
               "cv": f"{CV_FOLDS}-fold GroupKFold by deal id on the training part" if cv_table else None,
               "applicable_only": applicable_only}
     t4 = time.perf_counter()
@@ -395,13 +405,11 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     )
 
 
-def score_log_loss(model: Model, h: History, deal_ids) -> tuple[float, int]:
+def score_log_loss(model: Model, h: History, deal_ids: Iterable[str]) -> tuple[float, int]:
     """Weighted log loss of ``model`` on the snapshots of ``deal_ids`` in ``h``
     (each deal weighs 1); returns ``(log_loss, n_deals)``."""
     m = np.isin(h.deal, list(deal_ids))
     if not m.any():
         raise ModelError("none of the held-out deals is in the history given")
     recs = [r for r, keep in zip(h.records, m) if keep]
-    p = model.predict_proba(recs)
-    y = h.y[m]
-    return float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), sample_weight=h.weight[m], labels=[0, 1])), len(set(h.deal[m]))
+    return weighted_log_loss(h.y[m], model.predict_proba(recs), h.weight[m]), len(set(h.deal[m]))

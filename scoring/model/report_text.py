@@ -1,0 +1,208 @@
+"""The report's words in both languages, and how it writes numbers.
+
+:data:`WORDS` holds every text of the page and its plots, keyed by language
+(``en``, ``zh``); rule titles come from the pack itself.  Numbers are written
+by the small functions below, used by the page template as filters and by the
+plots' legends.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scoring.errors import ModelError
+
+LANGS = ("en", "zh")
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Win-probability model report",
+        "model": "Model",
+        "pack": "Rule pack",
+        "pack_fp": "Rule pack fingerprint",
+        "data_fp": "Training data fingerprint",
+        "created": "Created (UTC)",
+        "params": "Parameters",
+        "libraries": "Libraries (training)",
+        "drawn_with": "Report drawn",
+        "history": "History used for the curves",
+        "counts": "Training data",
+        "c_part": "Part", "c_snap": "Snapshots", "c_deals": "Deals", "c_won": "Won", "c_lost": "Lost",
+        "c_closed": "Closed between",
+        "input": "input", "kept": "kept after drops", "train": "training", "test": "test (held out)",
+        "drops": "Dropped snapshots", "rejected": "rejected records", "none": "none",
+        "drop_no_outcome": "no outcome", "drop_no_closed_at": "no closed_at", "drop_no_as_of": "no as_of",
+        "drop_after_close": "taken on or after the close (leakage)", "drop_no_decision": "no decision (dropped)",
+        "metrics": "Held-out metrics",
+        "metrics_note": ("From the manifest: the {deals} newest deals by close date, never seen in training; "
+                         "each deal weighs 1. Best value per row in bold."),
+        "metric": "Metric", "better": "Better",
+        "m_model": "Model", "m_base_rate": "Base rate (constant {p})", "m_rule_score": "Rule score alone (Platt)",
+        "roc_auc": "ROC AUC", "log_loss": "Log loss", "brier": "Brier score", "ece": "ECE (10 equal-width bins)",
+        "higher": "higher", "lower": "lower",
+        "v_both": ("The model beats both baselines on held-out log loss: {m} against {b} for the base rate "
+                   "and {r} for the rule score alone."),
+        "v_base": ("The model beats the base rate ({b}) but not the rule score alone ({r}) on held-out log loss "
+                   "({m}): the learned weights add nothing over the expert score; do not promote it on this evidence."),
+        "v_rule": ("The model beats the rule score alone ({r}) but not the base rate ({b}) on held-out log loss "
+                   "({m}): it is worse than predicting the average win rate; do not use it."),
+        "v_neither": ("The model beats neither baseline on held-out log loss ({m} against {b} for the base rate "
+                      "and {r} for the rule score alone): do not use it."),
+        "v_unknown": "The manifest lacks a log loss of the model or of a baseline: no comparison can be made.",
+        "curves": "Calibration and ROC on the held-out deals",
+        "curves_note": ("Recomputed from {src}: {deals} held-out deals ({snap} snapshots, {won} won, {lost} lost), "
+                        "each scoring with the model's own rule pack. Log loss here: model {m}, rule score {r} "
+                        "(manifest: {mm}, {mr})."),
+        "curves_fallback": ("None of the model's test deals is in this history: the curves use the {deals} deals "
+                            "of the history the model did not train on instead."),
+        "curves_none": "No held-out deals with both outcomes in this history: no curves drawn.",
+        "dist": "Scores of won and lost deals (held out)",
+        "dist_note": ("Each histogram shows, per outcome, the share of deals (each deal weighs 1) in each bin; "
+                      "the further apart the two shapes, the better the score separates wins from losses."),
+        "coef": "Learned weights against expert points",
+        "coef_note": ("Learned points = coefficient × 20 / ln 2: +20 doubles the odds of winning, −20 halves them. "
+                      "Expert points are on the rule score's 0–100 scale, so they are compared after rescaling by "
+                      "k = {k} (the least-squares factor from expert to learned points over the rules with expert "
+                      "points): gap = learned − k × expert. Largest gaps first; shaded rows are where the model weighs the rule the other way, "
+                      "or gives it ~no weight, though the expert gives it points."),
+        "coef_met": "Rule met (red flag raised): expert points beside learned points",
+        "coef_unknown": "Rule status unknown: what not knowing costs",
+        "coef_unknown_note": ("The expert score gives an unknown item 0 points (like a missing one); the model "
+                              "learns its own weight for not knowing, relative to the item being missing. "
+                              "Largest first."),
+        "coef_other": "Other terms (no expert points)",
+        "t_rule": "Rule", "t_title": "Title", "t_kind": "Kind", "t_evidence": "Evidence",
+        "t_expert": "Expert points", "t_coef": "Coefficient (log-odds)", "t_learned": "Learned points",
+        "t_gap": "Gap", "t_sign": "Signs",
+        "sign_agree": "agree", "sign_opposite": "opposite", "sign_ignored": "~no weight", "sign_na": "–",
+        "ev_met": "met / raised", "ev_unknown": "unknown", "ev_stage": "stage", "ev_intercept": "intercept",
+        "rules": "Rules: how often they fire and what follows",
+        "rules_note_all": ("On all {snap} snapshots of the history after the training drops ({deals} deals, "
+                           "won and lost), not only the held-out part: more deals, steadier rates; "
+                           "these are descriptive rates, not model metrics."),
+        "rules_note_test": "On the {snap} held-out snapshots ({deals} deals) only.",
+        "rules_note2": ("Fires = share of snapshots where the rule is met (a red flag: raised) at the deal's stage; "
+                        "unknown = share where its status is unknown. Win rate when it does not fire is over the "
+                        "snapshots where the rule applies at the deal's stage but is not met, so that early-stage "
+                        "deals do not distort it. Each deal weighs 1. Notes point at rules to retune."),
+        "r_fires": "Fires", "r_unknown": "Unknown", "r_deals": "Deals fired", "r_win_met": "Win rate: fires",
+        "r_win_not": "Win rate: not", "r_learned_unk": "Learned points if unknown", "r_note": "Note",
+        "n_never": "never fires", "n_few": "few deals: rates are noise",
+        "n_pos_lower": "deals meeting it win no more than others: check the rule",
+        "n_flag_higher": "deals raising it win no less than others: check the flag",
+        "n_sign": "the model weighs it the other way",
+        "n_zero": "the model gives it ~no weight",
+        "k_checklist": "checklist", "k_milestone": "milestone", "k_red_flag": "red flag", "k_trigger": "trigger",
+        "k_stage": "stage", "k_intercept": "intercept",
+        "p_calib": "Reliability diagram", "p_roc": "ROC curve", "p_hist_p": "Win probability by outcome",
+        "p_hist_s": "Rule score by outcome",
+        "x_pred": "predicted win probability", "y_obs": "observed win rate", "diag": "perfect calibration",
+        "x_fpr": "false positive rate", "y_tpr": "true positive rate", "chance": "chance",
+        "x_prob": "win probability (model)", "x_score": "rule score (0–100)", "y_share": "share of deals",
+        "l_model": "model", "l_rule": "rule score (Platt)", "l_won": "won", "l_lost": "lost",
+        "size_note": "marker area ∝ deals in bin",
+        "records_given": "{n} records given",
+    },
+    "zh": {
+        "title": "赢单概率模型报告",
+        "model": "模型",
+        "pack": "规则包",
+        "pack_fp": "规则包指纹",
+        "data_fp": "训练数据指纹",
+        "created": "创建时间（UTC）",
+        "params": "参数",
+        "libraries": "库版本（训练时）",
+        "drawn_with": "报告生成",
+        "history": "曲线所用的历史数据",
+        "counts": "训练数据",
+        "c_part": "部分", "c_snap": "快照", "c_deals": "项目", "c_won": "赢单", "c_lost": "丢单",
+        "c_closed": "关闭日期范围",
+        "input": "输入", "kept": "剔除后保留", "train": "训练集", "test": "测试集（留出）",
+        "drops": "剔除的快照", "rejected": "被拒记录", "none": "无",
+        "drop_no_outcome": "无结果", "drop_no_closed_at": "无关闭日期", "drop_no_as_of": "无快照日期",
+        "drop_after_close": "快照在关闭当天或之后（信息泄漏）", "drop_no_decision": "无决策（剔除）",
+        "metrics": "留出集指标",
+        "metrics_note": "来自清单文件：按关闭日期最新的 {deals} 个项目，训练时从未见过；每个项目权重为 1。每行最优值加粗。",
+        "metric": "指标", "better": "越…越好",
+        "m_model": "模型", "m_base_rate": "基准赢单率（常数 {p}）", "m_rule_score": "仅规则得分（Platt 映射）",
+        "roc_auc": "ROC AUC", "log_loss": "对数损失", "brier": "Brier 分数", "ece": "ECE（10 个等宽分箱）",
+        "higher": "高", "lower": "低",
+        "v_both": "模型在留出集对数损失上优于两个基准：模型 {m}，基准赢单率 {b}，仅规则得分 {r}。",
+        "v_base": "模型在留出集对数损失上优于基准赢单率（{b}），但不优于仅规则得分（{r}）（模型 {m}）：学到的权重没有超过专家得分，不应据此上线。",
+        "v_rule": "模型在留出集对数损失上优于仅规则得分（{r}），但不优于基准赢单率（{b}）（模型 {m}）：还不如直接用平均赢单率，不应使用。",
+        "v_neither": "模型在留出集对数损失上两个基准都不如（模型 {m}，基准赢单率 {b}，仅规则得分 {r}），不应使用。",
+        "v_unknown": "清单文件缺少模型或基准的对数损失，无法比较。",
+        "curves": "留出项目上的校准曲线与 ROC 曲线",
+        "curves_note": "基于 {src} 重新计算：{deals} 个留出项目（{snap} 个快照，赢单 {won}，丢单 {lost}），各模型使用自身的规则包打分。此处对数损失：模型 {m}，规则得分 {r}（清单文件：{mm}，{mr}）。",
+        "curves_fallback": "该历史数据中没有模型的测试项目：曲线改用该历史中模型未训练过的 {deals} 个项目。",
+        "curves_none": "该历史数据中没有同时含赢单和丢单的留出项目，未绘制曲线。",
+        "dist": "赢单与丢单项目的得分分布（留出集）",
+        "dist_note": "每个直方图按结果显示各分箱中项目的占比（每个项目权重为 1）；两种形状分得越开，得分越能区分赢单与丢单。",
+        "coef": "学到的权重与专家分值对比",
+        "coef_note": "学习分值 = 系数 × 20 / ln 2：+20 表示赢单几率翻倍，−20 表示减半。专家分值是规则得分（0–100）的尺度，比较前乘以 k = {k}（专家分值到学习分值的最小二乘系数）：差距 = 学习分值 − k × 专家分值。按差距从大到小排序；底色标出的行是专家给分、但模型给出相反方向或几乎为零权重的规则。",
+        "coef_met": "规则满足（红旗触发）：专家分值与学习分值",
+        "coef_unknown": "规则状态未知：不知道的代价",
+        "coef_unknown_note": "专家得分对未知项记 0 分（与未满足相同）；模型为“不知道”学习自己的权重（相对于未满足）。按大小排序。",
+        "coef_other": "其他项（无专家分值）",
+        "t_rule": "规则", "t_title": "标题", "t_kind": "类型", "t_evidence": "证据",
+        "t_expert": "专家分值", "t_coef": "系数（对数几率）", "t_learned": "学习分值",
+        "t_gap": "差距", "t_sign": "符号",
+        "sign_agree": "一致", "sign_opposite": "相反", "sign_ignored": "几乎无权重", "sign_na": "–",
+        "ev_met": "满足 / 触发", "ev_unknown": "未知", "ev_stage": "阶段", "ev_intercept": "截距",
+        "rules": "规则：触发频率与结果",
+        "rules_note_all": "基于训练剔除后历史数据的全部 {snap} 个快照（{deals} 个项目），不仅是留出部分：项目更多，比率更稳定；这些是描述性比率，不是模型指标。",
+        "rules_note_test": "仅基于 {snap} 个留出快照（{deals} 个项目）。",
+        "rules_note2": "触发率 = 在项目所处阶段规则满足（红旗：被触发）的快照占比；未知 = 状态未知的占比。未触发时的赢单率只统计规则在该阶段适用但未满足的快照，以免早期阶段项目造成偏差。每个项目权重为 1。备注提示需要调整的规则。",
+        "r_fires": "触发率", "r_unknown": "未知", "r_deals": "触发项目数", "r_win_met": "触发时赢单率",
+        "r_win_not": "未触发时赢单率", "r_learned_unk": "未知时学习分值", "r_note": "备注",
+        "n_never": "从未触发", "n_few": "项目太少：比率不可靠",
+        "n_pos_lower": "满足它的项目并不比其他项目赢得多：请检查规则",
+        "n_flag_higher": "触发它的项目并不比其他项目赢得少：请检查红旗",
+        "n_sign": "模型给出相反方向的权重",
+        "n_zero": "模型几乎不给权重",
+        "k_checklist": "检查项", "k_milestone": "里程碑", "k_red_flag": "红旗", "k_trigger": "触发器",
+        "k_stage": "阶段", "k_intercept": "截距",
+        "p_calib": "校准曲线", "p_roc": "ROC 曲线", "p_hist_p": "按结果的赢单概率", "p_hist_s": "按结果的规则得分",
+        "x_pred": "预测赢单概率", "y_obs": "实际赢单率", "diag": "完美校准",
+        "x_fpr": "假阳性率", "y_tpr": "真阳性率", "chance": "随机",
+        "x_prob": "赢单概率（模型）", "x_score": "规则得分（0–100）", "y_share": "项目占比",
+        "l_model": "模型", "l_rule": "规则得分（Platt）", "l_won": "赢单", "l_lost": "丢单",
+        "size_note": "点的面积 ∝ 分箱中的项目数",
+        "records_given": "传入的 {n} 条记录",
+    },
+}
+
+
+def words(lang: str) -> dict[str, str]:
+    """The report's words in ``lang`` (one of :data:`LANGS`)."""
+    if lang not in LANGS:
+        raise ModelError(f"lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    return WORDS[lang]
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals; a dash when it is missing (None or NaN)."""
+    return "–" if _missing(x) else f"{x:.{digits}f}"
+
+
+def pct(x: float | None) -> str:
+    """``x`` (a share) as a whole percentage; a dash when it is missing."""
+    return "–" if _missing(x) else f"{100 * x:.0f}%"
+
+
+def signed(x: float | None, digits: int = 1) -> str:
+    """``x`` with its sign (``+1.5``, ``-2.0``; ``0.0`` without one); a dash when it is missing."""
+    if _missing(x):
+        return "–"
+    return f"{0.0:.{digits}f}" if round(x, digits) == 0 else f"{x:+.{digits}f}"
+
+
+def sign_class(x: float | None, digits: int = 1) -> str:
+    """The CSS class of a number cell: ``n``, plus ``pos`` / ``neg`` when ``x`` rounds to non-zero."""
+    if _missing(x) or round(x, digits) == 0:
+        return "n"
+    return "n pos" if x > 0 else "n neg"
