@@ -16,6 +16,10 @@ import pytest
 from conftest import ROOT
 from scoring.model import artifact as A
 from scoring.model import report as R
+from scoring.model.metrics import baseline_verdict
+from scoring.model.report_page import render_html
+from scoring.model.report_text import verdict_sentence
+from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
 from scoring.model.train import train
@@ -116,8 +120,8 @@ def test_verdict_follows_the_manifest_when_the_model_loses(model_dir, hist, tmp_
     (0.55, 0.50, 0.45, "neither"), (0.50, 0.50, 0.45, "neither"), (None, 0.5, 0.45, "unknown")])
 def test_baseline_verdict_needs_a_strictly_lower_log_loss(model, base, rule, expected):
     metrics = {"model": {"log_loss": model}, "base_rate": {"log_loss": base}, "rule_score": {"log_loss": rule}}
-    assert R.baseline_verdict(metrics) == expected
-    sentence = R.verdict_sentence(metrics)
+    assert baseline_verdict(metrics) == expected
+    sentence = verdict_sentence(metrics)
     assert ("beats both" in sentence) == (expected == "both")
     if model is not None:
         assert f"{model:.4f}" in sentence
@@ -186,7 +190,7 @@ def test_every_text_is_escaped(data):
     data = dict(data)
     data["rules"] = data["rules"].copy()
     data["rules"].loc[0, "title"] = '<script>alert("x")</script> & co'
-    page = R.render_html(data, {}, history_desc="<history>")
+    page = render_html(data, {}, history_desc="<history>")
     assert "<script>" not in page and "<history>" not in page
     cells = re.findall(r'<td class="t">([^<]*)</td>', section(page, "rules"))
     assert html.unescape(cells[0]) == '<script>alert("x")</script> & co'
@@ -215,7 +219,7 @@ def test_the_report_is_never_written_into_the_artifact(model_dir, hist):
 
 def test_default_output_is_outside_the_artifact(model_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("SCORING_HOME", str(tmp_path))
-    assert R.default_report_path("m1") == tmp_path / "out" / "report-m1.html"
+    assert paths.default_report("m1") == tmp_path / "out" / "report-m1.html"
 
 
 def test_importing_the_library_does_not_import_matplotlib():

@@ -214,3 +214,14 @@ def load_model(path: str | Path) -> Model:
 def read_split(path: str | Path) -> dict[str, list[str]]:
     """``{"train": [...], "test": [...]}`` deal ids of a (verified) artifact."""
     return json.loads((Path(path) / SPLIT_FILE).read_text(encoding="utf-8"))
+
+
+def model_split(model: Model) -> dict[str, list[str]]:
+    """The deal ids ``model`` was trained and tested on (its ``split.json``); empty for an unsaved model."""
+    return read_split(model.path) if model.path else {"train": [], "test": []}
+
+
+def model_no_decision_as(model: Model) -> str:
+    """How ``model``'s training counted ``no_decision`` outcomes (``lost`` when its manifest does not say)."""
+    params = (model.manifest.get("training") or {}).get("params") or {}
+    return params.get("no_decision_as", "lost")

@@ -1,8 +1,8 @@
 """Probability metrics and calibration tables, each weighted (a deal weighs 1).
 
 Used by training (the held-out figures of the manifest) and by the report (the
-same figures recomputed on a history, and the reliability diagram), so both
-compute them the same way.
+same figures recomputed on a history, the reliability diagram, and
+:func:`baseline_verdict`), so both compute them the same way.
 
 Calibration uses :data:`N_BINS` **equal-width** bins of the predicted
 probability; the expected calibration error (ECE) is the weighted mean, over
@@ -17,7 +17,8 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -88,3 +89,25 @@ def probability_metrics(y: ArrayLike, p: ArrayLike, w: ArrayLike, n_bins: int = 
             "log_loss": weighted_log_loss(y, p, w),
             "brier": float(brier_score_loss(y, p, sample_weight=w)),
             "ece": expected_calibration_error(y, p, w, n_bins)}
+
+
+def baseline_verdict(metrics: Mapping[str, Any]) -> str:
+    """Which baselines the model beats on held-out log loss (strictly lower).
+
+    Returns ``"both"``, ``"base_rate"`` (only that one), ``"rule_score"``
+    (only that one), ``"neither"``, or ``"unknown"`` when a log loss is missing.
+
+    >>> baseline_verdict({"model": {"log_loss": 0.4}, "base_rate": {"log_loss": 0.5},
+    ...                   "rule_score": {"log_loss": 0.45}})
+    'both'
+    """
+    try:
+        m = float(metrics["model"]["log_loss"])
+        b = float(metrics["base_rate"]["log_loss"])
+        r = float(metrics["rule_score"]["log_loss"])
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+    if any(math.isnan(v) for v in (m, b, r)):
+        return "unknown"
+    beats_b, beats_r = m < b, m < r
+    return "both" if beats_b and beats_r else "base_rate" if beats_b else "rule_score" if beats_r else "neither"

@@ -34,7 +34,7 @@ from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.durable import Engine
 from scoring.evidence.pack import RulePack, load_pack
-from scoring.model.artifact import files_under, load_model, read_manifest, read_split
+from scoring.model.artifact import RULES_DIR, files_under, load_model, model_no_decision_as, model_split, read_manifest
 from scoring.model.logistic import Model
 
 CURRENT = "CURRENT"
@@ -138,12 +138,10 @@ def compare_models(new: Model, current: Model,
     from scoring.model.train import prepare_history, score_log_loss
 
     records = _held_out_history(history, [new.pack, current.pack])
-    nd = (new.manifest.get("training", {}).get("params", {}) or {}).get("no_decision_as", "lost")
-    h = prepare_history(records, new.pack, no_decision_as=nd)
+    h = prepare_history(records, new.pack, no_decision_as=model_no_decision_as(new))
     deals = set(h.deal.tolist())
-    new_split = read_split(new.path) if new.path else {"train": [], "test": []}
-    cur_split = read_split(current.path) if current.path else {"train": [], "test": []}
-    seen_by_current = set(cur_split["train"])
+    new_split = model_split(new)
+    seen_by_current = set(model_split(current)["train"])
     held = (set(new_split["test"]) & deals) - seen_by_current
     rule = "the new model's test deals not in the current model's training set"
     if not (set(new_split["test"]) & deals):
@@ -257,8 +255,8 @@ def list_models(root: str | Path | None = None) -> list[dict[str, Any]]:
 def current_pack_path() -> Path:
     """The pack in use: the current model's, else ``rules/default``."""
     d = current_model_dir()
-    if d is not None and (d / "rules").is_dir():
-        return d / "rules"
+    if d is not None and (d / RULES_DIR).is_dir():
+        return d / RULES_DIR
     return paths.default_rules()
 
 

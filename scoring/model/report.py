@@ -21,9 +21,8 @@ when a report is drawn).  It shows
 
 Everything the page shows is first computed as plain data by
 :func:`report_data` (numbers, lists and DataFrames), then drawn: the plots by
-:mod:`scoring.model.report_figures`, the page by the Jinja2 template
-``templates/report.html`` (autoescaped; its words and number formats are in
-:mod:`scoring.model.report_text`).
+:mod:`scoring.model.report_figures`, the page by :mod:`scoring.model.report_page`
+(a Jinja2 template; its words and number formats are in :mod:`scoring.model.report_text`).
 
 Weighting: as in training, each deal weighs 1 (a snapshot weighs
 ``1 / snapshots of its deal``), for every rate, curve and histogram here.
@@ -40,21 +39,22 @@ import datetime as _dt
 import math
 import os
 import uuid
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import jinja2
 import numpy as np
 import pandas as pd
 
 from scoring import paths
 from scoring.errors import ModelError
-from scoring.model.artifact import load_model, read_split
+from scoring.evidence.status import MET, UNKNOWN
+from scoring.model.artifact import load_model, model_no_decision_as, model_split
+from scoring.model.features import UNKNOWN_SUFFIX
 from scoring.model.logistic import Model, coef_to_points, sigmoid
-from scoring.model.metrics import probability_metrics, reliability_table
-from scoring.model.report_figures import FIGURES, draw_figures
-from scoring.model.report_text import num, pct, sign_class, signed, words
+from scoring.model.metrics import baseline_verdict, probability_metrics, reliability_table
+from scoring.model.report_figures import draw_figures
+from scoring.model.report_page import render_html
+from scoring.model.report_text import words
 from scoring.model.train import deal_counts, prepare_history, rule_scores
 
 #: on which snapshots the per-rule statistics are computed: every kept snapshot of the history, or the held-out part
@@ -66,45 +66,6 @@ NEUTRAL_POINTS = 1.0
 #: a rule whose win rate when fired is not at least this far from when not fired (in the direction of its
 #: expert points) gets a "check the rule" note: it does not separate wins from losses
 MIN_LIFT = 0.02
-#: the held-out metrics of the page, and which way is better
-METRICS = (("roc_auc", "higher"), ("log_loss", "lower"), ("brier", "lower"), ("ece", "lower"))
-#: the training parameters the page's header shows
-SHOWN_PARAMS = ("C", "seed", "test_fraction", "no_decision_as", "min_per_class", "applicable_only")
-TEMPLATE = "report.html"
-
-
-# --------------------------------------------------------------------------- the verdict
-def baseline_verdict(metrics: Mapping[str, Any]) -> str:
-    """Which baselines the model beats on held-out log loss (strictly lower).
-
-    Returns ``"both"``, ``"base_rate"`` (only that one), ``"rule_score"``
-    (only that one), ``"neither"``, or ``"unknown"`` when a log loss is missing.
-
-    >>> baseline_verdict({"model": {"log_loss": 0.4}, "base_rate": {"log_loss": 0.5},
-    ...                   "rule_score": {"log_loss": 0.45}})
-    'both'
-    """
-    try:
-        m = float(metrics["model"]["log_loss"])
-        b = float(metrics["base_rate"]["log_loss"])
-        r = float(metrics["rule_score"]["log_loss"])
-    except (KeyError, TypeError, ValueError):
-        return "unknown"
-    if any(math.isnan(v) for v in (m, b, r)):
-        return "unknown"
-    beats_b, beats_r = m < b, m < r
-    return "both" if beats_b and beats_r else "base_rate" if beats_b else "rule_score" if beats_r else "neither"
-
-
-def verdict_sentence(metrics: Mapping[str, Any], lang: str = "en") -> str:
-    """The report's sentence on whether the model beats both baselines on held-out log loss."""
-    w = words(lang)
-    v = baseline_verdict(metrics)
-    if v == "unknown":
-        return w["v_unknown"]
-    return w[{"both": "v_both", "base_rate": "v_base", "rule_score": "v_rule", "neither": "v_neither"}[v]].format(
-        m=num(metrics["model"]["log_loss"], 4), b=num(metrics["base_rate"]["log_loss"], 4),
-        r=num(metrics["rule_score"]["log_loss"], 4))
 
 
 # --------------------------------------------------------------------------- plain data
@@ -206,11 +167,11 @@ def rule_statistics(model: Model, status: np.ndarray, stages: Sequence[str], y: 
     rows = []
     for j, r in enumerate(pack.rules):
         applies = np.ones(len(stages), bool) if apply_all else np.array([r.applies_at(s) for s in stages], bool)
-        met = (status[:, j] == 1) & applies
-        unk = (status[:, j] == 2) & applies
+        met = (status[:, j] == MET) & applies
+        unk = (status[:, j] == UNKNOWN) & applies
         not_met = applies & ~met
         lp = float(learned[r.id])
-        lpu = float(learned.get(r.id + "__unknown", float("nan")))
+        lpu = float(learned.get(r.id + UNKNOWN_SUFFIX, float("nan")))
         row = {"rule": r.id, "title": r.text("title", lang), "kind": r.kind, "expert_points": float(r.points),
                "learned_points": lp, "learned_points_unknown": lpu,
                "fire_rate": float(w[met].sum() / W) if W else float("nan"),
@@ -259,10 +220,9 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
     words(lang)
     manifest = model.manifest
     if split is None:
-        split = read_split(model.path) if model.path else {"train": [], "test": []}
+        split = model_split(model)
     training = manifest.get("training", {}) or {}
-    nd = (training.get("params") or {}).get("no_decision_as", "lost")
-    h = prepare_history(records, model.pack, no_decision_as=nd)
+    h = prepare_history(records, model.pack, no_decision_as=model_no_decision_as(model))
     status, stages = model.evidence.statuses(h.records)
     X = model.evidence.transform_statuses(status, stages)
     p_model = model.lr.predict_proba(X)[:, 1] if len(X) else np.zeros(0)
@@ -298,157 +258,6 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
                                                                 "deals": int(len(set(h.deal[on])))}}
 
 
-# --------------------------------------------------------------------------- the page
-def _cell(text: Any, cls: str) -> dict[str, Any]:
-    return {"text": text, "cls": cls}
-
-
-def _signed_cell(x: float | None, digits: int = 1) -> dict[str, Any]:
-    return _cell(signed(x, digits), sign_class(x, digits))
-
-
-def _about(manifest: Mapping[str, Any], w: Mapping[str, str], history_desc: str, drawn: str) -> list[tuple[str, Any]]:
-    pack = manifest.get("rule_pack", {}) or {}
-    training = manifest.get("training", {}) or {}
-    params = training.get("params", {}) or {}
-    libs = manifest.get("libraries", {}) or {}
-    return [(w["model"], manifest.get("model_id")), (w["pack"], pack.get("version_tag")),
-            (w["pack_fp"], pack.get("fingerprint")), (w["data_fp"], training.get("data_fingerprint")),
-            (w["created"], manifest.get("created_at")),
-            (w["params"], ", ".join(f"{k}={v}" for k, v in params.items() if k in SHOWN_PARAMS)),
-            (w["libraries"], ", ".join(f"{k} {v}" for k, v in libs.items())),
-            (w["history"], history_desc), (w["drawn_with"], drawn)]
-
-
-def _counts(counts: Mapping[str, Any], w: Mapping[str, str]) -> tuple[list[list], str]:
-    rows = []
-    for key in ("input", "kept", "train", "test"):
-        c = counts.get(key)
-        if not c:
-            continue
-        closed = counts.get(f"{key}_closed")
-        rows.append([w[key]] + [_cell(c.get(k, "–"), "n") for k in ("snapshots", "deals", "won", "lost")]
-                    + [" – ".join(closed) if closed else ""])
-    parts = [f"{w.get('drop_' + k, k)} {v}" for k, v in (counts.get("drops") or {}).items() if v]
-    rejected = (counts.get("input") or {}).get("rejected")
-    if rejected:
-        parts.append(f"{w['rejected']} {rejected}")
-    return rows, "; ".join(parts) if parts else w["none"]
-
-
-def _metric_rows(metrics: Mapping[str, Any], w: Mapping[str, str]) -> tuple[list[str], list[dict]]:
-    cols = [("model", w["m_model"]),
-            ("base_rate", w["m_base_rate"].format(p=num((metrics.get("base_rate") or {}).get("p")))),
-            ("rule_score", w["m_rule_score"])]
-    rows = []
-    for key, better in METRICS:
-        vals = [(metrics.get(c) or {}).get(key) for c, _ in cols]
-        known = [v for v in vals if v is not None]
-        best = (max(known) if better == "higher" else min(known)) if known else None
-        rows.append({"label": w[key], "better": w[better],
-                     "cells": [{"text": num(v, 4), "best": v is not None and v == best} for v in vals]})
-    return [label for _, label in cols], rows
-
-
-def _curves(data: Mapping[str, Any], w: Mapping[str, str], history_desc: str) -> dict[str, str] | None:
-    ho = data["held_out"]
-    if ho is None:
-        return None
-    mm = data["manifest"].get("metrics") or {}
-    rs = ho["metrics"]["rule_score"] or {}
-    return {"fallback": w["curves_fallback"].format(deals=ho["deals"]) if ho["fallback"] else "",
-            "note": w["curves_note"].format(
-                src=history_desc, deals=ho["deals"], snap=ho["snapshots"], won=ho["won"], lost=ho["lost"],
-                m=num(ho["metrics"]["model"]["log_loss"], 4), r=num(rs.get("log_loss"), 4),
-                mm=num((mm.get("model") or {}).get("log_loss"), 4),
-                mr=num((mm.get("rule_score") or {}).get("log_loss"), 4))}
-
-
-def _coefficient_rows(c: Mapping[str, Any], w: Mapping[str, str]) -> dict[str, list]:
-    def kind(k: str) -> str:
-        return w.get(f"k_{k}", k)
-
-    met = []
-    for r in c["met"].itertuples(index=False):
-        bad = r.sign in ("opposite", "ignored")
-        met.append({"cls": "disagree" if bad else "", "cells": [
-            r.rule, _cell(r.title, "t"), kind(r.kind), _signed_cell(r.expert_points, 0),
-            _signed_cell(r.coefficient, 3), _signed_cell(r.learned_points), _cell(signed(r.gap), "n"),
-            _cell(w[f"sign_{r.sign}"], "warn nw" if bad else "nw")]})
-    unknown = [[r.rule, _cell(r.rule_title, "t"), kind(r.kind), _signed_cell(r.coefficient, 3),
-                _signed_cell(r.learned_points)] for r in c["unknown"].itertuples(index=False)]
-    other = [[r.feature, r.title, _signed_cell(r.coefficient, 3), _signed_cell(r.learned_points)]
-             for r in c["other"].itertuples(index=False)]
-    return {"coef_met": met, "coef_unknown": unknown, "coef_other": other}
-
-
-def _rule_rows(rules: pd.DataFrame, w: Mapping[str, str]) -> list[dict]:
-    out = []
-    for r in rules.itertuples(index=False):
-        muted = bool({"never", "few"} & set(r.notes))
-        win_cls = "n"
-        if not muted and not math.isnan(r.win_rate_fired) and not math.isnan(r.win_rate_not_fired):
-            win_cls = "n pos" if r.win_rate_fired > r.win_rate_not_fired else "n neg"
-        out.append({"cls": "muted" if muted else "", "notes": [w["n_" + n] for n in r.notes], "cells": [
-            r.rule, _cell(r.title, "t"), w.get(f"k_{r.kind}", r.kind), _cell(pct(r.fire_rate), "n"),
-            _cell(pct(r.unknown_rate), "n"), _cell(r.deals_fired, "n"), _cell(pct(r.win_rate_fired), win_cls),
-            _cell(pct(r.win_rate_not_fired), "n"), _signed_cell(r.expert_points, 0),
-            _signed_cell(r.learned_points), _signed_cell(r.learned_points_unknown)]})
-    return out
-
-
-def page_view(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en", history_desc: str = "",
-              drawn: str = "") -> dict[str, Any]:
-    """What the page template lays out: the texts of :func:`report_data` in ``lang``, numbers written.
-
-    Table rows are lists of cells; a cell is a value, or ``{"text", "cls"}``
-    for a cell with a CSS class.  A plot missing from ``figs`` is left out.
-    """
-    w = words(lang)
-    manifest = data["manifest"]
-    metrics = manifest.get("metrics", {}) or {}
-    counts = (manifest.get("training") or {}).get("counts") or {}
-    count_rows, drops = _counts(counts, w)
-    metric_columns, metric_rows = _metric_rows(metrics, w)
-    verdict = baseline_verdict(metrics)
-    rs = data["rule_stats_counts"]
-    rules_note = "rules_note_all" if data["rule_stats_on"] == "all" else "rules_note_test"
-    return {
-        "lang": lang, "words": w, "figures": {k: figs.get(k) for k in FIGURES},
-        "model_id": manifest.get("model_id", ""), "version_tag": (manifest.get("rule_pack") or {}).get("version_tag"),
-        "about": _about(manifest, w, history_desc, drawn), "counts": count_rows, "drops": drops,
-        "metrics_note": w["metrics_note"].format(deals=(counts.get("test") or {}).get("deals", "?")),
-        "metric_columns": metric_columns, "metrics": metric_rows,
-        "verdict": {"code": verdict, "sentence": verdict_sentence(metrics, lang),
-                    "cls": "good" if verdict == "both" else "unknown" if verdict == "unknown" else "bad"},
-        "curves": _curves(data, w, history_desc),
-        "coef_note": w["coef_note"].format(k=num(data["coefficients"]["k"], 2)),
-        **_coefficient_rows(data["coefficients"], w),
-        "rules_note": w[rules_note].format(snap=rs["snapshots"], deals=rs["deals"]),
-        "rules": _rule_rows(data["rules"], w),
-    }
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    """The page's template environment: the package's ``templates/``, every value autoescaped, None as ''."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("scoring.model", "templates"), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
-                              finalize=lambda x: "" if x is None else x)
-
-
-def render_html(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en", history_desc: str = "",
-                drawn: str = "") -> str:
-    """The report page (a string) from :func:`report_data` and :func:`~scoring.model.report_figures.draw_figures`."""
-    return _environment().get_template(TEMPLATE).render(page=page_view(data, figs, lang, history_desc, drawn)) + "\n"
-
-
-def default_report_path(model_id: str) -> Path:
-    """``<project>/out/report-<model id>.html`` (never inside the artifact: an
-    extra file there would make it fail its checksum verification)."""
-    return paths.project_root() / "out" / f"report-{model_id}.html"
-
-
 def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path | None = None,
                  out: str | Path | None = None, lang: str = "en", *, rule_stats: str = "all") -> Path:
     """Write the model report of the artifact at ``model_dir`` as one self-contained HTML file.
@@ -461,8 +270,9 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
         The history holding the model's test deals, for the curves, histograms
         and rule statistics; default the bundled ``datasets/sample/history.jsonl``.
     out : path, optional
-        The HTML file to write; default :func:`default_report_path`.  It must
-        not lie inside ``model_dir``.
+        The HTML file to write; default :func:`scoring.paths.default_report`.  It
+        must not lie inside ``model_dir`` (an extra file there fails the
+        artifact's verification).
     lang : "en" or "zh"
         Language of the headings and of the rule titles (from the pack).
     rule_stats : "all" or "test"
@@ -482,12 +292,12 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
     words(lang)
     model = load_model(model_dir)
     model_id = model.manifest.get("model_id") or Path(model_dir).name
-    target = Path(out) if out is not None else default_report_path(model_id)
+    target = Path(out) if out is not None else paths.default_report(model_id)
     if Path(model_dir).resolve() in target.resolve().parents:
         raise ModelError(f"{target}: write the report outside the model folder {model_dir} "
                          "(an extra file there breaks the artifact's verification)")
     records, desc = _read_history(history, model, lang)
-    data = report_data(model, records, read_split(model_dir), rule_stats=rule_stats, lang=lang)
+    data = report_data(model, records, model_split(model), rule_stats=rule_stats, lang=lang)
     figs = draw_figures(data, lang)
     import matplotlib
 

@@ -8,9 +8,10 @@ plots' legends.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 from scoring.errors import ModelError
+from scoring.model.metrics import baseline_verdict
 
 LANGS = ("en", "zh")
 
@@ -206,3 +207,14 @@ def sign_class(x: float | None, digits: int = 1) -> str:
     if _missing(x) or round(x, digits) == 0:
         return "n"
     return "n pos" if x > 0 else "n neg"
+
+
+def verdict_sentence(metrics: Mapping[str, Any], lang: str = "en") -> str:
+    """The report's sentence on whether the model beats both baselines on held-out log loss."""
+    w = words(lang)
+    v = baseline_verdict(metrics)
+    if v == "unknown":
+        return w["v_unknown"]
+    return w[{"both": "v_both", "base_rate": "v_base", "rule_score": "v_rule", "neither": "v_neither"}[v]].format(
+        m=num(metrics["model"]["log_loss"], 4), b=num(metrics["base_rate"]["log_loss"], 4),
+        r=num(metrics["rule_score"]["log_loss"], 4))
