@@ -39,7 +39,7 @@ import shutil
 import uuid
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 
@@ -47,6 +47,9 @@ from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
 from scoring.model.logistic import Model
+
+if TYPE_CHECKING:  # for the annotation only: loading a model never needs the training code
+    from scoring.model.train import TrainResult
 
 FORMAT = "dealscore-model/1"
 MANIFEST = "manifest.json"
@@ -99,7 +102,7 @@ def _clean(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- save / load
-def save_model(result: Any, out_dir: str | Path | None = None, *, root: str | Path | None = None) -> Path:
+def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root: str | Path | None = None) -> Path:
     """Write the model of ``result`` (a :class:`scoring.model.train.TrainResult`) as an artifact.
 
     ``out_dir`` is the artifact folder to create (it must not exist); default

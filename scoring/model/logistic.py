@@ -36,6 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from scoring.errors import ModelError
 from scoring.evidence.durable import Engine, Evaluation
 from scoring.evidence.pack import RulePack
 from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
@@ -160,7 +161,7 @@ class Model:
                 return MODEL_LABELS["stage"][lang].format(STAGE_NAMES[lang].get(ref, ref))
             title = self.pack.rule(ref).text("title", lang)
             return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
-        raise KeyError(feature)
+        raise ModelError(f"{feature!r} is not an evidence column of model {self.model_version}")
 
     def _reason_rows(self, x: np.ndarray, lang: str) -> list[dict]:
         contrib = x * self.coef
