@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from scoring.contract.frames import records_to_frames
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
 from scoring.errors import ScoringError
-from scoring.contract.ingest import Chunk, DuplicateFilter, InputStream, load_partition
-from scoring.contract.records import merge_schema, read_records
+from scoring.contract.reader import Chunk, DuplicateFilter, InputStream, load_partition, read_records
+from scoring.contract.schema import merge_schema
 from dealscore_datasets.generate import generate_tables, tables_to_records, write_jsonl, write_tables
 
 PACK = SimpleNamespace(fields=CONTRACT)
