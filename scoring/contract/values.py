@@ -104,6 +104,7 @@ class JSONConstant:
 
 
 _NA = pd.NA
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # a whole number is a 64-bit integer (the frames' Int64)
 _NAT = pd.NaT
 
 
@@ -235,31 +236,34 @@ def converters(f: Field) -> tuple[Converter, Converter]:
 
     if t == "int":
 
+        def check_int(n, v):
+            if not _INT_MIN <= n <= _INT_MAX:
+                raise Bad(f"{show(v)} is out of range for a whole number (64 bits)")
+            return check_min(n)
+
         def native(v):
             tv = type(v)
-            if tv is int:
-                return check_min(v)
             if tv is bool or isinstance(v, np.bool_):
                 raise Bad(f"{show(v)} is not a whole number")
             if isinstance(v, (int, np.integer)):
-                return check_min(int(v))
+                return check_int(int(v), v)
             if isinstance(v, (float, np.floating)):
                 if v != v:
                     return None
                 if math.isinf(v) or not float(v).is_integer():
                     raise Bad(f"{show(v)} is not a whole number")
-                return check_min(int(v))
+                return check_int(int(v), v)
             if is_null(v):
                 return None
             raise Bad(f"{show(v)} is not a whole number")
 
         def text(s):
             if _INT_RE.fullmatch(s):
-                return check_min(int(s))
+                return check_int(int(s), s)
             if _NUM_RE.fullmatch(s):
                 x = float(s)
                 if math.isfinite(x) and x.is_integer():
-                    return check_min(int(x))
+                    return check_int(int(x), s)
             raise Bad(f"{show(s)} is not a whole number")
 
         return native, text
@@ -268,12 +272,13 @@ def converters(f: Field) -> tuple[Converter, Converter]:
 
         def native(v):
             tv = type(v)
-            if tv is float or tv is int:
-                x = float(v)
-            elif tv is bool or isinstance(v, np.bool_):
+            if tv is bool or isinstance(v, np.bool_):
                 raise Bad(f"{show(v)} is not a number")
-            elif isinstance(v, (int, float, np.integer, np.floating)):
-                x = float(v)
+            if isinstance(v, (int, float, np.integer, np.floating)):
+                try:
+                    x = float(v)
+                except OverflowError:  # a Python int beyond any float
+                    raise Bad(f"{show(v)} is not a finite number") from None
             elif is_null(v):
                 return None
             else:

@@ -1,129 +1,25 @@
-"""Reading and validating records: the data contract (contract/README.md)."""
+"""read_records: every input form read into nested records, rejects, orphans and undeclared fields."""
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import random
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
-from scoring.errors import RecordError, ScoringError
+from contract_cases import (BAD, assert_accounted, base, csv_folder, write_csv_tables, write_jsonl,
+                            write_parquet_tables)
 from scoring.contract.nested import validate_record
-from scoring.contract.reader import ReadResult, read_records
-from scoring.contract.schema import merge_schema
+from scoring.contract.reader import read_records
+from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field, merge_schema
+from scoring.errors import RecordError, ScoringError
 
 DATA = Path(__file__).parent / "data"
-OPP = CONTRACT["opportunity"]
-
-
-# --------------------------------------------------------------------------- #
-# helpers: write the nested and the table forms
-# --------------------------------------------------------------------------- #
-def base(**kw) -> dict:
-    rec = {"id": "OPP-1", "stage": "solution"}
-    rec.update(kw)
-    return rec
-
-
-def write_jsonl(path: Path, records, gz=False) -> Path:
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    if gz:
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if v is True or v is False:
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def _split(records, with_as_of=True):
-    """Nested records -> (opportunity rows, {child entity: rows}) of plain dicts."""
-    opps, kids = [], {c: [] for c in CHILD_LISTS}
-    for r in records:
-        opps.append({k: v for k, v in r.items() if k not in CHILD_LISTS})
-        for c in CHILD_LISTS:
-            for row in r.get(c) or []:
-                key = {"opportunity_id": r["id"]}
-                if with_as_of:
-                    key["as_of"] = r.get("as_of")
-                kids[c].append({**key, **row})
-    return opps, kids
-
-
-def _columns(entity):
-    cols = list(CONTRACT[entity])
-    return cols if entity == "opportunity" else ["opportunity_id", "as_of", *cols]
-
-
-def write_csv_tables(folder: Path, records, with_as_of=True) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    opps, kids = _split(records, with_as_of)
-    for name, rows, ent in [("opportunities", opps, "opportunity")] + [(c, kids[c], c) for c in CHILD_LISTS]:
-        cols = _columns(ent) if with_as_of or ent == "opportunity" else [c for c in _columns(ent) if c != "as_of"]
-        df = pd.DataFrame([{c: _cell(r.get(c)) for c in cols} for r in rows], columns=cols, dtype=str)
-        df.to_csv(folder / f"{name}.csv", index=False)
-    return folder
-
-
-_ARROW = {"string": pa.string(), "enum": pa.string(), "bool": pa.bool_(), "int": pa.int64(),
-          "number": pa.float64(), "date": pa.date32()}
-
-
-def _arrow_table(rows, entity):
-    fields = CONTRACT[entity]
-    arrays, names = [], []
-    for c in _columns(entity):
-        typ = pa.string() if c == "opportunity_id" else _ARROW[(fields.get(c) or OPP[c]).type]
-        vals = [r.get(c) for r in rows]
-        if typ == pa.date32():
-            vals = [None if v is None else dt.date.fromisoformat(v) for v in vals]
-        if typ == pa.float64():
-            vals = [None if v is None else float(v) for v in vals]
-        arrays.append(pa.array(vals, type=typ))
-        names.append(c)
-    return pa.table(arrays, names=names)
-
-
-def write_parquet_tables(folder: Path, records) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    opps, kids = _split(records)
-    pq.write_table(_arrow_table(opps, "opportunity"), folder / "opportunities.parquet")
-    for c in CHILD_LISTS:
-        pq.write_table(_arrow_table(kids[c], c), folder / f"{c}.parquet")
-    return folder
-
-
-def csv_folder(tmp_path, opps: str, **children: str) -> Path:
-    folder = tmp_path / "tables"
-    folder.mkdir()
-    (folder / "opportunities.csv").write_text(opps, encoding="utf-8")
-    for name, text in children.items():
-        (folder / f"{name}.csv").write_text(text, encoding="utf-8")
-    return folder
-
-
-def assert_accounted(res: ReadResult):
-    assert res.n_read == len(res.records) + len(res.rejects)
-    for r in res.rejects:
-        assert set(r) <= {"id", "field", "reason", "line", "row"}
 
 
 # --------------------------------------------------------------------------- #
@@ -140,47 +36,9 @@ def test_contract_examples_validate():
     assert res.records[1]["partners"] == []
 
 
-def test_example_records_validate_one_by_one_and_are_not_modified():
-    for line in (DATA / "example.jsonl").read_text().splitlines():
-        raw = json.loads(line)
-        before = json.dumps(raw, sort_keys=True)
-        out = validate_record(raw)
-        assert out is not raw
-        assert json.dumps(raw, sort_keys=True) == before
-
-
-def test_normalised_record_declares_every_field_and_child_list():
-    out = validate_record(base())
-    assert set(OPP) <= set(out)
-    assert all(out[k] is None for k in OPP if k not in ("id", "stage"))
-    assert all(out[c] == [] for c in CHILD_LISTS)
-
-
 # --------------------------------------------------------------------------- #
 # unknown is not false
 # --------------------------------------------------------------------------- #
-def test_missing_and_null_are_unknown_and_distinct_from_false():
-    out = validate_record(base(needs_understood=False, tailored_solution=None))
-    assert out["needs_understood"] is False
-    assert out["tailored_solution"] is None
-    assert out["decision_chain_mapped"] is None  # missing
-
-
-def test_missing_or_null_child_list_is_empty_list():
-    assert validate_record(base(contacts=None))["contacts"] == []
-    assert validate_record(base())["partners"] == []
-
-
-def test_pandas_nan_and_na_become_none_never_a_value():
-    df = pd.DataFrame({"id": ["A"], "stage": ["solution"], "amount": [float("nan")],
-                       "site_visits": pd.array([None], dtype="Int64"),
-                       "needs_understood": pd.array([None], dtype="boolean"),
-                       "as_of": pd.to_datetime([None])})
-    out = validate_record(df.to_dict("records")[0])
-    assert out["amount"] is None and out["site_visits"] is None
-    assert out["needs_understood"] is None and out["as_of"] is None
-
-
 def test_csv_empty_cells_are_unknown(tmp_path):
     folder = csv_folder(tmp_path, "id,stage,needs_understood,amount,decision_maker_signal,name\n"
                                   "A,solution,,,,\nB,solution,false,0,none,x\n")
@@ -274,46 +132,6 @@ def test_csv_numbers_parse_to_python_types(tmp_path):
 # --------------------------------------------------------------------------- #
 # bad records (contract "Bad input")
 # --------------------------------------------------------------------------- #
-BAD = [
-    ("no id", {"id": None}, None, "id", "required field is missing"),
-    ("blank id", {"id": "  "}, None, "id", "blank"),
-    ("int id", {"id": 42}, None, "id", "42 is not a string"),
-    ("no stage", {"stage": None}, "OPP-1", "stage", "required field is missing"),
-    ("unknown stage", {"stage": "closing"}, "OPP-1", "stage", "'closing' is not one of technical_promotion"),
-    ("negative count", {"open_obstacles": -2}, "OPP-1", "open_obstacles", "-2 is below the minimum 0"),
-    ("negative amount", {"amount": -0.5}, "OPP-1", "amount", "-0.5 is below the minimum 0"),
-    ("enum outside list", {"decision_maker_signal": "maybe"}, "OPP-1", "decision_maker_signal",
-     "'maybe' is not one of none, implicit, explicit"),
-    ("accompanied > visits", {"site_visits": 1, "site_visits_accompanied": 3}, "OPP-1",
-     "site_visits_accompanied", "site_visits_accompanied (3) exceeds site_visits (1)"),
-    ("bool as string", {"needs_understood": "true"}, "OPP-1", "needs_understood",
-     "'true' is not a boolean (write true or false without quotes)"),
-    ("bool as int", {"needs_understood": 1}, "OPP-1", "needs_understood", "1 is not a boolean"),
-    ("True as int", {"site_visits": True}, "OPP-1", "site_visits", "true is not a whole number"),
-    ("fractional int", {"site_visits": 2.5}, "OPP-1", "site_visits", "2.5 is not a whole number"),
-    ("int as string", {"site_visits": "2"}, "OPP-1", "site_visits", "'2' is not a whole number"),
-    ("infinite number", {"amount": float("inf")}, "OPP-1", "amount", "inf is not a finite number"),
-    ("bool number", {"amount": False}, "OPP-1", "amount", "false is not a number"),
-    ("bad date", {"as_of": "01/02/2026"}, "OPP-1", "as_of", "'01/02/2026' is not a date (YYYY-MM-DD)"),
-    ("date as number", {"as_of": 20260102}, "OPP-1", "as_of", "20260102 is not a date"),
-    ("bad outcome", {"outcome": "win"}, "OPP-1", "outcome", "'win' is not one of won, lost, no_decision"),
-    ("number in text", {"currency": 156}, "OPP-1", "currency", "156 is not a string"),
-    ("bad child row", {"contacts": [{"role": "approver"}, {"role": "boss"}]}, "OPP-1", "contacts[1].role",
-     "'boss' is not one of approver"),
-    ("child row not an object", {"partners": ["Huabei"]}, "OPP-1", "partners[0]", "must be an object"),
-    ("child list not a list", {"competitors": {"name": "X"}}, "OPP-1", "competitors", "must be a list"),
-]
-
-
-@pytest.mark.parametrize("what,change,rid,field,reason", BAD, ids=[b[0] for b in BAD])
-def test_validate_record_raises_record_error_naming_record_and_field(what, change, rid, field, reason):
-    with pytest.raises(RecordError) as exc:
-        validate_record(base(**change))
-    assert exc.value.record_id == rid
-    assert exc.value.field == field
-    assert reason in exc.value.reason
-
-
 BAD_JSON = [b for b in BAD if b[0] != "infinite number"]  # not JSON: see test_jsonl_nan_and_infinity_tokens_...
 
 
@@ -338,65 +156,6 @@ def test_bad_child_row_reason_names_the_row_in_table_form(tmp_path):
                             "reason": "'boss' is not one of approver, decision_maker, evaluator, advisor, "
                                       "gatekeeper, user (contacts.csv row 3)"}]
     assert res.orphans == []
-
-
-def test_int_field_accepts_whole_floats():
-    assert validate_record(base(site_visits=3.0))["site_visits"] == 3
-    assert type(validate_record(base(site_visits=np.int64(3)))["site_visits"]) is int
-
-
-@given(st.integers(min_value=0, max_value=10**12))
-def test_int_field_accepts_non_negative_ints(n):
-    out = validate_record(base(tech_presentations=n, amount=n))
-    assert out["tech_presentations"] == n and type(out["tech_presentations"]) is int
-    assert out["amount"] == float(n) and type(out["amount"]) is float
-
-
-@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer()))
-def test_int_field_rejects_fractions(x):
-    with pytest.raises(RecordError) as exc:
-        validate_record(base(tech_presentations=x))
-    assert exc.value.field == "tech_presentations"
-
-
-@given(st.integers(max_value=-1))
-def test_counts_below_minimum_are_rejected(n):
-    with pytest.raises(RecordError, match="below the minimum 0"):
-        validate_record(base(group_events=n))
-
-
-@pytest.mark.parametrize("value", [dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 10, 30),
-                                   pd.Timestamp("2026-01-02"), np.datetime64("2026-01-02"), "2026-01-02"])
-def test_date_accepts_dates_timestamps_and_iso_strings(value):
-    assert validate_record(base(as_of=value))["as_of"] == "2026-01-02"
-
-
-def test_accompanied_equal_to_visits_or_unknown_visits_is_fine():
-    assert validate_record(base(site_visits=2, site_visits_accompanied=2))["site_visits_accompanied"] == 2
-    assert validate_record(base(site_visits_accompanied=5))["site_visits"] is None
-
-
-def test_outcome_and_closed_at_are_validated_outside_history_mode():
-    out = validate_record(base(outcome="won", closed_at="2026-02-01"))
-    assert out["outcome"] == "won" and out["closed_at"] == "2026-02-01"
-
-
-def test_history_mode_requires_the_outcome():
-    with pytest.raises(RecordError) as exc:
-        validate_record(base(), history=True)
-    assert exc.value.field == "outcome"
-    assert validate_record(base(outcome="no_decision"), history=True)["outcome"] == "no_decision"
-
-
-def test_undeclared_fields_are_kept_untouched():
-    out = validate_record(base(pilot={"weeks": 3}, contacts=[{"name": "A", "nickname": "Al"}]))
-    assert out["pilot"] == {"weeks": 3}
-    assert out["contacts"][0]["nickname"] == "Al"
-
-
-def test_record_that_is_not_a_mapping_raises_record_error():
-    with pytest.raises(RecordError):
-        validate_record(["OPP-1"])
 
 
 # --------------------------------------------------------------------------- #
@@ -716,25 +475,6 @@ def test_merged_schema_validates_a_packs_own_fields(tmp_path):
     assert res.undeclared_fields == {}
     assert res.records[0]["pilot_weeks"] == 2 and res.records[0]["contacts"][0]["golfer"] is True
     assert res.rejects == [{"id": "B", "field": "pilot_weeks", "reason": "'x' is not a whole number", "row": 2}]
-
-
-def test_merge_schema_rejects_a_contract_field_with_another_type():
-    with pytest.raises(ValueError, match="amount"):
-        merge_schema(CONTRACT, {"opportunity": {"amount": Field("amount", "string")}})
-    with pytest.raises(ValueError, match="decision_maker_signal"):
-        merge_schema(CONTRACT, {"opportunity": {"decision_maker_signal": Field(
-            "decision_maker_signal", "enum", values=("yes", "no"))}})
-
-
-def test_merge_schema_keeps_the_contract_definition_and_leaves_inputs_alone():
-    merged = merge_schema(CONTRACT, {"opportunity": {"site_visits_accompanied": Field("site_visits_accompanied", "int")}})
-    assert merged["opportunity"]["site_visits_accompanied"] is OPP["site_visits_accompanied"]
-    assert merged is not CONTRACT and "pilot" not in CONTRACT["opportunity"]
-
-
-def test_merge_schema_rejects_unknown_entity():
-    with pytest.raises(ValueError, match="entity"):
-        merge_schema(CONTRACT, {"deals": {"x": Field("x", "bool")}})
 
 
 def test_parquet_timestamps_and_int_columns_for_number_fields(tmp_path):
