@@ -11,7 +11,7 @@ child process (so its peak RSS is the reader's alone) times:
 * loading + validating every partition (``load_partition``), one core,
 
 and reports deals/s and peak RSS (``ru_maxrss``).  ``--reference N`` also
-times ``scoring.contract.reader.read_records`` on the first N deals for comparison.
+times ``scoring.contract.reader.read_records`` (nested records) on the first N deals.
 Prints figures, asserts nothing.
 """
 from __future__ import annotations
