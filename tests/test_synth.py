@@ -10,7 +10,8 @@ import pytest
 
 from dealscore_datasets import generate as synth
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT
-from scoring.contract.records import read_jsonl, read_tables, validate_record
+from scoring.contract.nested import validate_record
+from scoring.contract.reader import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datasets" / "sample"
@@ -27,7 +28,7 @@ def pipeline():
 
 
 def _check_contract(rec: dict, history: bool) -> None:
-    """Independent of scoring.contract.records: types, enums, ranges of one nested record."""
+    """Independent of scoring.contract: types, enums, ranges of one nested record."""
     rid = rec["id"]
     assert isinstance(rid, str) and rec["stage"] in CONTRACT["opportunity"]["stage"].values
     entities = [("opportunity", rec)] + [(lst, row) for lst in CHILD_LISTS for row in rec[lst]]
@@ -102,7 +103,7 @@ def test_records_satisfy_contract(pipeline, history, tmp_path):
             _check_contract(rec, hist)
             validate_record(rec, history=hist)  # the project's own validator
         synth.write_jsonl(recs, tmp_path / "x.jsonl")
-        res = read_jsonl(tmp_path / "x.jsonl", history=hist)
+        res = read_records(tmp_path / "x.jsonl", history=hist)
         assert res.rejects == [] and res.undeclared_fields == {} and len(res.records) == len(recs)
 
 
@@ -163,11 +164,11 @@ def test_tables_and_records_carry_the_same_data(history, tmp_path):
         assert sum(len(r[name]) for r in recs) == len(history[name])
     # the written table forms read back (by the project's reader) as the same records
     synth.write_jsonl(recs, tmp_path / "h.jsonl")
-    want = read_jsonl(tmp_path / "h.jsonl", history=True).records
+    want = read_records(tmp_path / "h.jsonl", history=True).records
     for fmt in ("parquet", "csv"):
         paths = synth.write_tables(history, tmp_path / fmt, fmt)
         assert sorted(p.name for p in paths.values()) == sorted(f"{t}.{fmt}" for t in synth.TABLES)
-        res = read_tables(tmp_path / fmt, history=True)
+        res = read_records(tmp_path / fmt, history=True)
         assert res.rejects == [] and res.orphans == []
         assert res.records == want
     text = (tmp_path / "csv" / "opportunities.csv").read_text()
