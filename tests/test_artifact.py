@@ -8,7 +8,7 @@ import pytest
 
 from scoring.model import artifact as A
 from scoring.errors import ModelError
-from scoring.contract.records import validate_record
+from scoring.contract.nested import validate_record
 from scoring.model.train import train
 
 

@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks as ec
 
 from conftest import SMALL_PACK_RULES
-from scoring.contract.records import validate_record
+from scoring.contract.nested import validate_record
 from scoring.errors import ModelError, RecordError
 from scoring.model.features import EvidenceTransformer
 

@@ -108,7 +108,7 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
         ``no_decision_as`` is not one of :data:`NO_DECISION_AS`; two snapshots
         share an ``(id, as_of)``; the snapshots of a deal disagree on its outcome.
     """
-    from scoring.contract.records import validate_record
+    from scoring.contract.nested import validate_record
 
     if no_decision_as not in NO_DECISION_AS:
         raise ModelError(f"no_decision_as must be one of {', '.join(NO_DECISION_AS)}, not {no_decision_as!r}")
@@ -306,7 +306,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     ----------
     history_records : sequence of dict, or a path
         History records (contract form, with ``outcome`` and ``closed_at``);
-        a path is read with :func:`scoring.contract.records.read_records` (its rejects
+        a path is read with :func:`scoring.contract.reader.read_records` (its rejects
         are counted under ``counts["input"]["rejected"]``).
     rules : path or RulePack
         The rule pack whose evidence the model learns from (the bundled one is
@@ -338,7 +338,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     pack = as_pack(rules)
     rejected = 0
     if isinstance(history_records, (str, Path)):
-        from scoring.contract.records import read_records
+        from scoring.contract.reader import read_records
 
         # history=False: a row without outcome is not a bad record here, it is dropped (and counted) below
         rr = read_records(history_records, pack.schema)
