@@ -15,9 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from scoring.model.artifact import load_model
-from scoring.batch.run import ChunkScorer, Thresholds, output_lock, read_output, run_batch
+from scoring.batch.chunks import ChunkScorer
+from scoring.batch.output import output_lock
+from scoring.batch.run import run_batch
 from scoring.cli import main
 from scoring.errors import ScoringError
+from scoring.score.flags import Thresholds
 from dealscore_datasets.generate import write_tables
 
 ROOT = Path(__file__).resolve().parent.parent
