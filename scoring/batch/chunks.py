@@ -9,7 +9,7 @@ same code serves the nightly run (in worker processes) and
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import STALLED, Thresholds, append_flag, stalled
 from scoring.score.vectorscore import Ragged, VectorScorer
+
+if TYPE_CHECKING:
+    from scoring.model.logistic import Model
 
 #: list<string> columns of the output (JSON text in CSV)
 LIST_COLUMNS = ("milestones_passed", "red_flags", "unverified_flags", "reasons_positive", "reasons_negative",
@@ -70,7 +73,7 @@ class ChunkScorer:
     compiles the column-wise evaluator lazily in each process.
     """
 
-    def __init__(self, pack: RulePack, model=None, *, thresholds: Thresholds | None = None,
+    def __init__(self, pack: RulePack, model: Model | None = None, *, thresholds: Thresholds | None = None,
                  keep: Sequence[str] = (), scored_at: str | None = None, as_of_default: str | None = None):
         self.pack = pack
         self.model = model
@@ -160,7 +163,7 @@ class ChunkScorer:
         return append_flag(triggers, stalled(stage_idx, days, self.thresholds), STALLED)
 
 
-def output_schema(pack: RulePack, model=None, keep: Sequence[str] = ()) -> pa.Schema:
+def output_schema(pack: RulePack, model: Model | None = None, keep: Sequence[str] = ()) -> pa.Schema:
     """The Arrow schema of the nightly output (and of :meth:`scoring.api.Scorer.score_frame`'s result)."""
     return ChunkScorer(pack, model, keep=keep).output_schema()
 

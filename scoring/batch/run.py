@@ -20,7 +20,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -35,12 +35,15 @@ from scoring.errors import InputError, ScoringError
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import Thresholds
 
+if TYPE_CHECKING:
+    from scoring.model.logistic import Model
+
 #: rejects are written in blocks of this many rows
 _REJECTS_BLOCK = 10_000
 
 
-def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: RulePack, model=None,
-              rejects: str | os.PathLike | None = None, previous: str | os.PathLike | None = None,
+def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: RulePack,
+              model: Model | None = None, rejects: str | os.PathLike | None = None, previous: str | os.PathLike | None = None,
               as_of: str | None = None, keep: Sequence[str] = (), forecast: str | os.PathLike | None = None,
               thresholds: Thresholds | None = None, workers: int | None = None,
               chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool | None = None,
