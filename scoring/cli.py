@@ -16,6 +16,9 @@ code  meaning
       output; one line ``error: ...`` on stderr, nothing written
 3     ``score``: a larger share of the input was rejected than
       ``--max-rejected-share`` (the outputs and the rejects file are written)
+4     a file or folder could not be read or written (permission denied, a path
+      that is a folder, disk full, ...): one line naming the path; a run's
+      outputs are replaced only at its end, so the previous ones are intact
 ====  ==========================================================================
 
 An unexpected internal error ends in a Python traceback (exit code 1).
@@ -46,6 +49,11 @@ def _fail_clean(fn):
         except ScoringError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # the operating system's refusal, named by its path
+            path = exc.filename2 or exc.filename
+            what = exc.strerror or exc.__class__.__name__
+            click.echo(f"error: {path}: {what}" if path else f"error: {exc}", err=True)
+            sys.exit(ExitCode.IO)
 
     return wrapper
 

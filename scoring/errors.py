@@ -23,6 +23,9 @@ class ExitCode(IntEnum):
     #: ``score``: a larger share of the input was rejected than ``--max-rejected-share``
     #: (the outputs were written)
     REJECTED_SHARE = 3
+    #: a file or folder could not be read or written (permission denied, a path that is a folder,
+    #: disk full, ...); outputs are replaced only at the end of a run, so the previous ones are intact
+    IO = 4
 
 
 class ScoringError(Exception):

@@ -106,6 +106,15 @@ def test_bad_as_of_prints_one_line_and_exits_with_the_usage_code(tmp_path):
     assert "Traceback" not in res.output and not (tmp_path / "s.jsonl").exists()
 
 
+def test_an_output_path_that_is_a_folder_prints_one_line_and_exits_with_the_io_code(tmp_path):
+    (tmp_path / "s.jsonl").mkdir()
+    res = CliRunner().invoke(main, ["score", "--out", str(tmp_path / "s.jsonl"), "--rules", str(ROOT / "rules" / "default")])
+    assert res.exit_code == ExitCode.IO == 4
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {tmp_path / 's.jsonl'}: Is a directory"]
+    assert "Traceback" not in res.output and not list(tmp_path.glob(".s.jsonl.tmp-*"))
+
+
 def test_every_exit_code_is_in_the_documented_table():
     import scoring.cli
 

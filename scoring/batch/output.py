@@ -10,6 +10,7 @@ row) and ``.csv`` (list columns as JSON text).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 from contextlib import contextmanager
@@ -133,6 +134,8 @@ def output_lock(output: Path) -> Iterator[Path]:
 
     lock = Path(output).with_name(Path(output).name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(lock.parent, os.W_OK):
+        raise PermissionError(errno.EACCES, "cannot write in this folder", str(lock.parent))
     flock = FileLock(lock, preserve_lock_file=True, on_acquired=_write_pid)
     try:
         flock.acquire(blocking=False)
