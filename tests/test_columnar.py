@@ -22,7 +22,8 @@ from scoring.evidence.status import STATUS_WORDS
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 from scoring.evidence.durable import Engine
 from scoring.contract.records import validate_record
-from scoring.evidence.pack import COMPARE_OPS, load_pack
+from scoring.evidence.grammar import COMPARE_OPS
+from scoring.evidence.pack import load_pack
 
 from conftest import rule
 

@@ -37,10 +37,11 @@ import pyarrow as pa
 from scoring.contract.frames import Frames
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.contract.schema import STAGE_INDEX, STAGES
-from scoring.evidence.durable import days_between
+from scoring.evidence.compiled import days_between
 from scoring.errors import ScoringError
 from scoring.evidence.pack import RulePack
-from scoring.score.vectorscore import Ragged, VectorScorer
+from scoring.score.ragged import Ragged
+from scoring.score.rulescore import VectorScorer
 
 #: Days in a stage after which a deal counts as stalled (the "stalled stage" analysis-meeting flag).
 DEFAULT_STALL_DAYS = {"technical_promotion": 90, "relationship": 90, "partner": 60, "solution": 60, "bidding": 45}
