@@ -43,7 +43,6 @@ is not reproduced).
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -51,15 +50,13 @@ import numpy as np
 import pandas as pd
 
 from scoring.contract.frames import ROW, Frames
+from scoring.evidence.columns import Column, date_column, series_column, unknown_column, values_column
 from scoring.evidence.compiled import AS_OF, Count, day_number, resolve_status
-from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Cond, Items, Test
+from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items
 from scoring.evidence.pack import RulePack
-from scoring.evidence.status import STATUS_CODES, STATUS_WORDS
+from scoring.evidence.status import STATUS_WORDS
 
 __all__ = ["Evidence", "ColumnarEvaluator"]
-
-_CMP: dict[str, Callable] = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
-
 
 # --------------------------------------------------------------------------- data
 
@@ -100,184 +97,6 @@ class Evidence:
         return out
 
 
-# --------------------------------------------------------------------------- columns
-
-
-class _Col:
-    """One field of one table as numpy arrays.
-
-    kind: ``bool`` | ``num`` | ``cat`` | ``date`` | ``status``.
-    ``vals``: bool / numbers / category codes (-1 = unknown) / day numbers / status codes.
-    ``known``: bool mask, or None when every value is known.
-    ``index``: for ``cat``, value -> code.
-    """
-
-    __slots__ = ("kind", "vals", "known", "index")
-
-    def __init__(self, kind, vals, known=None, index=None):
-        self.kind, self.vals, self.known, self.index = kind, vals, known, index
-
-    def _and_known(self, m: np.ndarray) -> np.ndarray:
-        return m if self.known is None else (m & self.known)
-
-    def ex(self) -> np.ndarray:
-        if self.known is None:
-            return np.ones(len(self.vals), dtype=bool)
-        return self.known.copy()
-
-    def nex(self) -> np.ndarray:
-        if self.known is None:
-            return np.zeros(len(self.vals), dtype=bool)
-        return ~self.known
-
-    def eq(self, v) -> np.ndarray:
-        k = self.kind
-        n = len(self.vals)
-        if k == "cat":
-            code = self.index.get(v) if isinstance(v, str) else None
-            return np.zeros(n, bool) if code is None else (self.vals == code)
-        if k == "status":
-            code = STATUS_CODES.get(v) if isinstance(v, str) else None
-            return np.zeros(n, bool) if code is None else (self.vals == code)
-        if k == "bool":
-            if not isinstance(v, bool):  # a validated pack never compares a bool with a non-bool
-                return np.zeros(n, bool)
-            return self._and_known(self.vals.copy() if v else ~self.vals)
-        if k == "date":
-            day = day_number(v)
-            return np.zeros(n, bool) if day is None else self._and_known(self.vals == day)
-        # num
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return np.zeros(n, bool)
-        return self._and_known(self.vals == v)
-
-    def neq(self, v) -> np.ndarray:
-        k = self.kind
-        if k == "cat":
-            code = self.index.get(v) if isinstance(v, str) else None
-            return self.ex() if code is None else self._and_known(self.vals != code)
-        if k == "status":
-            code = STATUS_CODES.get(v) if isinstance(v, str) else None
-            return np.ones(len(self.vals), bool) if code is None else (self.vals != code)
-        if k == "bool":
-            if not isinstance(v, bool):
-                return self.ex()
-            return self._and_known(~self.vals if v else self.vals.copy())
-        if k == "date":
-            day = day_number(v)
-            return self.ex() if day is None else self._and_known(self.vals != day)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return self.ex()
-        return self._and_known(self.vals != v)
-
-    def cmp(self, op: str, v) -> np.ndarray:
-        if self.kind != "num" or isinstance(v, bool) or not isinstance(v, (int, float)):
-            return np.zeros(len(self.vals), bool)  # the loader allows comparisons on numbers only
-        return self._and_known(_CMP[op](self.vals, v))
-
-
-def _known_mask(s: pd.Series) -> np.ndarray | None:
-    na = s.isna().to_numpy()
-    return ~na if na.any() else None
-
-
-def _bool_col(s: pd.Series) -> _Col:
-    known = _known_mask(s)
-    vals = s.to_numpy(dtype=bool, na_value=False) if known is not None else s.to_numpy(dtype=bool)
-    return _Col("bool", vals, known)
-
-
-def _num_col(s: pd.Series, ftype: str) -> _Col:
-    known = _known_mask(s)
-    dt = s.dtype
-    if ftype == "int" and (isinstance(dt, pd.Int64Dtype) or pd.api.types.is_integer_dtype(dt)):
-        vals = s.to_numpy(dtype=np.int64, na_value=0)
-    else:
-        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        if known is None:
-            nan = np.isnan(vals)
-            known = ~nan if nan.any() else None
-    return _Col("num", vals, known)
-
-
-def _factorize(s: pd.Series) -> tuple[np.ndarray, list]:
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes = s.cat.codes.to_numpy().astype(np.int64)
-        return codes, list(s.cat.categories)
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64), list(uniques)
-
-
-def _cat_col(s: pd.Series) -> _Col:
-    codes, uniques = _factorize(s)
-    index = {}
-    for i, u in enumerate(uniques):
-        if isinstance(u, str):
-            index.setdefault(u, i)
-    na = codes < 0
-    return _Col("cat", codes, ~na if na.any() else None, index)
-
-
-def _date_col(s: pd.Series) -> _Col:
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        d = s.to_numpy(dtype="datetime64[D]")
-        nat = np.isnat(d)
-        vals = d.astype(np.int64)
-        return _Col("date", vals, ~nat if nat.any() else None)
-    codes, uniques = _factorize(s)
-    udays = np.empty(len(uniques) + 1, dtype=np.int64)
-    ok = np.zeros(len(uniques) + 1, dtype=bool)
-    for i, u in enumerate(uniques):
-        day = day_number(u)
-        if day is not None:
-            udays[i], ok[i] = day, True
-    udays[-1] = 0  # code -1 (NA) maps to the last slot
-    vals = udays[codes]
-    known = ok[codes]
-    return _Col("date", vals, None if known.all() else known)
-
-
-def _col_of(s: pd.Series, ftype: str) -> _Col:
-    if ftype == "bool":
-        return _bool_col(s)
-    if ftype in ("int", "number"):
-        return _num_col(s, ftype)
-    if ftype == "date":
-        return _date_col(s)
-    return _cat_col(s)
-
-
-def _unknown_col(n: int, ftype: str) -> _Col:
-    if ftype in ("enum", "string"):
-        return _Col("cat", np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool), {})
-    kind = {"bool": "bool", "int": "num", "number": "num", "date": "date"}[ftype]
-    vals = np.zeros(n, dtype=bool if kind == "bool" else np.int64)
-    return _Col(kind, vals, np.zeros(n, dtype=bool))
-
-
-def _values_col(values: list, ftype: str) -> _Col:
-    """A column from the Python values of validated records (None = unknown): the one-record path."""
-    n = len(values)
-    known = np.fromiter((v is not None for v in values), dtype=bool, count=n)
-    index = None
-    if ftype == "bool":
-        kind, vals = "bool", np.fromiter((v is not None and bool(v) for v in values), dtype=bool, count=n)
-    elif ftype in ("int", "number"):
-        kind = "num"
-        vals = np.fromiter((0 if v is None else v for v in values), dtype=np.int64 if ftype == "int" else np.float64,
-                           count=n)
-    elif ftype == "date":
-        days = [day_number(v) for v in values]
-        kind, vals = "date", np.fromiter((0 if d is None else d for d in days), dtype=np.int64, count=n)
-        known = np.fromiter((d is not None for d in days), dtype=bool, count=n)
-    else:
-        kind, index = "cat", {}
-        vals = np.fromiter((index.setdefault(v, len(index)) if isinstance(v, str) else -1 for v in values),
-                           dtype=np.int64, count=n)
-        known = vals >= 0
-    return _Col(kind, vals, None if known.all() else known, index)
-
-
 # --------------------------------------------------------------------------- evaluation context
 
 
@@ -290,11 +109,11 @@ class _Ctx:
     def __init__(self, ev: "ColumnarEvaluator", n: int):
         self.ev = ev
         self.n = n
-        self.cols: dict[tuple[str, str], _Col] = {}
+        self.cols: dict[tuple[str, str], Column] = {}
         self.results: dict[int, np.ndarray] = {}  # node number (see ColumnarEvaluator._compile) -> mask
         self.rows: dict[str, np.ndarray] = {}
         self.has: dict[str, np.ndarray] = {}
-        self.derived: dict[str, _Col] = {}
+        self.derived: dict[str, Column] = {}
         self.status = np.zeros((len(ev.compiled.rules), n), dtype=np.int8)
 
     def child_rows(self, lst: str) -> np.ndarray:
@@ -311,7 +130,7 @@ class _Ctx:
             self.has[lst] = h
         return h
 
-    def col(self, entity: str, name: str) -> _Col:
+    def col(self, entity: str, name: str) -> Column:
         key = (entity, name)
         c = self.cols.get(key)
         if c is None:
@@ -326,10 +145,10 @@ class _Ctx:
     def _child_rows(self, lst: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _col(self, entity: str, name: str, ftype: str) -> _Col:  # pragma: no cover - abstract
+    def _col(self, entity: str, name: str, ftype: str) -> Column:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _as_of_col(self) -> _Col:  # pragma: no cover - abstract
+    def _as_of_col(self) -> Column:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -350,26 +169,26 @@ class _FramesCtx(_Ctx):
             raise ValueError(f"{lst}: column {ROW} must hold positions 0..{self.n - 1} of deals in opps")
         return r
 
-    def _col(self, entity: str, name: str, ftype: str) -> _Col:
+    def _col(self, entity: str, name: str, ftype: str) -> Column:
         if entity == "opportunity":
             df = self.frames.opps
-            return _col_of(df[name], ftype) if name in df.columns else _unknown_col(self.n, ftype)
+            return series_column(df[name], ftype) if name in df.columns else unknown_column(self.n, ftype)
         df = self.frames.children.get(entity)
         m = len(self.child_rows(entity))
         if df is not None and name in df.columns and m:
-            return _col_of(df[name], ftype)
-        return _unknown_col(m, ftype)
+            return series_column(df[name], ftype)
+        return unknown_column(m, ftype)
 
-    def _as_of_col(self) -> _Col:
+    def _as_of_col(self) -> Column:
         """The effective as_of: the deal's own when known, else the default (always known)."""
         default = day_number(self.as_of_default)
         df = self.frames.opps
         if AS_OF in df.columns:
-            own = _date_col(df[AS_OF])
+            own = date_column(df[AS_OF])
             vals = own.vals if own.known is None else np.where(own.known, own.vals, default)
         else:
             vals = np.full(self.n, default, dtype=np.int64)
-        return _Col("date", vals, None)
+        return Column("date", vals, None)
 
 
 class _RecordCtx(_Ctx):
@@ -383,13 +202,13 @@ class _RecordCtx(_Ctx):
     def _child_rows(self, lst: str) -> np.ndarray:
         return np.zeros(len(self.record.get(lst) or ()), dtype=np.intp)
 
-    def _col(self, entity: str, name: str, ftype: str) -> _Col:
+    def _col(self, entity: str, name: str, ftype: str) -> Column:
         if entity == "opportunity":
-            return _values_col([self.record.get(name)], ftype)
-        return _values_col([it.get(name) for it in self.record.get(entity) or ()], ftype)
+            return values_column([self.record.get(name)], ftype)
+        return values_column([it.get(name) for it in self.record.get(entity) or ()], ftype)
 
-    def _as_of_col(self) -> _Col:
-        return _Col("date", np.array([day_number(self.as_of)], dtype=np.int64), None)
+    def _as_of_col(self) -> Column:
+        return Column("date", np.array([day_number(self.as_of)], dtype=np.int64), None)
 
 
 # --------------------------------------------------------------------------- compiler
@@ -434,7 +253,7 @@ def _or(fns: list[Fn]) -> Fn:
     return run
 
 
-def _test(getcol: Callable[[_Ctx], _Col], op: str, value) -> Fn:
+def _test(getcol: Callable[[_Ctx], Column], op: str, value) -> Fn:
     if op == "$ex":
         return lambda ctx: getcol(ctx).ex()
     if op == "$nex":
@@ -499,14 +318,14 @@ class ColumnarEvaluator:
             where, lst = self._compile(cond.where), cond.list
             reduce = _iany if cond.quantifier == "$iany" else _iall
             fn = lambda ctx: reduce(ctx, lst, where(ctx))  # noqa: E731
-        elif isinstance(cond, Test):
-            fn = self._compile_test(cond)
+        elif isinstance(cond, Check):
+            fn = self._compile_check(cond)
         else:
             raise TypeError(f"not a condition node: {cond!r}")
         fn = self._fns[cond] = _memo(len(self._fns), fn)  # a node shared by several trees runs once
         return fn
 
-    def _compile_test(self, t: Test) -> Fn:
+    def _compile_check(self, t: Check) -> Fn:
         ref = t.ref
         name = ref.name
         if ref.kind == "list":  # only $ex / $nex on a list: non-empty / empty or missing
@@ -517,7 +336,7 @@ class ColumnarEvaluator:
             return _test(lambda ctx: ctx.derived[name], t.op, t.value)
         if ref.kind == "status":
             pos = self.rule_ids.index(name)
-            return _test(lambda ctx: _Col("status", ctx.status[pos]), t.op, t.value)
+            return _test(lambda ctx: Column("status", ctx.status[pos]), t.op, t.value)
         if ref.kind == "item":
             lst = ref.list
             return _test(lambda ctx: ctx.col(lst, name), t.op, t.value)
@@ -535,7 +354,7 @@ class ColumnarEvaluator:
             a, b = ctx.col("opportunity", d.start), ctx.col("opportunity", d.end)
             out[d.name] = d.value(a.vals, a.known, b.vals, b.known)
         for name, (vals, known) in out.items():
-            ctx.derived[name] = _Col("num", vals, known)
+            ctx.derived[name] = Column("num", vals, known)
         return out
 
     def derive_record(self, record: Mapping[str, Any], as_of: str) -> dict[str, int | None]:

@@ -42,7 +42,7 @@ from scoring.contract.schema import CHILD_LISTS
 from scoring.errors import ScoringError
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.compiled import resolve_status
-from scoring.evidence.grammar import EQ, EV_PREFIX, AllOf, AnyOf, Cond, Items, Test
+from scoring.evidence.grammar import EQ, EV_PREFIX, AllOf, AnyOf, Check, Cond, Items
 from scoring.evidence.pack import RulePack
 from scoring.evidence.status import MET, STATUS_WORDS
 
@@ -88,7 +88,7 @@ def to_durable(cond: Cond) -> dict:
     """A condition tree written in the durable-rules grammar (the form a pack author writes).
 
     >>> from scoring.evidence.grammar import Ref
-    >>> to_durable(Items("$iany", "contacts", Test("=", Ref("item", "is_coach", "bool", "contacts"), True)))
+    >>> to_durable(Items("$iany", "contacts", Check("=", Ref("item", "is_coach", "bool", "contacts"), True)))
     {'$iany': {'contacts': {'$i.is_coach': True}}}
     """
     if isinstance(cond, AllOf):
@@ -97,7 +97,7 @@ def to_durable(cond: Cond) -> dict:
         return {"$or": [to_durable(c) for c in cond.parts]}
     if isinstance(cond, Items):
         return {cond.quantifier: {cond.list: to_durable(cond.where)}}
-    if isinstance(cond, Test):
+    if isinstance(cond, Check):
         return {cond.ref.key: cond.value} if cond.op == EQ else {cond.op: {cond.ref.key: cond.value}}
     raise TypeError(f"not a condition node: {cond!r}")
 

@@ -10,7 +10,7 @@ only ever see these trees, through :mod:`scoring.evidence.compiled`.
 
 Nodes
 -----
-:class:`Test`     one test of one input: ``=``, ``$neq``, ``$gt``/``$gte``/``$lt``/``$lte``,
+:class:`Check`    one test of one input: ``=``, ``$neq``, ``$gt``/``$gte``/``$lt``/``$lte``,
                   ``$ex`` (known), ``$nex`` (unknown);
 :class:`AllOf`    ``$and`` of a non-empty list;
 :class:`AnyOf`    ``$or`` of a non-empty list;
@@ -38,7 +38,7 @@ LOGICAL_OPS = ("$and", "$or")
 COMPARE_OPS = ("$gt", "$gte", "$lt", "$lte")
 EXIST_OPS = ("$ex", "$nex")
 LIST_OPS = ("$iany", "$iall")
-#: equality has no operator in the grammar (``{field: value}``); this is its name in a :class:`Test`.
+#: equality has no operator in the grammar (``{field: value}``); this is its name in a :class:`Check`.
 EQ = "="
 NEQ = "$neq"
 SAFE_OPS = frozenset(LOGICAL_OPS + COMPARE_OPS + EXIST_OPS + LIST_OPS + (NEQ,))
@@ -91,7 +91,7 @@ class Ref:
 
 
 @dataclass(frozen=True)
-class Test:
+class Check:
     """One test: ``op`` is :data:`EQ`, :data:`NEQ`, one of :data:`COMPARE_OPS` or :data:`EXIST_OPS`
     (``value`` is then 1)."""
 
@@ -123,7 +123,7 @@ class Items:
     where: "Cond"
 
 
-Cond = Union[Test, AllOf, AnyOf, Items]
+Cond = Union[Check, AllOf, AnyOf, Items]
 
 
 def walk(cond: Cond):
@@ -140,7 +140,7 @@ def inputs(cond: Cond) -> set[str]:
     """The inputs a condition reads (:attr:`Ref.input`; a list quantifier also reads the list)."""
     out: set[str] = set()
     for node in walk(cond):
-        if isinstance(node, Test):
+        if isinstance(node, Check):
             out.add(node.ref.input)
         elif isinstance(node, Items):
             out.add(node.list)
@@ -185,7 +185,7 @@ def parse_condition(raw: Any, scope: Scope, file: str, rule: str) -> Cond:
     --------
     >>> from scoring.contract.schema import CONTRACT
     >>> parse_condition({"$gte": {"tech_presentations": 2}}, Scope(CONTRACT), "f.yaml", "R1")
-    Test(op='$gte', ref=Ref(kind='field', name='tech_presentations', type='int', list=None), value=2)
+    Check(op='$gte', ref=Ref(kind='field', name='tech_presentations', type='int', list=None), value=2)
     """
     return _deal(raw, scope, _Where(file, rule), 0)
 
@@ -296,7 +296,7 @@ def _deal(cond, scope: Scope, at: _Where, depth: int) -> Cond:
             at.fail(f"{key} takes {{field: 1}}, got {val!r}")
         if ref.kind == "count":
             at.fail(f"count {name!r} is always known; {key} on it is meaningless")
-        return Test(key, ref, 1)
+        return Check(key, ref, 1)
     if key in COMPARE_OPS or key == NEQ:
         op, (name, value) = key, _one_key(val, at, key)
     elif key.startswith("$"):
@@ -307,7 +307,7 @@ def _deal(cond, scope: Scope, at: _Where, depth: int) -> Cond:
     if ref.kind == "list":
         at.fail(f"{name!r} is a list: use $iany/$iall or $ex/$nex")
     _check_value(ref, field, value, at, compare=op in COMPARE_OPS)
-    return Test(op, ref, value)
+    return Check(op, ref, value)
 
 
 def _item_ref(name, lst: str, scope: Scope, at: _Where) -> tuple[Ref, Field]:
@@ -337,7 +337,7 @@ def _item(cond, lst: str, scope: Scope, at: _Where, depth: int) -> Cond:
         ref, _ = _item_ref(name, lst, scope, at)
         if one != 1 or isinstance(one, bool):
             at.fail(f"{key} takes {{field: 1}}, got {val!r}")
-        return Test(key, ref, 1)
+        return Check(key, ref, 1)
     if key in COMPARE_OPS or key == NEQ:
         op, (name, value) = key, _one_key(val, at, key)
     elif key in LIST_OPS:
@@ -348,7 +348,7 @@ def _item(cond, lst: str, scope: Scope, at: _Where, depth: int) -> Cond:
         op, name, value = EQ, key, val
     ref, field = _item_ref(name, lst, scope, at)
     _check_value(ref, field, value, at, compare=op in COMPARE_OPS)
-    return Test(op, ref, value)
+    return Check(op, ref, value)
 
 
 def _refuse_item_or(cond: Cond, lst: str, at: _Where) -> None:
@@ -362,7 +362,7 @@ def _refuse_item_or(cond: Cond, lst: str, at: _Where) -> None:
     """
     for node in walk(cond):
         if isinstance(node, AnyOf):
-            names = {n.ref.key for n in walk(node) if isinstance(n, Test)}
+            names = {n.ref.key for n in walk(node) if isinstance(n, Check)}
             if len(names) > 1:
                 at.fail(f"$or over different item fields ({', '.join(sorted(names))}) inside {lst} is evaluated "
                         "wrongly by durable-rules 2.0.28 (the last field decides); declare a count with this "
