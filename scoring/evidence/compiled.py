@@ -39,7 +39,7 @@ from scoring.contract.schema import CHILD_LISTS
 from scoring.evidence.grammar import (
     Cond, Scope, inputs, parse_condition, parse_item_condition,
 )
-from scoring.evidence.status import MET, MISSING, UNKNOWN
+from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
 if TYPE_CHECKING:  # pragma: no cover
     from scoring.evidence.pack import RulePack
@@ -211,7 +211,7 @@ class CompiledPack:
         opp = self.fields.get("opportunity", {})
         by_name = {d.name: d for d in self.derived}
         for rid, reads in self._reads.items():
-            if status[rid] == "met":
+            if status[rid] == STATUS_WORDS[MET]:
                 continue
             miss: list[str] = []
             for name in sorted(reads):

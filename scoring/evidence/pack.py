@@ -26,7 +26,7 @@ from scoring.evidence.grammar import (
     EV_PREFIX, FIELDS_FILE, PACK_FILE, RESERVED, Cond, Scope, distinct_tests, inputs, parse_condition,
     parse_item_condition,
 )
-from scoring.evidence.status import STATUS_WORDS
+from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
 KINDS = ("checklist", "milestone", "red_flag", "trigger")
 SCORED_KINDS = ("checklist", "milestone")
@@ -144,9 +144,9 @@ class RulePack:
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
 
-    @cached_property
+    @property
     def n_layers(self) -> int:
-        return 1 + max((r.layer for r in self.rules), default=0)
+        return len(self.compiled.layers)
 
     @cached_property
     def schema(self) -> dict[str, dict[str, Field]]:
@@ -444,7 +444,7 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
     ex = r["examples"]
     if not isinstance(ex, dict):
         raise RulePackError("'examples' must map met/missing/unknown to partial records", file=fname, rule=rid)
-    need = {"met", "missing"} | ({"unknown"} if unknown_when is not None else set())
+    need = {STATUS_WORDS[MET], STATUS_WORDS[MISSING]} | ({STATUS_WORDS[UNKNOWN]} if unknown_when is not None else set())
     if not need <= set(ex) or set(ex) - set(STATUS_WORDS):
         raise RulePackError(f"'examples' must hold exactly {sorted(need)}" + (" (and 'unknown' only with unknown_when)" if unknown_when is None else ""), file=fname, rule=rid)
     for status, rec in ex.items():

@@ -233,17 +233,18 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
     def reasons_of(ids: list[str]) -> list[Reason]:
         return [reason(pack.rule(rid)) for rid in ids]
 
+    met = status[0] == MET
     per_stage = {s: StageBreakdown(s, 0.0, 0.0, [], [], []) for s in STAGES[: si + 1]}
-    for r in pack.rules:
+    for j, r in enumerate(pack.rules):
         if r.kind in SCORED_KINDS and r.applies_at(stage):
             b = per_stage[r.stage]
             b.available += r.points
-            b.earned += r.points if ev.status[r.id] == "met" else 0.0
+            b.earned += r.points if met[j] else 0.0
             getattr(b, ev.status[r.id]).append(r.id)
     red_flags = reasons_of(cols.red_flags[0])
     raised = {f.rule for f in red_flags}
-    reasons = [reason(r) for r in pack.rules
-               if r.id in raised or (r.kind in SCORED_KINDS and r.applies_at(stage) and ev.status[r.id] == "met")]
+    reasons = [reason(r) for j, r in enumerate(pack.rules)
+               if r.id in raised or (r.kind in SCORED_KINDS and r.applies_at(stage) and met[j])]
     reasons.sort(key=lambda x: -abs(x.points))
     actions = []
     for rid in cols.next_actions[0]:
