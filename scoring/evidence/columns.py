@@ -183,23 +183,24 @@ def unknown_column(n: int, ftype: str) -> Column:
 
 
 def values_column(values: list[Any], ftype: str) -> Column:
-    """A column from the Python values of validated records (None = unknown): the one-record path."""
-    n = len(values)
-    known = np.fromiter((v is not None for v in values), dtype=bool, count=n)
-    index = None
-    if ftype == "bool":
-        kind, vals = "bool", np.fromiter((v is not None and bool(v) for v in values), dtype=bool, count=n)
-    elif ftype in ("int", "number"):
-        kind = "num"
-        vals = np.fromiter((0 if v is None else v for v in values), dtype=np.int64 if ftype == "int" else np.float64,
-                           count=n)
-    elif ftype == "date":
-        days = [day_number(v) for v in values]
-        kind, vals = "date", np.fromiter((0 if d is None else d for d in days), dtype=np.int64, count=n)
-        known = np.fromiter((d is not None for d in days), dtype=bool, count=n)
+    """A column from the Python values of validated records (None = unknown): the one-record path.
+
+    Built with plain lists: these columns hold one deal's few child rows, where numpy's per-call
+    cost, not the data, is what counts.
+    """
+    if ftype == "date":
+        values = [day_number(v) for v in values]  # a text that is not a canonical date is unknown
+    if ftype in ("enum", "string"):
+        index: dict[str, int] | None = {}
+        values = [index.setdefault(v, len(index)) if isinstance(v, str) else None for v in values]
     else:
-        kind, index = "cat", {}
-        vals = np.fromiter((index.setdefault(v, len(index)) if isinstance(v, str) else -1 for v in values),
-                           dtype=np.int64, count=n)
-        known = vals >= 0
-    return Column(kind, vals, None if known.all() else known, index)
+        index = None
+    unknown = [v is None for v in values]
+    known = ~np.array(unknown, dtype=bool) if any(unknown) else None
+    if ftype == "bool":
+        return Column("bool", np.array([v is not None and bool(v) for v in values], dtype=bool), known)
+    if ftype == "number":
+        return Column("num", np.array([0.0 if v is None else v for v in values], dtype=np.float64), known)
+    kind = {"int": "num", "date": "date"}.get(ftype, "cat")
+    fill = -1 if kind == "cat" else 0
+    return Column(kind, np.array([fill if v is None else v for v in values], dtype=np.int64), known, index)

@@ -37,7 +37,7 @@ import numpy as np
 
 from scoring.contract.schema import CHILD_LISTS
 from scoring.evidence.grammar import (
-    Cond, Scope, inputs, parse_condition, parse_item_condition,
+    Check, Cond, Items, Scope, inputs, parse_condition, parse_item_condition, walk,
 )
 from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
@@ -95,16 +95,24 @@ def known_both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a if b is None else a & b
 
 
+#: A rule's status by (its ``when`` matched, its ``unknown_when`` matched): met if ``when`` matches,
+#: else unknown if ``unknown_when`` matches, else missing.
+RESOLUTION = np.array([[MISSING, UNKNOWN],    # when not matched
+                       [MET, MET]],           # when matched
+                      dtype=np.int8)
+
+
 def resolve_status(met: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
-    """The status codes of one rule over deals: met where ``when`` matched, else unknown where
-    ``unknown_when`` matched (``None``: the rule has none), else missing.
+    """The status codes of one rule over deals from :data:`RESOLUTION`: ``met`` and ``unknown`` say
+    where ``when`` and ``unknown_when`` matched (``unknown`` is None when the rule has no ``unknown_when``).
 
     >>> resolve_status(np.array([True, False, False]), np.array([True, True, False])).tolist()
     [1, 2, 0]
     """
-    if unknown is None:
-        return np.where(met, MET, MISSING).astype(np.int8)
-    return np.where(met, MET, np.where(unknown, UNKNOWN, MISSING)).astype(np.int8)
+    index = np.asarray(met, dtype=bool).view(np.uint8) * np.uint8(2)
+    if unknown is not None:
+        index += np.asarray(unknown, dtype=bool).view(np.uint8)
+    return RESOLUTION.ravel().take(index)
 
 
 # --------------------------------------------------------------------------- derived facts
@@ -124,7 +132,7 @@ class Count:
 
     def value(self, match: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, None]:
         """Counts per deal from ``match`` (one bool per child row) and ``rows`` (each row's deal position)."""
-        return np.bincount(rows[match], minlength=n).astype(np.int64), None
+        return np.bincount(rows[match], minlength=n).astype(np.int64, copy=False), None
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,19 @@ class CompiledPack:
         self.computed: tuple[Difference, ...] = tuple(
             Difference(c.name, c.kind, c.start, c.end) for c in pack.computed.values())
         self.derived: tuple[Derived, ...] = self.counts + self.computed
+        nodes = [n for r in self.rules for t in (r.when, r.unknown_when) if t is not None for n in walk(t)]
+        checks = [n for n in nodes if isinstance(n, Check)]
+        #: what the rules' conditions read, all a backend needs to load: deal fields, counts and
+        #: computed fields; child list -> its item fields (empty for a list only tested with $ex/$nex)
+        self.deal_inputs: frozenset[str] = frozenset(
+            c.ref.name for c in checks if c.ref.kind in ("field", "count", "computed"))
+        items: dict[str, set[str]] = {}
+        for n in nodes:
+            if isinstance(n, Items):
+                items.setdefault(n.list, set())
+            elif isinstance(n, Check) and n.ref.kind in ("list", "item"):
+                items.setdefault(n.ref.list or n.ref.name, set()).update([n.ref.name] if n.ref.kind == "item" else [])
+        self.item_inputs: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in sorted(items.items())}
         self._reads = {r.id: r.reads for r in pack.rules}
 
     def unknown_inputs(self, record: Mapping[str, Any], derived: Mapping[str, Any],

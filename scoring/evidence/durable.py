@@ -38,10 +38,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from scoring.contract.schema import CHILD_LISTS
 from scoring.errors import ScoringError
 from scoring.evidence.columnar import ColumnarEvaluator
-from scoring.evidence.compiled import resolve_status
+from scoring.evidence.compiled import CompiledPack, resolve_status
 from scoring.evidence.grammar import EQ, EV_PREFIX, AllOf, AnyOf, Check, Cond, Items
 from scoring.evidence.pack import RulePack
 from scoring.evidence.status import MET, STATUS_WORDS
@@ -114,22 +113,20 @@ def compile_ruleset(pack: RulePack) -> dict[str, dict]:
     return rules
 
 
-def base_fact(pack: RulePack, record: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
-    """The fact asserted for a record: known fields only (unknown = absent)."""
+def base_fact(compiled: CompiledPack, record: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
+    """The fact asserted for a record: the known values of what the rules read (unknown = absent).
+
+    Only what the conditions read goes in: every fired rule costs a JSON round trip of the fact.
+    """
     fact: dict[str, Any] = {}
-    for name in pack.fields.get("opportunity", {}):
-        if name == "id":
-            continue
-        v = record.get(name)
+    for name in compiled.deal_inputs:
+        v = derived[name] if name in derived else record.get(name)
         if v is not None:
             fact[name] = v
-    for lst in CHILD_LISTS:
+    for lst, fields in compiled.item_inputs.items():
         items = record.get(lst) or ()
         if items:
-            fact[lst] = [{k: v for k, v in it.items() if v is not None} for it in items]
-    for k, v in derived.items():
-        if v is not None:
-            fact[k] = v
+            fact[lst] = [{k: it[k] for k in fields if it.get(k) is not None} for it in items]
     return fact
 
 
@@ -231,7 +228,7 @@ class Engine:
         """
         as_of = record.get("as_of") or as_of or _dt.date.today().isoformat()
         derived = self._derived.derive_record(record, as_of)
-        fact = base_fact(self.pack, record, derived)
+        fact = base_fact(self.compiled, record, derived)
         fact["as_of"] = as_of
         te = self._thread_engine()
         codes = np.zeros(len(self.compiled.rules), dtype=np.int8)
