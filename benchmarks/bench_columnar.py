@@ -27,7 +27,7 @@ from scoring.contract.frames import Frames, records_to_frames  # noqa: E402
 from scoring.evidence.columnar import ColumnarEvaluator  # noqa: E402
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS  # noqa: E402
 from scoring.evidence.durable import Engine  # noqa: E402
-from scoring.contract.records import validate_record  # noqa: E402
+from scoring.contract.nested import validate_record  # noqa: E402
 from scoring.evidence.pack import load_pack  # noqa: E402
 from dealscore_datasets.generate import generate_tables, tables_to_records  # noqa: E402
 

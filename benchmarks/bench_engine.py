@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scoring.evidence.durable import Engine  # noqa: E402
-from scoring.contract.records import validate_record  # noqa: E402
+from scoring.contract.nested import validate_record  # noqa: E402
 from scoring.evidence.pack import load_pack  # noqa: E402
 from dealscore_datasets.generate import generate_tables, tables_to_records  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Throughput and memory of the streaming reader (scoring.contract.ingest) on generated pipeline tables.
+"""Throughput and memory of the streaming reader (scoring.contract.reader.InputStream) on generated pipeline tables.
 
     .venv/bin/python benchmarks/bench_ingest.py [--deals 1000000] [--chunk 50000] [--format parquet]
                                                      [--reference 20000]
@@ -11,7 +11,7 @@ child process (so its peak RSS is the reader's alone) times:
 * loading + validating every partition (``load_partition``), one core,
 
 and reports deals/s and peak RSS (``ru_maxrss``).  ``--reference N`` also
-times ``scoring.contract.records.read_records`` on the first N deals for comparison.
+times ``scoring.contract.reader.read_records`` (nested records) on the first N deals.
 Prints figures, asserts nothing.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def write_input(n: int, folder: Path, fmt: str, slice_deals: int = 250_000) -> d
 
 
 def child(args) -> int:
-    from scoring.contract.ingest import InputStream, load_partition
+    from scoring.contract.reader import InputStream, load_partition
     from scoring.evidence.pack import load_pack
 
     pack = load_pack(args.pack)
@@ -101,7 +101,7 @@ def child(args) -> int:
     out.update(load_s=t2 - t1, total_s=t2 - t0, deals=n, good=good, rejects=rejects, child_rows=children,
                slowest_partition_s=worst, peak_rss_mb=_rss_mb())
     if args.reference:
-        from scoring.contract.records import read_records
+        from scoring.contract.reader import read_records
         import pyarrow.parquet as pq
 
         ref_dir = Path(args.workdir) / "ref"

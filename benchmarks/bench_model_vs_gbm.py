@@ -12,7 +12,7 @@ Data.  By default a generated history (``datasets/generate.py``, ``kind="history
 the bundled sample is seed 7 and the tests use small seeds).  ``--history
 PATH`` reads any history in the contract's form instead (JSON Lines, a table
 folder, or an opportunities CSV/Parquet file) with
-:func:`scoring.contract.records.read_records` (``history=True``); its rejects are
+:func:`scoring.contract.reader.read_records` (``history=True``); its rejects are
 counted and left out, exactly as ``train`` does with a path.
 
 Both models see the same rows: the drops, labels, per-deal weights
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
 
     pack = load_pack(args.rules)
     if args.history:
-        from scoring.contract.records import read_records
+        from scoring.contract.reader import read_records
 
         t = time.perf_counter()
         rr = read_records(args.history, pack.schema, history=True)

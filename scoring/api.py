@@ -132,7 +132,7 @@ class Scorer:
     # ------------------------------------------------------------------ one record
     def score(self, record: Mapping[str, Any]) -> ScoreResult:
         """Score one nested record (the reference path).  Raises RecordError on a bad record."""
-        from scoring.contract.records import validate_record
+        from scoring.contract.nested import validate_record
 
         rec = validate_record(record, self.pack.schema)
         ev = self.engine.evaluate(rec, as_of=self.as_of)
@@ -211,21 +211,12 @@ class Scorer:
         return self._chunk_scorer.score(frames).to_pandas()
 
     def _validate_tables(self, opportunities, children):
-        """Column-wise validation (fast); the per-record reference when a column mixes Python types."""
-        import pyarrow as pa
+        """Column-wise validation by the contract's one table validator (a column mixing Python types
+        is checked cell by cell there)."""
+        from scoring.contract.reader import validate_dataframes
 
-        from scoring.contract.ingest import validate_dataframes
-
-        try:
-            chunk = validate_dataframes(opportunities, children, self.pack.schema)
-            return chunk.frames, chunk.rejects, chunk.orphans
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            from scoring.contract.frames import records_to_frames
-            from scoring.contract.records import validate_frames
-
-            res = validate_frames(opportunities.reset_index(drop=True),
-                                  {k: v.reset_index(drop=True) for k, v in children.items()}, self.pack.schema)
-            return records_to_frames(res.records, self.pack.fields), res.rejects, res.orphans
+        chunk = validate_dataframes(opportunities, children, self.pack.schema)
+        return chunk.frames, chunk.rejects, chunk.orphans
 
     def output_schema(self, keep: Sequence[str] = ()):
         """The Arrow schema of :meth:`score_frame`'s result (and of the nightly Parquet output)."""

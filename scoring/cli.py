@@ -51,7 +51,7 @@ def main():
 def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
     """Score each record of FILE and print its reasons and next actions."""
     from scoring.score.explain import explain_record, format_explanation
-    from scoring.contract.records import read_records
+    from scoring.contract.reader import read_records
     from scoring.model.resolve import resolve_scoring
 
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=not no_model)
@@ -245,7 +245,7 @@ def rules_check(pack, against, current, as_json):
     """Validate PACK, run its examples, and preview its effect on sample records."""
     from scoring.evidence.durable import Engine
     from scoring.evidence.review import compare_packs, diff_rules, run_examples
-    from scoring.contract.records import read_records
+    from scoring.contract.reader import read_records
     from scoring.model.resolve import current_pack_path
     from scoring.evidence.pack import load_pack
 

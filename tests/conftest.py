@@ -28,7 +28,7 @@ def default_engine(default_pack):
 @pytest.fixture(scope="session")
 def example_records():
     """The contract's two example records, validated (tests/data/example.jsonl is a copy)."""
-    from scoring.contract.records import validate_record
+    from scoring.contract.nested import validate_record
 
     out = {}
     for line in (DATA / "example.jsonl").read_text().splitlines():

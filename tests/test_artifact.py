@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from scoring.model import artifact as A
 from scoring.errors import ModelError
-from scoring.contract.records import validate_record
+from scoring.contract.nested import validate_record
 from scoring.evidence.pack import load_pack
 from scoring.model.train import train
 

@@ -209,7 +209,7 @@ def test_stalled_deals_are_flagged(pipeline_dir, tmp_path, model):
 def test_batch_equals_reference_path(pipeline_dir, tmp_path, model):
     """The column-wise batch gives what the durable-rules single-record path gives."""
     from scoring.api import Scorer
-    from scoring.contract.records import read_records
+    from scoring.contract.reader import read_records
 
     s = _run(pipeline_dir, tmp_path / "s.jsonl", model, as_of="2026-11-25")
     rows = {r["id"]: r for r in map(json.loads, Path(s["output"]).read_text().splitlines())}

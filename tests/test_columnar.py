@@ -22,7 +22,7 @@ from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.status import STATUS_WORDS
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 from scoring.evidence.durable import Engine
-from scoring.contract.records import validate_record
+from scoring.contract.nested import validate_record
 from scoring.evidence.grammar import COMPARE_OPS
 from scoring.evidence.pack import load_pack
 

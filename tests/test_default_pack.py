@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scoring.evidence.review import example_record, run_examples
-from scoring.contract.records import validate_record
+from scoring.contract.nested import validate_record
 from scoring.score.rulescore import score_evaluation
 
 ROOT = Path(__file__).resolve().parent.parent

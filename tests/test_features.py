@@ -15,7 +15,7 @@ from sklearn.utils import estimator_checks as ec
 from conftest import SMALL_PACK_RULES
 from scoring.model import features as F
 from scoring.model.features import EvidenceTransformer
-from scoring.contract.records import validate_record
+from scoring.contract.nested import validate_record
 
 #: sklearn checks that apply to a transformer whose input is records.  All the
 #: other checks of ``check_estimator`` feed numeric 2-D arrays (NaN, sparse,

@@ -10,7 +10,8 @@ import pytest
 
 from dealscore_datasets import generate as synth
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT
-from scoring.contract.records import read_jsonl, read_tables, validate_record
+from scoring.contract.nested import validate_record
+from scoring.contract.reader import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datasets" / "sample"
@@ -27,7 +28,7 @@ def pipeline():
 
 
 def _check_contract(rec: dict, history: bool) -> None:
-    """Independent of scoring.contract.records: types, enums, ranges of one nested record."""
+    """Independent of scoring.contract: types, enums, ranges of one nested record."""
     rid = rec["id"]
     assert isinstance(rid, str) and rec["stage"] in CONTRACT["opportunity"]["stage"].values
     entities = [("opportunity", rec)] + [(lst, row) for lst in CHILD_LISTS for row in rec[lst]]
@@ -102,7 +103,7 @@ def test_records_satisfy_contract(pipeline, history, tmp_path):
             _check_contract(rec, hist)
             validate_record(rec, history=hist)  # the project's own validator
         synth.write_jsonl(recs, tmp_path / "x.jsonl")
-        res = read_jsonl(tmp_path / "x.jsonl", history=hist)
+        res = read_records(tmp_path / "x.jsonl", history=hist)
         assert res.rejects == [] and res.undeclared_fields == {} and len(res.records) == len(recs)
 
 
@@ -163,26 +164,20 @@ def test_tables_and_records_carry_the_same_data(history, tmp_path):
         assert sum(len(r[name]) for r in recs) == len(history[name])
     # the written table forms read back (by the project's reader) as the same records
     synth.write_jsonl(recs, tmp_path / "h.jsonl")
-    want = read_jsonl(tmp_path / "h.jsonl", history=True).records
+    want = read_records(tmp_path / "h.jsonl", history=True).records
     for fmt in ("parquet", "csv"):
         paths = synth.write_tables(history, tmp_path / fmt, fmt)
         assert sorted(p.name for p in paths.values()) == sorted(f"{t}.{fmt}" for t in synth.TABLES)
-        res = read_tables(tmp_path / fmt, history=True)
+        res = read_records(tmp_path / fmt, history=True)
         assert res.rejects == [] and res.orphans == []
         assert res.records == want
     text = (tmp_path / "csv" / "opportunities.csv").read_text()
     assert ",true," in text and ",false," in text and "None" not in text
 
 
-def test_bundled_sample_is_reproducible():
-    """datasets/sample/*.jsonl are exactly what the commands in datasets/README.md produce."""
-    pipe = synth.tables_to_records(synth.generate_tables(300, seed=8, kind="pipeline", as_of="2026-11-25"))
-    lines = (SAMPLE / "pipeline.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 300
-    assert [json.loads(x) for x in lines] == pipe
-    hist = synth.generate_tables(1200, seed=7, kind="history", snapshots=(1, 3))
-    got = [json.loads(x) for x in (SAMPLE / "history.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(got) == len(hist["opportunities"])
-    assert [(r["id"], r["as_of"], r["outcome"]) for r in got] == list(zip(
-        hist["opportunities"]["id"], hist["opportunities"]["as_of"].dt.strftime("%Y-%m-%d"),
-        hist["opportunities"]["outcome"]))
+def test_bundled_sample_is_reproducible(tmp_path):
+    """datasets/sample/*.jsonl are, byte for byte, what the commands in datasets/README.md produce."""
+    synth.generate("pipeline", 300, tmp_path / "pipeline.jsonl", seed=8, as_of="2026-11-25")
+    synth.generate("history", 1200, tmp_path / "history.jsonl", seed=7, snapshots=(1, 3))
+    for name in ("pipeline.jsonl", "history.jsonl"):
+        assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), name

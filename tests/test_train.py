@@ -147,7 +147,7 @@ def test_reliability_table_and_ece_by_hand():
 
 def test_contributions_and_intercept_sum_to_the_logit(pack):
     res = train(history(200), rules=pack, min_per_class=10)
-    from scoring.contract.records import validate_record
+    from scoring.contract.nested import validate_record
 
     recs = [validate_record(r, res.pack.schema) for r in history(20, seed=9)]
     model = res.model

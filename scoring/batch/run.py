@@ -1,7 +1,7 @@
 """The nightly batch: score a whole open pipeline, chunk by chunk, on every core.
 
     input (JSON Lines or a folder of CSV/Parquet tables)
-      -> ingest.InputStream: partitions of validated column frames (+ rejects, orphans)
+      -> contract.reader.InputStream: partitions of validated column frames (+ rejects, orphans)
       -> ChunkScorer (in worker processes): column-wise rule evaluation, rule score,
          model probability and reasons, analysis-meeting flags
       -> OUTPUT (.parquet / .jsonl / .csv), REJECTS, summary, forecast
@@ -620,7 +620,7 @@ def run_batch(source, output, *, pack: RulePack, model=None, rejects=None, previ
         Write the pipeline forecast (expected value by owner, region, stage, close quarter; per currency).
     workers : processes (default: every core).
     """
-    from scoring.contract.ingest import InputStream
+    from scoring.contract.reader import InputStream
 
     t0 = time.perf_counter()
     output = Path(output)

@@ -11,8 +11,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from .schema import CHILD_LISTS, Field
+from scoring.contract.columns import text_array
+from scoring.contract.schema import CHILD_LISTS, Field
 
 #: Column of a child table holding the position of its deal in ``Frames.opps``.
 ROW = "_row"
@@ -40,37 +42,38 @@ class Frames:
 
 
 # --------------------------------------------------------------------------- records -> frames
+def _column(values: list, ftype: str, dates: str) -> Any:
+    """One column of validated values as the pandas array of its Frames dtype."""
+    if ftype in ("bool", "int", "number"):
+        na = np.fromiter((v is None for v in values), bool, len(values))
+        if ftype == "bool":
+            return pd.arrays.BooleanArray(np.fromiter((v is True for v in values), bool, len(values)), na)
+        if ftype == "int":
+            return pd.arrays.IntegerArray(np.array([0 if v is None else v for v in values], dtype=np.int64), na)
+        return pd.arrays.FloatingArray(np.array([0.0 if v is None else v for v in values], dtype=np.float64), na)
+    return text_array(pa.array(values, pa.large_string()), ftype, dates)
 
-_PD_DTYPE = {"bool": "boolean", "int": "Int64", "number": "Float64"}
 
+def records_to_frames(records: Sequence[Mapping[str, Any]], fields: Mapping[str, Mapping[str, Field]],
+                      *, dates: str = "text") -> Frames:
+    """Convert validated nested records (:func:`scoring.contract.nested.validate_record`)
+    to the column form the evaluator reads, with the dtypes of the table form's frames.
 
-def _column(values: list, ftype: str) -> Any:
-    dt = _PD_DTYPE.get(ftype)
-    if dt is not None:
-        return pd.array(values, dtype=dt)
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = values
-    return arr
-
-
-def records_to_frames(records: Sequence[Mapping[str, Any]], fields: Mapping[str, Mapping[str, Field]]) -> Frames:
-    """Convert validated nested records (:func:`scoring.contract.records.validate_record`)
-    to the column form the evaluator reads.
-
-    ``fields`` is entity -> field name -> Field (a rule pack's ``fields``):
+    ``fields`` is entity -> field name -> Field (e.g. a rule pack's ``fields``):
     every listed opportunity field (plus ``id`` and ``as_of``) becomes a
-    column, each listed child field a column of its child table.
+    column, each listed child field a column of its child table; every child
+    entity has a table.  ``dates="datetime64"`` makes date columns ``datetime64[s]``.
     """
     opp_fields = dict(fields.get("opportunity", {}))
     cols: dict[str, Any] = {}
     for name in ("id", "as_of"):
         if name not in opp_fields:
-            cols[name] = _column([r.get(name) for r in records], "string")
+            cols[name] = _column([r.get(name) for r in records], "date" if name == "as_of" else "string", dates)
     for name, f in opp_fields.items():
-        cols[name] = _column([r.get(name) for r in records], f.type)
+        cols[name] = _column([r.get(name) for r in records], f.type, dates)
     opps = pd.DataFrame(cols, index=pd.RangeIndex(len(records)))
     children: dict[str, pd.DataFrame] = {}
-    for lst in CHILD_LISTS:
+    for lst in dict.fromkeys([*CHILD_LISTS, *(e for e in fields if e != "opportunity")]):
         rows: list[int] = []
         items: list[Mapping] = []
         for i, r in enumerate(records):
@@ -80,6 +83,6 @@ def records_to_frames(records: Sequence[Mapping[str, Any]], fields: Mapping[str,
                 items.extend(its)
         ccols: dict[str, Any] = {ROW: np.asarray(rows, dtype=np.int64)}
         for name, f in fields.get(lst, {}).items():
-            ccols[name] = _column([it.get(name) for it in items], f.type)
+            ccols[name] = _column([it.get(name) for it in items], f.type, dates)
         children[lst] = pd.DataFrame(ccols, index=pd.RangeIndex(len(items)))
     return Frames(opps=opps, children=children)

@@ -1,6 +1,6 @@
 """The opportunity data contract as data: every field, its type and its allowed values.
 
-This mirrors ``contract/README.md`` (the fixed input format).  Rule packs may
+Rule packs may
 declare further fields of their own (see :mod:`scoring.evidence.pack`), but they can
 never change the type of a field listed here.
 
@@ -174,6 +174,52 @@ CONTRACT: Mapping[str, Mapping[str, Field]] = {
 #: Columns that only exist in the table form of child rows.
 CHILD_KEY = "opportunity_id"
 
-#: CSV spellings of booleans (case-insensitive).
-TRUE_WORDS = frozenset({"true", "yes", "1"})
-FALSE_WORDS = frozenset({"false", "no", "0"})
+
+def merge_schema(base: Mapping[str, Mapping[str, Field]],
+                 extra: Mapping[str, Mapping[str, Field]]) -> dict[str, dict[str, Field]]:
+    """Return ``base`` with the fields of ``extra`` added (a new dict; inputs are untouched).
+
+    A field of ``extra`` that ``base`` already declares must have the same type
+    (and, for an enum, the same values); the ``base`` definition is kept.
+
+    Raises
+    ------
+    ValueError
+        An extra field redefines a base field with another type or other enum
+        values, names an unknown entity or type, or its ``max_field`` names no
+        field of its entity.
+
+    Examples
+    --------
+    >>> s = merge_schema(CONTRACT, {"opportunity": {"pilot_running": Field("pilot_running", "bool")}})
+    >>> s["opportunity"]["pilot_running"].type
+    'bool'
+    """
+    merged: dict[str, dict[str, Field]] = {ent: dict(flds) for ent, flds in base.items()}
+    for ent, flds in extra.items():
+        if ent not in merged:
+            raise ValueError(f"unknown entity {ent!r} (expected one of {', '.join(merged)})")
+        for name, f in flds.items():
+            if not isinstance(f, Field):
+                raise ValueError(f"{ent}.{name}: expected a Field, got {type(f).__name__}")
+            if f.type not in FIELD_TYPES:
+                raise ValueError(f"{ent}.{name}: unknown type {f.type!r} (expected one of {', '.join(FIELD_TYPES)})")
+            if f.type == "enum" and not f.values:
+                raise ValueError(f"{ent}.{name}: an enum needs values")
+            old = merged[ent].get(name)
+            if old is not None:
+                if old.type != f.type or (old.type == "enum" and set(old.values) != set(f.values)):
+                    raise ValueError(
+                        f"{ent}.{name} redefines a declared field: {_type_words(f)} vs {_type_words(old)}"
+                    )
+                continue  # the base definition (with its min, max_field, ...) stays authoritative
+            merged[ent][name] = f if f.name == name else Field(**{**f.__dict__, "name": name})
+    for ent, flds in merged.items():
+        for name, f in flds.items():
+            if f.max_field is not None and f.max_field not in flds:
+                raise ValueError(f"{ent}.{name}: max_field {f.max_field!r} is not a field of {ent}")
+    return merged
+
+
+def _type_words(f: Field) -> str:
+    return f"enum of {', '.join(f.values)}" if f.type == "enum" else f.type

@@ -222,7 +222,7 @@ class Engine:
         return te
 
     def evaluate(self, record: Mapping[str, Any], *, as_of: str | None = None) -> Evaluation:
-        """Evaluate one **validated** record (see :func:`scoring.contract.records.validate_record`).
+        """Evaluate one **validated** record (see :func:`scoring.contract.nested.validate_record`).
 
         ``as_of`` defaults to the record's own ``as_of``, else today.
         """

@@ -29,7 +29,7 @@ def example_record(rule_id: str, status: str, partial: Mapping[str, Any]) -> dic
 
 def run_examples(pack: RulePack, engine: Engine | None = None) -> list[ExampleFailure]:
     """Evaluate every rule's examples; return those that do not end in their stated status."""
-    from scoring.contract.records import validate_record
+    from scoring.contract.nested import validate_record
 
     engine = engine or Engine(pack)
     failures = []

@@ -257,7 +257,8 @@ def current_model_dir(root=None) -> Path | None:
 
 def _held_out_history(history, schema_packs):
     """History records from ``history`` (records, a path, or None for the bundled sample)."""
-    from scoring.contract.records import merge_schema, read_records
+    from scoring.contract.reader import read_records
+    from scoring.contract.schema import merge_schema
 
     if history is None:
         history = paths.sample_history()

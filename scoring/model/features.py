@@ -7,7 +7,7 @@ This is the first step of the model pipeline::
 
 Input (``X``)
 -------------
-Validated records (see :func:`scoring.contract.records.validate_record`), as
+Validated records (see :func:`scoring.contract.nested.validate_record`), as
 
 * a sequence of record dicts (a list, tuple, numpy object array or pandas
   Series of dicts), or

@@ -69,7 +69,7 @@ class Model:
         The artifact folder it was loaded from.
 
     Records passed to its methods are validated records
-    (:func:`scoring.contract.records.validate_record`), as a list or a one-column
+    (:func:`scoring.contract.nested.validate_record`), as a list or a one-column
     ``record`` DataFrame.
     """
 

@@ -291,7 +291,7 @@ def _display_path(p: Path) -> str:
 
 
 def _read_history(history, model: Model, lang: str = "en") -> tuple[list[dict], str]:
-    from scoring.contract.records import read_records
+    from scoring.contract.reader import read_records
 
     if history is None:
         history = paths.sample_history()

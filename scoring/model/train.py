@@ -102,7 +102,7 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
     :class:`~scoring.errors.RecordError` naming it); a missing outcome is a
     counted drop here, not an error.
     """
-    from scoring.contract.records import validate_record
+    from scoring.contract.nested import validate_record
 
     if no_decision_as not in ("lost", "drop"):
         raise ValueError(f"no_decision_as must be 'lost' or 'drop', not {no_decision_as!r}")
@@ -294,7 +294,7 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     ----------
     history_records : sequence of dict, or a path
         History records (contract form, with ``outcome`` and ``closed_at``);
-        a path is read with :func:`scoring.contract.records.read_records` (its rejects
+        a path is read with :func:`scoring.contract.reader.read_records` (its rejects
         are counted under ``counts["input"]["rejected"]``).
     rules : path or RulePack
         The rule pack whose evidence the model learns from.
@@ -321,7 +321,7 @@ def train(history_records, *, rules="rules/default", seed: int = 0, test_fractio
     pack = _pack(rules)
     rejected = 0
     if isinstance(history_records, (str, Path)):
-        from scoring.contract.records import read_records
+        from scoring.contract.reader import read_records
 
         # history=False: a row without outcome is not a bad record here, it is dropped (and counted) below
         rr = read_records(history_records, pack.schema)

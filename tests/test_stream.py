@@ -1,4 +1,12 @@
-"""scoring.contract.ingest: the streaming column-wise reader must agree with scoring.contract.records.read_records."""
+"""InputStream: cutting an input into partitions changes nothing.
+
+The chunks of a stream (many small partitions: hash buckets of the table form,
+line ranges of JSON Lines) must hold the same decisions, reasons, row/line
+numbers, orphans and undeclared fields as reading the input as ONE partition
+(:func:`scoring.contract.reader.read_records`), on random inputs full of bad
+cells.  The typing itself is tested against the per-value converters in
+test_columns.py.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,18 +25,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract_cases import csv_folder
 from scoring.contract.frames import records_to_frames
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
 from scoring.errors import ScoringError
-from scoring.contract.ingest import Chunk, DuplicateFilter, InputStream, load_partition
-from scoring.contract.records import merge_schema, read_records
+from scoring.contract.reader import Chunk, DuplicateFilter, InputStream, load_partition, read_records
+from scoring.contract.schema import merge_schema
 from dealscore_datasets.generate import generate_tables, tables_to_records, write_jsonl, write_tables
 
 PACK = SimpleNamespace(fields=CONTRACT)
 
 
 # --------------------------------------------------------------------------- #
-# comparison with the reference
+# comparison with one partition
 # --------------------------------------------------------------------------- #
 def _py(v):
     if v is None or v is pd.NA or v is pd.NaT:
@@ -149,7 +158,7 @@ def _write_csv(path: Path, rows: list[dict], cols: list[str]):
        competitors=_text_rows(COMPETITOR_TEXT, 6), keyed=st.booleans(), drop=st.sampled_from(["", "as_of", "id"]),
        history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_csv_stream_matches_reference(tmp_path_factory, opps, contacts, competitors, keyed, drop, history, chunk):
+def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history, chunk):
     folder = tmp_path_factory.mktemp("csv")
     ocols = [c for c in OPP_TEXT if c != drop]
     _write_csv(folder / "opportunities.csv", opps, ocols)
@@ -212,7 +221,7 @@ def _write_parquet(path: Path, rows, pools, cols):
        partners=_typed_rows(PARTNER_TYPED, 6), keyed=st.booleans(), history=st.booleans(),
        chunk=st.sampled_from([1, 2, 5, 100]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_parquet_stream_matches_reference(tmp_path_factory, opps, contacts, partners, keyed, history, chunk):
+def test_parquet_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, partners, keyed, history, chunk):
     folder = tmp_path_factory.mktemp("pq")
     _write_parquet(folder / "opportunities.parquet", opps, OPP_TYPED, list(OPP_TYPED))
     _write_parquet(folder / "contacts.parquet", contacts, CONTACT_TYPED,
@@ -256,7 +265,7 @@ _JSON_LINE = st.one_of(_json_record(), _json_record(), _json_record(),
 @given(lines=st.lists(_JSON_LINE, max_size=25), chunk=st.sampled_from([1, 2, 4, 100]), gz=st.booleans(),
        history=st.booleans())
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_jsonl_stream_matches_reference(tmp_path_factory, lines, chunk, gz, history):
+def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history):
     folder = tmp_path_factory.mktemp("jsonl")
     text = "\n".join(lines) + "\n"
     if gz:
@@ -272,15 +281,6 @@ def test_jsonl_stream_matches_reference(tmp_path_factory, lines, chunk, gz, hist
 # --------------------------------------------------------------------------- #
 # hand-written cases
 # --------------------------------------------------------------------------- #
-def csv_folder(tmp_path, opps: str, **children: str) -> Path:
-    folder = tmp_path / "tables"
-    folder.mkdir(parents=True)
-    (folder / "opportunities.csv").write_text(opps, encoding="utf-8")
-    for name, text in children.items():
-        (folder / f"{name}.csv").write_text(text, encoding="utf-8")
-    return folder
-
-
 def test_bad_child_row_names_its_index_and_source_row(tmp_path):
     folder = csv_folder(tmp_path, "id,stage\nA,solution\nB,solution\n",
                         contacts="opportunity_id,name,role\nA,x,approver\nB,y,user\nA,z,boss\n")
@@ -421,7 +421,7 @@ def test_partitions_are_picklable_and_temp_files_removed(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
-def test_synthetic_history_dirty_matches_reference(tmp_path, fmt):
+def test_synthetic_dirty_history_partitions_decide_as_one_partition(tmp_path, fmt):
     tables = generate_tables(150, seed=5, kind="history", dirty=True)
     if fmt == "jsonl":
         src = tmp_path / "h.jsonl"

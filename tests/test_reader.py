@@ -1,142 +1,32 @@
-"""Reading and validating records: the data contract (contract/README.md)."""
+"""read_records: every input form read into nested records, rejects, orphans and undeclared fields."""
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import random
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
+from contract_cases import (BAD, assert_accounted, base, csv_folder, write_csv_tables, write_jsonl,
+                            write_parquet_tables)
+from scoring.contract.nested import validate_record
+from scoring.contract.reader import read_records
+from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field, merge_schema
 from scoring.errors import RecordError, ScoringError
-from scoring.contract.records import (
-    ReadResult,
-    merge_schema,
-    read_jsonl,
-    read_records,
-    read_tables,
-    validate_frames,
-    validate_record,
-)
 
 DATA = Path(__file__).parent / "data"
-OPP = CONTRACT["opportunity"]
-
-
-# --------------------------------------------------------------------------- #
-# helpers: write the nested and the table forms
-# --------------------------------------------------------------------------- #
-def base(**kw) -> dict:
-    rec = {"id": "OPP-1", "stage": "solution"}
-    rec.update(kw)
-    return rec
-
-
-def write_jsonl(path: Path, records, gz=False) -> Path:
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    if gz:
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if v is True or v is False:
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def _split(records, with_as_of=True):
-    """Nested records -> (opportunity rows, {child entity: rows}) of plain dicts."""
-    opps, kids = [], {c: [] for c in CHILD_LISTS}
-    for r in records:
-        opps.append({k: v for k, v in r.items() if k not in CHILD_LISTS})
-        for c in CHILD_LISTS:
-            for row in r.get(c) or []:
-                key = {"opportunity_id": r["id"]}
-                if with_as_of:
-                    key["as_of"] = r.get("as_of")
-                kids[c].append({**key, **row})
-    return opps, kids
-
-
-def _columns(entity):
-    cols = list(CONTRACT[entity])
-    return cols if entity == "opportunity" else ["opportunity_id", "as_of", *cols]
-
-
-def write_csv_tables(folder: Path, records, with_as_of=True) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    opps, kids = _split(records, with_as_of)
-    for name, rows, ent in [("opportunities", opps, "opportunity")] + [(c, kids[c], c) for c in CHILD_LISTS]:
-        cols = _columns(ent) if with_as_of or ent == "opportunity" else [c for c in _columns(ent) if c != "as_of"]
-        df = pd.DataFrame([{c: _cell(r.get(c)) for c in cols} for r in rows], columns=cols, dtype=str)
-        df.to_csv(folder / f"{name}.csv", index=False)
-    return folder
-
-
-_ARROW = {"string": pa.string(), "enum": pa.string(), "bool": pa.bool_(), "int": pa.int64(),
-          "number": pa.float64(), "date": pa.date32()}
-
-
-def _arrow_table(rows, entity):
-    fields = CONTRACT[entity]
-    arrays, names = [], []
-    for c in _columns(entity):
-        typ = pa.string() if c == "opportunity_id" else _ARROW[(fields.get(c) or OPP[c]).type]
-        vals = [r.get(c) for r in rows]
-        if typ == pa.date32():
-            vals = [None if v is None else dt.date.fromisoformat(v) for v in vals]
-        if typ == pa.float64():
-            vals = [None if v is None else float(v) for v in vals]
-        arrays.append(pa.array(vals, type=typ))
-        names.append(c)
-    return pa.table(arrays, names=names)
-
-
-def write_parquet_tables(folder: Path, records) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    opps, kids = _split(records)
-    pq.write_table(_arrow_table(opps, "opportunity"), folder / "opportunities.parquet")
-    for c in CHILD_LISTS:
-        pq.write_table(_arrow_table(kids[c], c), folder / f"{c}.parquet")
-    return folder
-
-
-def csv_folder(tmp_path, opps: str, **children: str) -> Path:
-    folder = tmp_path / "tables"
-    folder.mkdir()
-    (folder / "opportunities.csv").write_text(opps, encoding="utf-8")
-    for name, text in children.items():
-        (folder / f"{name}.csv").write_text(text, encoding="utf-8")
-    return folder
-
-
-def assert_accounted(res: ReadResult):
-    assert res.n_read == len(res.records) + len(res.rejects)
-    for r in res.rejects:
-        assert set(r) <= {"id", "field", "reason", "line", "row"}
 
 
 # --------------------------------------------------------------------------- #
 # the contract's examples
 # --------------------------------------------------------------------------- #
 def test_contract_examples_validate():
-    res = read_jsonl(DATA / "example.jsonl")
+    res = read_records(DATA / "example.jsonl")
     assert res.rejects == [] and res.n_read == 2
     assert [r["id"] for r in res.records] == ["OPP-1001", "OPP-0007"]
     first = res.records[0]
@@ -146,51 +36,13 @@ def test_contract_examples_validate():
     assert res.records[1]["partners"] == []
 
 
-def test_example_records_validate_one_by_one_and_are_not_modified():
-    for line in (DATA / "example.jsonl").read_text().splitlines():
-        raw = json.loads(line)
-        before = json.dumps(raw, sort_keys=True)
-        out = validate_record(raw)
-        assert out is not raw
-        assert json.dumps(raw, sort_keys=True) == before
-
-
-def test_normalised_record_declares_every_field_and_child_list():
-    out = validate_record(base())
-    assert set(OPP) <= set(out)
-    assert all(out[k] is None for k in OPP if k not in ("id", "stage"))
-    assert all(out[c] == [] for c in CHILD_LISTS)
-
-
 # --------------------------------------------------------------------------- #
 # unknown is not false
 # --------------------------------------------------------------------------- #
-def test_missing_and_null_are_unknown_and_distinct_from_false():
-    out = validate_record(base(needs_understood=False, tailored_solution=None))
-    assert out["needs_understood"] is False
-    assert out["tailored_solution"] is None
-    assert out["decision_chain_mapped"] is None  # missing
-
-
-def test_missing_or_null_child_list_is_empty_list():
-    assert validate_record(base(contacts=None))["contacts"] == []
-    assert validate_record(base())["partners"] == []
-
-
-def test_pandas_nan_and_na_become_none_never_a_value():
-    df = pd.DataFrame({"id": ["A"], "stage": ["solution"], "amount": [float("nan")],
-                       "site_visits": pd.array([None], dtype="Int64"),
-                       "needs_understood": pd.array([None], dtype="boolean"),
-                       "as_of": pd.to_datetime([None])})
-    out = validate_record(df.to_dict("records")[0])
-    assert out["amount"] is None and out["site_visits"] is None
-    assert out["needs_understood"] is None and out["as_of"] is None
-
-
 def test_csv_empty_cells_are_unknown(tmp_path):
     folder = csv_folder(tmp_path, "id,stage,needs_understood,amount,decision_maker_signal,name\n"
                                   "A,solution,,,,\nB,solution,false,0,none,x\n")
-    a, b = read_tables(folder).records
+    a, b = read_records(folder).records
     assert a["needs_understood"] is None and a["amount"] is None
     assert a["decision_maker_signal"] is None and a["name"] is None
     assert b["needs_understood"] is False and b["amount"] == 0.0 and b["decision_maker_signal"] == "none"
@@ -204,7 +56,7 @@ def test_parquet_nulls_are_unknown(tmp_path):
                              "site_visits": pa.array([None, 0], pa.int64()),
                              "decision_maker_signal": pa.array([None, "none"])}),
                    folder / "opportunities.parquet")
-    a, b = read_tables(folder).records
+    a, b = read_records(folder).records
     assert a["needs_understood"] is None and a["site_visits"] is None and a["decision_maker_signal"] is None
     assert b["needs_understood"] is False and b["site_visits"] == 0 and b["decision_maker_signal"] == "none"
 
@@ -218,13 +70,13 @@ def test_parquet_nulls_are_unknown(tmp_path):
 ])
 def test_csv_boolean_spellings(tmp_path, cell, value):
     folder = csv_folder(tmp_path, f"id,stage,needs_understood\nA,solution,{cell}\n")
-    res = read_tables(folder)
+    res = read_records(folder)
     assert res.records[0]["needs_understood"] is value
 
 
 @pytest.mark.parametrize("cell", ["y", "t", "NA", "null", "2"])
 def test_csv_other_boolean_text_is_rejected(tmp_path, cell):
-    res = read_tables(csv_folder(tmp_path, f"id,stage,needs_understood\nA,solution,{cell}\n"))
+    res = read_records(csv_folder(tmp_path, f"id,stage,needs_understood\nA,solution,{cell}\n"))
     assert res.records == []
     assert res.rejects == [{"id": "A", "field": "needs_understood", "row": 1,
                             "reason": f"{cell!r} is not a boolean (true/false, yes/no, 1/0)"}]
@@ -232,7 +84,7 @@ def test_csv_other_boolean_text_is_rejected(tmp_path, cell):
 
 @pytest.mark.parametrize("cell", ["NA", "None", "null", "nan", "N/A", "Implicit"])
 def test_csv_null_words_in_enum_field_are_rejected(tmp_path, cell):
-    res = read_tables(csv_folder(tmp_path, f"id,stage,decision_maker_signal\nA,solution,{cell}\n"))
+    res = read_records(csv_folder(tmp_path, f"id,stage,decision_maker_signal\nA,solution,{cell}\n"))
     assert res.records == []
     assert res.rejects[0]["field"] == "decision_maker_signal"
     assert res.rejects[0]["reason"] == f"{cell!r} is not one of none, implicit, explicit"
@@ -240,13 +92,13 @@ def test_csv_null_words_in_enum_field_are_rejected(tmp_path, cell):
 
 @pytest.mark.parametrize("cell", ["NA", "None", "null", "nan", "#N/A"])
 def test_csv_null_words_in_text_field_are_kept_as_text(tmp_path, cell):
-    res = read_tables(csv_folder(tmp_path, f"id,stage,name,account\n{cell},solution,{cell},{cell}\n"))
+    res = read_records(csv_folder(tmp_path, f"id,stage,name,account\n{cell},solution,{cell},{cell}\n"))
     (rec,) = res.records
     assert rec["id"] == rec["name"] == rec["account"] == cell
 
 
 def test_csv_none_is_a_decision_maker_signal_value(tmp_path):
-    res = read_tables(csv_folder(tmp_path, "id,stage,decision_maker_signal\nA,solution,none\n"))
+    res = read_records(csv_folder(tmp_path, "id,stage,decision_maker_signal\nA,solution,none\n"))
     assert res.records[0]["decision_maker_signal"] == "none"
 
 
@@ -265,12 +117,12 @@ def test_csv_none_is_a_decision_maker_signal_value(tmp_path):
 ])
 def test_csv_unparseable_cell_is_a_bad_record_with_reason(tmp_path, col, cell, reason):
     text = f'id,stage\nA,"{cell}"\n' if col == "stage" else f'id,stage,{col}\nA,solution,"{cell}"\n'
-    res = read_tables(csv_folder(tmp_path, text))
+    res = read_records(csv_folder(tmp_path, text))
     assert res.rejects == [{"id": "A", "field": col, "reason": reason, "row": 1}]
 
 
 def test_csv_numbers_parse_to_python_types(tmp_path):
-    res = read_tables(csv_folder(tmp_path, "id,stage,amount,site_visits,as_of\nA,solution,1.5e3,3.0,2026-01-02\n"))
+    res = read_records(csv_folder(tmp_path, "id,stage,amount,site_visits,as_of\nA,solution,1.5e3,3.0,2026-01-02\n"))
     rec = res.records[0]
     assert rec["amount"] == 1500.0 and type(rec["amount"]) is float
     assert rec["site_visits"] == 3 and type(rec["site_visits"]) is int
@@ -280,53 +132,13 @@ def test_csv_numbers_parse_to_python_types(tmp_path):
 # --------------------------------------------------------------------------- #
 # bad records (contract "Bad input")
 # --------------------------------------------------------------------------- #
-BAD = [
-    ("no id", {"id": None}, None, "id", "required field is missing"),
-    ("blank id", {"id": "  "}, None, "id", "blank"),
-    ("int id", {"id": 42}, None, "id", "42 is not a string"),
-    ("no stage", {"stage": None}, "OPP-1", "stage", "required field is missing"),
-    ("unknown stage", {"stage": "closing"}, "OPP-1", "stage", "'closing' is not one of technical_promotion"),
-    ("negative count", {"open_obstacles": -2}, "OPP-1", "open_obstacles", "-2 is below the minimum 0"),
-    ("negative amount", {"amount": -0.5}, "OPP-1", "amount", "-0.5 is below the minimum 0"),
-    ("enum outside list", {"decision_maker_signal": "maybe"}, "OPP-1", "decision_maker_signal",
-     "'maybe' is not one of none, implicit, explicit"),
-    ("accompanied > visits", {"site_visits": 1, "site_visits_accompanied": 3}, "OPP-1",
-     "site_visits_accompanied", "site_visits_accompanied (3) exceeds site_visits (1)"),
-    ("bool as string", {"needs_understood": "true"}, "OPP-1", "needs_understood",
-     "'true' is not a boolean (write true or false without quotes)"),
-    ("bool as int", {"needs_understood": 1}, "OPP-1", "needs_understood", "1 is not a boolean"),
-    ("True as int", {"site_visits": True}, "OPP-1", "site_visits", "true is not a whole number"),
-    ("fractional int", {"site_visits": 2.5}, "OPP-1", "site_visits", "2.5 is not a whole number"),
-    ("int as string", {"site_visits": "2"}, "OPP-1", "site_visits", "'2' is not a whole number"),
-    ("infinite number", {"amount": float("inf")}, "OPP-1", "amount", "inf is not a finite number"),
-    ("bool number", {"amount": False}, "OPP-1", "amount", "false is not a number"),
-    ("bad date", {"as_of": "01/02/2026"}, "OPP-1", "as_of", "'01/02/2026' is not a date (YYYY-MM-DD)"),
-    ("date as number", {"as_of": 20260102}, "OPP-1", "as_of", "20260102 is not a date"),
-    ("bad outcome", {"outcome": "win"}, "OPP-1", "outcome", "'win' is not one of won, lost, no_decision"),
-    ("number in text", {"currency": 156}, "OPP-1", "currency", "156 is not a string"),
-    ("bad child row", {"contacts": [{"role": "approver"}, {"role": "boss"}]}, "OPP-1", "contacts[1].role",
-     "'boss' is not one of approver"),
-    ("child row not an object", {"partners": ["Huabei"]}, "OPP-1", "partners[0]", "must be an object"),
-    ("child list not a list", {"competitors": {"name": "X"}}, "OPP-1", "competitors", "must be a list"),
-]
-
-
-@pytest.mark.parametrize("what,change,rid,field,reason", BAD, ids=[b[0] for b in BAD])
-def test_validate_record_raises_record_error_naming_record_and_field(what, change, rid, field, reason):
-    with pytest.raises(RecordError) as exc:
-        validate_record(base(**change))
-    assert exc.value.record_id == rid
-    assert exc.value.field == field
-    assert reason in exc.value.reason
-
-
 BAD_JSON = [b for b in BAD if b[0] != "infinite number"]  # not JSON: see test_jsonl_nan_and_infinity_tokens_...
 
 
 @pytest.mark.parametrize("what,change,rid,field,reason", BAD_JSON, ids=[b[0] for b in BAD_JSON])
 def test_jsonl_bad_record_is_one_reject_naming_id_and_field(tmp_path, what, change, rid, field, reason):
     good = base(id="GOOD")
-    res = read_jsonl(write_jsonl(tmp_path / "in.jsonl", [good, base(**change), good | {"id": "GOOD2"}]))
+    res = read_records(write_jsonl(tmp_path / "in.jsonl", [good, base(**change), good | {"id": "GOOD2"}]))
     assert [r["id"] for r in res.records] == ["GOOD", "GOOD2"]
     assert len(res.rejects) == 1
     rej = res.rejects[0]
@@ -338,71 +150,12 @@ def test_jsonl_bad_record_is_one_reject_naming_id_and_field(tmp_path, what, chan
 def test_bad_child_row_reason_names_the_row_in_table_form(tmp_path):
     folder = csv_folder(tmp_path, "id,stage\nA,solution\nB,solution\n",
                         contacts="opportunity_id,name,role\nA,x,approver\nB,y,user\nA,z,boss\n")
-    res = read_tables(folder)
+    res = read_records(folder)
     assert [r["id"] for r in res.records] == ["B"]
     assert res.rejects == [{"id": "A", "field": "contacts[1].role", "row": 1,
                             "reason": "'boss' is not one of approver, decision_maker, evaluator, advisor, "
                                       "gatekeeper, user (contacts.csv row 3)"}]
     assert res.orphans == []
-
-
-def test_int_field_accepts_whole_floats():
-    assert validate_record(base(site_visits=3.0))["site_visits"] == 3
-    assert type(validate_record(base(site_visits=np.int64(3)))["site_visits"]) is int
-
-
-@given(st.integers(min_value=0, max_value=10**12))
-def test_int_field_accepts_non_negative_ints(n):
-    out = validate_record(base(tech_presentations=n, amount=n))
-    assert out["tech_presentations"] == n and type(out["tech_presentations"]) is int
-    assert out["amount"] == float(n) and type(out["amount"]) is float
-
-
-@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer()))
-def test_int_field_rejects_fractions(x):
-    with pytest.raises(RecordError) as exc:
-        validate_record(base(tech_presentations=x))
-    assert exc.value.field == "tech_presentations"
-
-
-@given(st.integers(max_value=-1))
-def test_counts_below_minimum_are_rejected(n):
-    with pytest.raises(RecordError, match="below the minimum 0"):
-        validate_record(base(group_events=n))
-
-
-@pytest.mark.parametrize("value", [dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 10, 30),
-                                   pd.Timestamp("2026-01-02"), np.datetime64("2026-01-02"), "2026-01-02"])
-def test_date_accepts_dates_timestamps_and_iso_strings(value):
-    assert validate_record(base(as_of=value))["as_of"] == "2026-01-02"
-
-
-def test_accompanied_equal_to_visits_or_unknown_visits_is_fine():
-    assert validate_record(base(site_visits=2, site_visits_accompanied=2))["site_visits_accompanied"] == 2
-    assert validate_record(base(site_visits_accompanied=5))["site_visits"] is None
-
-
-def test_outcome_and_closed_at_are_validated_outside_history_mode():
-    out = validate_record(base(outcome="won", closed_at="2026-02-01"))
-    assert out["outcome"] == "won" and out["closed_at"] == "2026-02-01"
-
-
-def test_history_mode_requires_the_outcome():
-    with pytest.raises(RecordError) as exc:
-        validate_record(base(), history=True)
-    assert exc.value.field == "outcome"
-    assert validate_record(base(outcome="no_decision"), history=True)["outcome"] == "no_decision"
-
-
-def test_undeclared_fields_are_kept_untouched():
-    out = validate_record(base(pilot={"weeks": 3}, contacts=[{"name": "A", "nickname": "Al"}]))
-    assert out["pilot"] == {"weeks": 3}
-    assert out["contacts"][0]["nickname"] == "Al"
-
-
-def test_record_that_is_not_a_mapping_raises_record_error():
-    with pytest.raises(RecordError):
-        validate_record(["OPP-1"])
 
 
 # --------------------------------------------------------------------------- #
@@ -419,7 +172,7 @@ def test_jsonl_broken_lines_are_rejected_with_line_numbers(tmp_path):
         "   \n" + json.dumps(base(id="C")) + "\n",
         encoding="utf-8",
     )
-    res = read_jsonl(path)
+    res = read_records(path)
     assert [r["id"] for r in res.records] == ["A", "C"]
     assert [(r["line"], r["id"], r["field"]) for r in res.rejects] == [(3, None, None), (4, None, None),
                                                                        (5, None, "id")]
@@ -434,7 +187,7 @@ def test_jsonl_nan_and_infinity_tokens_are_rejected(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"id": "A", "stage": "solution", "amount": NaN}\n'
                     '{"id": "B", "stage": "solution", "amount": Infinity}\n', encoding="utf-8")
-    res = read_jsonl(path)
+    res = read_records(path)
     assert res.records == []
     assert [(r["id"], r["field"], r["reason"]) for r in res.rejects] == [
         ("A", "amount", "NaN is not a number"), ("B", "amount", "Infinity is not a number")]
@@ -448,7 +201,7 @@ def test_jsonl_gz_is_read(tmp_path):
 def test_duplicate_id_and_as_of_rejects_later_occurrences(tmp_path):
     recs = [base(id="A", as_of="2026-01-01"), base(id="A", as_of="2026-02-01"),
             base(id="A", as_of="2026-01-01"), base(id="B"), base(id="B"), base(id="B", as_of="2026-01-01")]
-    res = read_jsonl(write_jsonl(tmp_path / "in.jsonl", recs))
+    res = read_records(write_jsonl(tmp_path / "in.jsonl", recs))
     assert [(r["id"], r["as_of"]) for r in res.records] == [("A", "2026-01-01"), ("A", "2026-02-01"),
                                                              ("B", None), ("B", "2026-01-01")]
     assert res.rejects == [{"id": "A", "field": "id", "reason": "duplicate (id, as_of)", "line": 3},
@@ -456,14 +209,14 @@ def test_duplicate_id_and_as_of_rejects_later_occurrences(tmp_path):
 
 
 def test_duplicate_id_and_as_of_rejected_in_table_form(tmp_path):
-    res = read_tables(csv_folder(tmp_path, "id,stage,as_of\nA,solution,2026-01-01\nA,bidding,2026-01-01\n"))
+    res = read_records(csv_folder(tmp_path, "id,stage,as_of\nA,solution,2026-01-01\nA,bidding,2026-01-01\n"))
     assert [r["stage"] for r in res.records] == ["solution"]
     assert res.rejects == [{"id": "A", "field": "id", "reason": "duplicate (id, as_of)", "row": 2}]
 
 
 def test_rejects_never_carry_the_record(tmp_path):
     rec = base(name="Secret deal", account="ACME", stage="nope")
-    res = read_jsonl(write_jsonl(tmp_path / "in.jsonl", [rec]))
+    res = read_records(write_jsonl(tmp_path / "in.jsonl", [rec]))
     assert set(res.rejects[0]) == {"id", "field", "reason", "line"}
     assert "Secret" not in json.dumps(res.rejects)
 
@@ -483,7 +236,7 @@ _LINES = st.one_of(
 def test_jsonl_every_line_is_a_record_or_one_reject(tmp_path, lines):
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    res = read_jsonl(path)
+    res = read_records(path)
     assert res.n_read == sum(1 for ln in lines if ln.strip())
     assert_accounted(res)
     assert len({r["line"] for r in res.rejects}) == len(res.rejects)
@@ -504,7 +257,7 @@ def test_csv_tables_good_bad_and_orphan_rows(tmp_path):
         contacts="name,opportunity_id,stance\nx,A,ally\ny,ZZZ,ally\nz,C,ally\nw,,ally\n",
         partners="opportunity_id,name,customer_attitude\nA,P1,positive\nE,P2,positive\n",
     )
-    res = read_tables(folder)
+    res = read_records(folder)
     assert [r["id"] for r in res.records] == ["A"]
     assert res.records[0]["contacts"] == [{**{k: None for k in CONTRACT["contacts"]}, "name": "x", "stance": "ally"}]
     assert res.records[0]["partners"][0]["name"] == "P1"
@@ -529,7 +282,7 @@ def test_parquet_tables_good_bad_and_orphan_rows(tmp_path):
     pq.write_table(pa.table({"opportunity_id": ["A", "Q", "D", None],
                              "name": ["x", "y", "z", "w"],
                              "is_coach": pa.array([True, False, None, None])}), folder / "contacts.parquet")
-    res = read_tables(folder)
+    res = read_records(folder)
     assert [r["id"] for r in res.records] == ["A", "C"]
     a = res.records[0]
     assert a["site_visits"] == 2 and type(a["site_visits"]) is int
@@ -547,13 +300,13 @@ def test_parquet_keeps_its_types_text_is_not_a_boolean(tmp_path):
     folder.mkdir()
     pq.write_table(pa.table({"id": ["A"], "stage": ["solution"], "needs_understood": ["true"]}),
                    folder / "opportunities.parquet")
-    res = read_tables(folder)
+    res = read_records(folder)
     assert res.rejects[0]["field"] == "needs_understood"
 
 
 def test_child_rows_of_a_rejected_opportunity_are_not_orphans(tmp_path):
     folder = csv_folder(tmp_path, "id,stage\nA,nope\n", contacts="opportunity_id,name\nA,x\n")
-    res = read_tables(folder)
+    res = read_records(folder)
     assert res.records == [] and res.orphans == []
     assert res.rejects[0]["id"] == "A"
 
@@ -564,7 +317,7 @@ def test_child_rows_attach_to_their_snapshot_by_as_of(tmp_path):
         "id,stage,as_of\nA,solution,2026-01-01\nA,bidding,2026-02-01\n",
         contacts="opportunity_id,as_of,name\nA,2026-02-01,late\nA,2026-01-01,early\nA,2026-03-01,none\n",
     )
-    res = read_tables(folder)
+    res = read_records(folder)
     assert [[c["name"] for c in r["contacts"]] for r in res.records] == [["early"], ["late"]]
     assert [(o["opportunity_id"], o["row"]) for o in res.orphans] == [("A", 3)]
 
@@ -572,7 +325,7 @@ def test_child_rows_attach_to_their_snapshot_by_as_of(tmp_path):
 def test_child_table_without_as_of_attaches_to_every_snapshot(tmp_path):
     folder = csv_folder(tmp_path, "id,stage,as_of\nA,solution,2026-01-01\nA,bidding,2026-02-01\n",
                         competitors="opportunity_id,name\nA,RivalNet\n")
-    a1, a2 = read_tables(folder).records
+    a1, a2 = read_records(folder).records
     assert a1["competitors"] == a2["competitors"] and a1["competitors"][0]["name"] == "RivalNet"
     assert a1["competitors"][0] is not a2["competitors"][0]
 
@@ -584,7 +337,7 @@ def test_unsorted_child_files_nest_under_the_right_record(tmp_path):
     rng.shuffle(rows)
     folder = csv_folder(tmp_path, "id,stage\n" + "".join(f"{i},solution\n" for i in ids),
                         contacts="opportunity_id,name\n" + "".join(f"{o},{n}\n" for o, n in rows))
-    res = read_tables(folder)
+    res = read_records(folder)
     for rec in res.records:
         names = [c["name"] for c in rec["contacts"]]
         assert sorted(names) == [f"{rec['id']}-c{k}" for k in range(3)]
@@ -595,25 +348,25 @@ def test_opportunities_in_both_formats_is_an_error(tmp_path):
     folder = csv_folder(tmp_path, "id,stage\nA,solution\n")
     pq.write_table(pa.table({"id": ["A"], "stage": ["solution"]}), folder / "opportunities.parquet")
     with pytest.raises(ScoringError, match="both"):
-        read_tables(folder)
+        read_records(folder)
 
 
 def test_child_table_in_another_format_is_an_error(tmp_path):
     folder = csv_folder(tmp_path, "id,stage\nA,solution\n")
     pq.write_table(pa.table({"opportunity_id": ["A"], "name": ["x"]}), folder / "contacts.parquet")
     with pytest.raises(ScoringError, match="contacts.parquet"):
-        read_tables(folder)
+        read_records(folder)
 
 
 def test_child_table_without_opportunity_id_is_an_error(tmp_path):
     folder = csv_folder(tmp_path, "id,stage\nA,solution\n", contacts="name\nx\n")
     with pytest.raises(ScoringError, match="opportunity_id"):
-        read_tables(folder)
+        read_records(folder)
 
 
 def test_folder_without_opportunities_table_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
-        read_tables(tmp_path)
+        read_records(tmp_path)
 
 
 def test_read_records_dispatches_on_the_path(tmp_path):
@@ -625,12 +378,6 @@ def test_read_records_dispatches_on_the_path(tmp_path):
     assert single[0]["contacts"] == [] and single[0]["id"] == "A"
     with pytest.raises(ScoringError):
         read_records(tmp_path / "in.txt")
-
-
-def test_validate_frames_offsets_row_numbers():
-    df = pd.DataFrame({"id": ["A", "B"], "stage": ["solution", "nope"]}, dtype=str)
-    res = validate_frames(df, {}, CONTRACT, row_offset=1000, text=True)
-    assert res.rejects[0]["row"] == 1002 and res.n_read == 2
 
 
 # --------------------------------------------------------------------------- #
@@ -683,10 +430,10 @@ _RECORD = st.builds(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_nested_and_table_forms_load_identical_records(tmp_path_factory, records):
     tmp = tmp_path_factory.mktemp("forms")
-    nested = read_jsonl(write_jsonl(tmp / "in.jsonl", records))
+    nested = read_records(write_jsonl(tmp / "in.jsonl", records))
     assert nested.rejects == [] and len(nested.records) == len(records)
-    by_csv = read_tables(write_csv_tables(tmp / "csv", records))
-    by_parquet = read_tables(write_parquet_tables(tmp / "pq", records))
+    by_csv = read_records(write_csv_tables(tmp / "csv", records))
+    by_parquet = read_records(write_parquet_tables(tmp / "pq", records))
     for res in (by_csv, by_parquet):
         assert res.rejects == [] and res.orphans == [] and res.undeclared_fields == {}
         assert res.records == nested.records
@@ -698,14 +445,14 @@ def test_nested_and_table_forms_load_identical_records(tmp_path_factory, records
 def test_misspelt_csv_column_is_reported_as_undeclared(tmp_path):
     folder = csv_folder(tmp_path, "id,stage,needs_understod\nA,solution,true\n",
                         contacts="opportunity_id,as_of,name,stnace\nA,,x,ally\n")
-    res = read_tables(folder)
+    res = read_records(folder)
     assert res.undeclared_fields == {"opportunity": ["needs_understod"], "contacts": ["stnace"]}
     rec = res.records[0]
     assert rec["needs_understood"] is None and rec["needs_understod"] == "true"
 
 
 def test_undeclared_jsonl_fields_are_reported(tmp_path):
-    res = read_jsonl(write_jsonl(tmp_path / "in.jsonl", [
+    res = read_records(write_jsonl(tmp_path / "in.jsonl", [
         base(id="A", needs_understod=True, contacts=[{"name": "x", "opportunity_id": "A", "rol": "user"}]),
         base(id="B", zeta=1)]))
     assert res.undeclared_fields == {"opportunity": ["needs_understod", "zeta"], "contacts": ["rol"]}
@@ -724,29 +471,10 @@ def test_merged_schema_validates_a_packs_own_fields(tmp_path):
     assert exc.value.field == "pilot_result"
     folder = csv_folder(tmp_path, "id,stage,pilot_weeks\nA,solution,2\nB,solution,x\n",
                         contacts="opportunity_id,golfer\nA,yes\n")
-    res = read_tables(folder, schema)
+    res = read_records(folder, schema)
     assert res.undeclared_fields == {}
     assert res.records[0]["pilot_weeks"] == 2 and res.records[0]["contacts"][0]["golfer"] is True
     assert res.rejects == [{"id": "B", "field": "pilot_weeks", "reason": "'x' is not a whole number", "row": 2}]
-
-
-def test_merge_schema_rejects_a_contract_field_with_another_type():
-    with pytest.raises(ValueError, match="amount"):
-        merge_schema(CONTRACT, {"opportunity": {"amount": Field("amount", "string")}})
-    with pytest.raises(ValueError, match="decision_maker_signal"):
-        merge_schema(CONTRACT, {"opportunity": {"decision_maker_signal": Field(
-            "decision_maker_signal", "enum", values=("yes", "no"))}})
-
-
-def test_merge_schema_keeps_the_contract_definition_and_leaves_inputs_alone():
-    merged = merge_schema(CONTRACT, {"opportunity": {"site_visits_accompanied": Field("site_visits_accompanied", "int")}})
-    assert merged["opportunity"]["site_visits_accompanied"] is OPP["site_visits_accompanied"]
-    assert merged is not CONTRACT and "pilot" not in CONTRACT["opportunity"]
-
-
-def test_merge_schema_rejects_unknown_entity():
-    with pytest.raises(ValueError, match="entity"):
-        merge_schema(CONTRACT, {"deals": {"x": Field("x", "bool")}})
 
 
 def test_parquet_timestamps_and_int_columns_for_number_fields(tmp_path):
@@ -757,17 +485,17 @@ def test_parquet_timestamps_and_int_columns_for_number_fields(tmp_path):
         "as_of": pa.array([dt.datetime(2026, 1, 2, 9, 30), None], pa.timestamp("us")),
         "amount": pa.array([5, None], pa.int64()),
     }), folder / "opportunities.parquet")
-    a, b = read_tables(folder).records
+    a, b = read_records(folder).records
     assert a["as_of"] == "2026-01-02" and b["as_of"] is None
     assert a["amount"] == 5.0 and type(a["amount"]) is float and b["amount"] is None
 
 
 def test_history_table_without_outcome_is_rejected(tmp_path):
-    res = read_tables(csv_folder(tmp_path, "id,stage,outcome\nA,solution,won\nB,solution,\n"), history=True)
+    res = read_records(csv_folder(tmp_path, "id,stage,outcome\nA,solution,won\nB,solution,\n"), history=True)
     assert [r["id"] for r in res.records] == ["A"]
     assert (res.rejects[0]["id"], res.rejects[0]["field"]) == ("B", "outcome")
 
 
 def test_csv_short_rows_read_as_unknown(tmp_path):
-    res = read_tables(csv_folder(tmp_path, "id,stage,needs_understood,amount\nA,solution\n"))
+    res = read_records(csv_folder(tmp_path, "id,stage,needs_understood,amount\nA,solution\n"))
     assert res.records[0]["needs_understood"] is None and res.records[0]["amount"] is None

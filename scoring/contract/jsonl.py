@@ -1,0 +1,105 @@
+"""The JSON Lines loop: one nested record a line, validated by :mod:`scoring.contract.nested`.
+
+Blank lines are skipped.  A broken line, a line that is not an object and a
+bad record each give one reject with its 1-based ``line``; the second and
+later records with the same ``(id, as_of)`` within what one call reads are
+rejected as duplicates (across partitions: :class:`scoring.contract.reader.DuplicateFilter`).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field as _dc_field
+from pathlib import Path
+
+from scoring.contract.nested import normalise, record_key, scan_undeclared
+from scoring.contract.schema import CHILD_KEY
+from scoring.contract.values import (BROKEN_JSON, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY, JSONConstant,
+                                     Schema, compiled)
+from scoring.errors import RecordError
+
+__all__ = ["JsonlPart", "read_lines"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class JsonlPart:
+    """What one run of the loop found: good records (with their lines), rejects, undeclared fields."""
+
+    records: list[dict] = _dc_field(default_factory=list)
+    lines: list[int] = _dc_field(default_factory=list)
+    rejects: list[dict] = _dc_field(default_factory=list)
+    undeclared_fields: dict[str, list[str]] = _dc_field(default_factory=dict)
+    n_read: int = 0
+
+
+def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 0, end: int = -1,
+               first_line: int = 1) -> JsonlPart:
+    """Read and validate the lines of ``path`` that start in the byte range ``[start, end)``.
+
+    Parameters
+    ----------
+    path : path
+        A ``.jsonl`` / ``.ndjson`` file, or a ``.gz`` of one (read whole: ``start`` 0, ``end`` -1).
+    schema, history
+        As for :func:`scoring.contract.nested.validate_record`.
+    start, end : int
+        Byte range (``end`` -1: to the end of the file); ``start`` is a line start.
+    first_line : int
+        1-based number of the line at ``start``.
+    """
+    path = Path(path)
+    comp = compiled(schema)
+    part = JsonlPart()
+    undeclared: dict[str, set] = {e: set() for e in (OPPORTUNITY, *comp.child_names)}
+    decoder = json.JSONDecoder(parse_constant=JSONConstant)
+    decode = decoder.decode
+    good: list[tuple[int, dict]] = []
+    bad = part.rejects
+    n_read = 0
+    pos = start
+    lineno = first_line - 1
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        if start:
+            fh.seek(start)
+        for line in fh:
+            if 0 <= end <= pos:
+                break
+            pos += len(line)
+            lineno += 1
+            if lineno == 1 and line.startswith(_BOM):
+                line = line[3:]
+            if not line.strip():
+                continue
+            n_read += 1
+            try:
+                raw = decode(line.decode("utf-8"))
+            except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+                bad.append({"id": None, "field": None, "reason": BROKEN_JSON.format(error=e), "line": lineno})
+                continue
+            if not isinstance(raw, dict):
+                bad.append({"id": None, "field": None, "reason": NOT_AN_OBJECT_LINE.format(kind=type(raw).__name__),
+                            "line": lineno})
+                continue
+            try:
+                good.append((lineno, normalise(raw, comp, history, undeclared)))
+            except RecordError as e:
+                bad.append({**e.to_dict(), "line": lineno})
+                scan_undeclared(raw, comp, undeclared)
+    seen: set = set()
+    for ln, rec in good:
+        key = record_key(rec)
+        if key in seen:
+            bad.append({"id": rec[ID], "field": ID, "reason": DUPLICATE, "line": ln})
+        else:
+            seen.add(key)
+            part.records.append(rec)
+            part.lines.append(ln)
+    bad.sort(key=lambda r: r["line"])
+    for c in comp.child_names:
+        undeclared[c].discard(CHILD_KEY)  # the table form's key, harmless in nested rows
+    part.undeclared_fields = {e: sorted(s) for e, s in undeclared.items() if s}
+    part.n_read = n_read
+    return part

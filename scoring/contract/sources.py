@@ -1,0 +1,494 @@
+"""Which files an input is, how its tables are read, and how it is cut into partitions.
+
+Input forms
+-----------
+* a ``.jsonl`` / ``.ndjson`` file, optionally ``.gz``: one nested record a line;
+* a folder: the table form, ``opportunities.csv|.parquet`` plus optional
+  ``contacts`` / ``competitors`` / ``partners`` tables of the same format;
+* a single ``.csv`` / ``.parquet`` file: an opportunities table without child
+  tables (child tables beside it are NOT read; pass the folder).
+
+CSV is read with every column as text (``pyarrow.csv``; pandas' parser for
+headers pyarrow does not take: duplicate or empty names, ragged rows).
+
+Partitioning
+------------
+* **Table form**: when the opportunities table holds more than ``chunk_size``
+  rows (Parquet: from its metadata; CSV: counted, or estimated from the file
+  size and its first MiB), ONE streaming pass over every table appends each
+  row to bucket ``hash(id) mod B`` (``pandas.util.hash_array`` of the id text;
+  child rows hash their ``opportunity_id``), as Arrow IPC files in
+  ``workdir``, with ``B = ceil(rows / chunk_size)``.  Every snapshot of an id
+  and all its child rows share a bucket, so duplicate ``(id, as_of)`` checks,
+  child nesting and orphans are local to a partition.  Rows without a key are
+  spread by row number (they never match anything).  Small inputs are one
+  partition read straight from the source files.
+* **JSON Lines**: consecutive line ranges (byte ranges aligned to line starts
+  of a plain file; a ``.gz`` file is cut into plain part files in ``workdir``
+  by one sequential pass).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scoring.contract.columns import cell_values, is_str_type, np_bool, plain
+from scoring.contract.schema import CHILD_KEY
+from scoring.contract.tables import Table
+from scoring.contract.values import ID, OPPORTUNITY, Schema, compiled
+from scoring.errors import ScoringError
+
+__all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
+           "arrow_table"]
+
+SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket files
+TABLE_SUFFIXES = (".csv", ".parquet")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+_BATCH_ROWS = 131_072
+_CSV_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved input: ``kind`` ``"jsonl"`` or ``"tables"``; ``fmt`` ``jsonl``/``csv``/``parquet``;
+    ``tables``: (entity, path, label) of each table of the table form, opportunities first."""
+
+    path: Path
+    kind: str
+    fmt: str
+    tables: tuple[tuple[str, Path, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """Everything a worker process needs to load one partition (picklable).
+
+    ``kind`` is ``"tables"`` or ``"jsonl"``.  Table form: ``tables`` is a tuple
+    of ``(entity, path or None, label, arrow schema)``; ``text`` is True for
+    CSV; ``fmt`` is ``"csv"``, ``"parquet"`` (source files) or ``"ipc"``
+    (bucket files).  JSON Lines: ``path`` with the byte range ``[start, end)``
+    and the number of its first line.
+    """
+
+    kind: str
+    index: int
+    schema: Any
+    history: bool
+    fields: Any = None
+    dates: str = "text"
+    fmt: str = ""
+    text: bool = False
+    tables: tuple = ()
+    path: str = ""
+    start: int = 0
+    end: int = -1
+    first_line: int = 1
+    needs_dedupe: bool = False
+
+
+def resolve(source: str | Path, schema: Schema) -> Source:
+    """Which input form ``source`` is, and its files.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file, or a folder without an opportunities table.
+    ScoringError
+        Both ``opportunities.csv`` and ``.parquet``, a child table of the other
+        format, or a path that is no records input.
+    """
+    path = Path(source)
+    if path.is_dir():
+        found = [path / f"opportunities{x}" for x in TABLE_SUFFIXES if (path / f"opportunities{x}").exists()]
+        if not found:
+            raise FileNotFoundError(f"{path}: no opportunities.csv or opportunities.parquet")
+        if len(found) > 1:
+            raise ScoringError(f"{path}: both opportunities.csv and opportunities.parquet; keep one")
+        opp = found[0]
+        ext = opp.suffix.lower()
+        tables = [(OPPORTUNITY, opp, opp.name)]
+        for child in compiled(schema).children:
+            p = path / f"{child.name}{ext}"
+            others = [path / f"{child.name}{x}" for x in TABLE_SUFFIXES if x != ext]
+            if p.exists():
+                tables.append((child.name, p, p.name))
+            elif any(o.exists() for o in others):
+                other = next(o for o in others if o.exists())
+                raise ScoringError(f"{other}: child tables must have the format of {opp.name} ({ext}); "
+                                   f"convert it or the opportunities table")
+        return Source(path, "tables", ext[1:], tuple(tables))
+    if path.name.lower().endswith(JSONL_SUFFIXES):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        return Source(path, "jsonl", "jsonl")
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        return Source(path, "tables", path.suffix.lower()[1:], ((OPPORTUNITY, path, path.name),))
+    raise ScoringError(
+        f"{path}: not a records input (expected a .jsonl/.ndjson[.gz] file, a folder of tables, "
+        f"or an opportunities .csv/.parquet file)")
+
+
+def no_child_key(label: str) -> ScoringError:
+    """The error of a child table without ``opportunity_id``."""
+    return ScoringError(f"{label}: the child table has no {CHILD_KEY!r} column")
+
+
+def _cannot_read(path: Path, e: Exception) -> ScoringError:
+    return ScoringError(f"{path}: cannot read the table: {e}")
+
+
+# --------------------------------------------------------------------------- reading tables
+def _csv_header(path: Path) -> list[str] | None:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def _csv_names(header: list[str]) -> list[str]:
+    """pandas' names for duplicate headers (``name``, ``name.1``, ...)."""
+    seen: dict[str, int] = {}
+    names = []
+    for h in header:
+        k = seen.get(h, 0)
+        names.append(h if k == 0 else f"{h}.{k}")
+        seen[h] = k + 1
+    return names
+
+
+def _pandas_csv_batches(path: Path, skip_rows: int) -> Iterator[pa.Table]:
+    """CSV through pandas' parser (every cell text), in chunks, as all-text Arrow tables."""
+    try:
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
+                             chunksize=_BATCH_ROWS)
+        seen = 0
+        for df in reader:
+            if seen + len(df) <= skip_rows:
+                seen += len(df)
+                continue
+            if seen < skip_rows:
+                df = df.iloc[skip_rows - seen:]
+            seen += len(df)
+            names = [str(c) for c in df.columns]
+            arrays = [pa.array(df.iloc[:, k].to_numpy(dtype=object), pa.large_string(), from_pandas=True)
+                      for k in range(df.shape[1])]
+            yield pa.table(arrays, names=names)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise _cannot_read(path, e) from e
+
+
+def _pandas_index_columns(schema: pa.Schema) -> list[str]:
+    md = schema.pandas_metadata or {}
+    return [c for c in md.get("index_columns", []) if isinstance(c, str)]
+
+
+def iter_batches(path: Path, fmt: str) -> Iterator[pa.Table]:
+    """Yield Arrow tables of one source table in row order (CSV: every column text)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+            drop = _pandas_index_columns(pf.schema_arrow)
+            for b in pf.iter_batches(batch_size=_BATCH_ROWS):
+                t = pa.Table.from_batches([b])
+                if drop:
+                    t = t.drop_columns([c for c in drop if c in t.column_names])
+                yield t
+        except (pa.ArrowException, OSError) as e:
+            raise _cannot_read(path, e) from e
+        return
+    if fmt == "ipc":
+        with pa.OSFile(str(path), "rb") as fh:
+            for b in pa.ipc.open_stream(fh):
+                yield pa.Table.from_batches([b])
+        return
+    import pyarrow.csv as pacsv
+
+    header = _csv_header(path)
+    use_pandas = header is None or not header or len(set(header)) != len(header) or "" in header
+    done = 0
+    if not use_pandas:
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK, encoding="utf8"),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.large_string() for c in header},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False),
+            )
+            if reader.schema.names != header:
+                raise pa.ArrowInvalid("header differs")
+            for b in reader:
+                done += b.num_rows
+                yield pa.Table.from_batches([b])
+            return
+        except (pa.ArrowException, OSError):  # ragged rows, odd headers...: pandas' parser
+            pass
+    yield from _pandas_csv_batches(path, done)
+
+
+def _read_whole(path: Path, fmt: str) -> pa.Table | None:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            t = pq.read_table(path)
+        except (pa.ArrowException, OSError) as e:
+            raise _cannot_read(path, e) from e
+        drop = _pandas_index_columns(t.schema)
+        t = t.drop_columns([c for c in drop if c in t.column_names]) if drop else t
+        return t.combine_chunks()
+    parts = list(iter_batches(path, fmt))
+    if not parts:
+        return None
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def plain_table(t: pa.Table) -> pa.Table:
+    """Dictionary / view columns decoded (bucket files hold plain columns)."""
+    if not any(pa.types.is_dictionary(f.type) or pa.types.is_string_view(f.type) for f in t.schema):
+        return t
+    return pa.table([plain(c) for c in t.columns], names=t.column_names)
+
+
+def arrow_table(t: pa.Table, label: str) -> Table:
+    """An Arrow table (with or without the source-row column) as the validator's :class:`Table`."""
+    names = t.column_names
+    if SRC in names:
+        src = t.column(SRC).to_numpy().astype(np.int64) if t.num_rows else np.zeros(0, np.int64)
+    else:
+        src = np.arange(t.num_rows, dtype=np.int64)
+    return Table({c: t.column(c) for c in names if c != SRC}, src, label)
+
+
+def read_partition_tables(spec: PartitionSpec) -> tuple[Table, dict[str, Table]]:
+    """The tables of one table-form partition: (opportunities, {child entity: table})."""
+    opps = None
+    children: dict[str, Table] = {}
+    for entity, path, label, schema in spec.tables:
+        if path is None or not Path(path).exists():
+            t = schema.empty_table()
+        elif spec.fmt == "ipc":
+            with pa.OSFile(str(path), "rb") as fh:
+                t = pa.ipc.open_stream(fh).read_all().combine_chunks()
+        else:
+            t = _read_whole(Path(path), spec.fmt)
+            t = schema.empty_table() if t is None else t
+        if entity == OPPORTUNITY:
+            opps = arrow_table(t, label)
+        else:
+            if CHILD_KEY not in t.column_names:
+                raise no_child_key(label)
+            children[entity] = arrow_table(t, label)
+    return opps, children
+
+
+# --------------------------------------------------------------------------- partitions
+def _table_schemas(source: Source) -> list[pa.Schema | None]:
+    out = []
+    for entity, path, label in source.tables:
+        if source.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                s = pq.read_schema(path)
+            except (pa.ArrowException, OSError) as e:
+                raise _cannot_read(path, e) from e
+            drop = set(_pandas_index_columns(s))
+            s = pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else
+                                    (pa.large_string() if pa.types.is_string_view(f.type) else f.type))
+                           for f in s if f.name not in drop])
+        else:
+            header = _csv_header(path)
+            s = None if header is None else pa.schema([pa.field(h, pa.large_string()) for h in _csv_names(header)])
+        if s is not None and entity != OPPORTUNITY and CHILD_KEY not in s.names:
+            raise no_child_key(label)
+        out.append(s)
+    return out
+
+
+def _estimate_rows(source: Source) -> int:
+    _, path, _ = source.tables[0]
+    if source.fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as e:
+            raise _cannot_read(path, e) from e
+    return estimate_lines(path) - 1
+
+
+def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
+    """Bucket of each row: hash of the key's text mod B; rows without a key by row number."""
+    if key is None:
+        return (src % B).astype(np.int64)
+    key = plain(key)
+    if not is_str_type(key.type):
+        try:
+            key = pc.cast(key, pa.large_string())
+        except pa.ArrowException:
+            key = pa.array([None if v is None else str(v) for v in cell_values(key).tolist()], pa.large_string())
+    null = np_bool(key.is_null())
+    obj = key.to_numpy(zero_copy_only=False)
+    if null.any():
+        obj = obj.copy()
+        obj[null] = ""
+    h = pd.util.hash_array(obj.astype(object, copy=False), categorize=False)
+    b = (h % np.uint64(B)).astype(np.int64)
+    if null.any():
+        b[null] = src[null] % B
+    return b
+
+
+def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], **common) -> list[PartitionSpec]:
+    """The partitions of a table-form input (see the module docstring); ``common`` goes into every spec."""
+    schemas = _table_schemas(source)
+    B = max(1, math.ceil(_estimate_rows(source) / chunk_size))
+    text = source.fmt == "csv"
+    if B == 1:
+        tables = tuple((e, str(p), label, s if s is not None else pa.schema([]))
+                       for (e, p, label), s in zip(source.tables, schemas))
+        return [PartitionSpec(kind="tables", index=0, fmt=source.fmt, text=text, tables=tables, **common)]
+    work = workdir()
+    files: dict[tuple[str, int], str] = {}
+    out_schemas: dict[str, pa.Schema] = {}
+    for (entity, path, label), s in zip(source.tables, schemas):
+        keycol = ID if entity == OPPORTUNITY else CHILD_KEY
+        writers: dict[int, tuple[Any, Any]] = {}
+        start = 0
+        try:
+            for t in iter_batches(path, source.fmt):
+                t = plain_table(t)
+                m = t.num_rows
+                src = np.arange(start, start + m, dtype=np.int64)
+                start += m
+                t = t.append_column(SRC, pa.array(src))
+                if entity not in out_schemas:
+                    out_schemas[entity] = t.schema
+                elif t.schema != out_schemas[entity]:
+                    t = t.cast(out_schemas[entity])
+                if m == 0:
+                    continue
+                b = _bucket_of(t.column(keycol) if keycol in t.column_names else None, B, src)
+                counts = np.bincount(b, minlength=B)
+                t = t.take(pa.array(np.argsort(b, kind="stable")))
+                off = 0
+                for k in np.flatnonzero(counts).tolist():
+                    c = int(counts[k])
+                    w = writers.get(k)
+                    if w is None:
+                        fp = work / f"{entity}-{k:05d}.arrow"
+                        sink = pa.OSFile(str(fp), "wb")
+                        w = writers[k] = (sink, pa.ipc.new_stream(sink, t.schema))
+                        files[(entity, k)] = str(fp)
+                    w[1].write_table(t.slice(off, c))
+                    off += c
+        finally:
+            for sink, wr in writers.values():
+                wr.close()
+                sink.close()
+        if entity not in out_schemas:
+            base = s if s is not None else pa.schema([])
+            out_schemas[entity] = base.append(pa.field(SRC, pa.int64()))
+    return [PartitionSpec(kind="tables", index=k, fmt="ipc", text=text, **common,
+                          tables=tuple((e, files.get((e, k)), label, out_schemas[e]) for e, _, label in source.tables))
+            for k in range(B)]
+
+
+def jsonl_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], **common) -> list[PartitionSpec]:
+    """The partitions of a JSON Lines input (see the module docstring)."""
+    path = source.path
+    if path.name.lower().endswith(".gz"):
+        return _gz_partitions(path, chunk_size, workdir(), **common)
+    size = path.stat().st_size
+    B = max(1, math.ceil(estimate_lines(path) / chunk_size))
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, B):
+            fh.seek(max(bounds[-1], size * k // B))
+            if fh.tell() > 0:
+                fh.seek(fh.tell() - 1)
+                fh.readline()  # to the start of the next line
+            p = fh.tell()
+            if bounds[-1] < p < size:
+                bounds.append(p)
+    bounds.append(size)
+    firsts = [1]
+    with open(path, "rb") as fh:
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            fh.seek(a)
+            left, nl = b - a, 0
+            while left > 0:
+                buf = fh.read(min(left, 16 << 20))
+                if not buf:
+                    break
+                nl += buf.count(b"\n")
+                left -= len(buf)
+            firsts.append(firsts[-1] + nl)
+    multi = len(bounds) > 2
+    return [PartitionSpec(kind="jsonl", index=k, path=str(path), start=a, end=b, first_line=firsts[k],
+                          needs_dedupe=multi, **common)
+            for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+def _gz_partitions(path: Path, chunk_size: int, work: Path, **common) -> list[PartitionSpec]:
+    parts: list[tuple[str, int]] = []
+    out = None
+    line_no = count = first = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            for line in fh:
+                if out is None:
+                    fp = work / f"part-{len(parts):05d}.jsonl"
+                    out = open(fp, "wb")
+                    first, count = line_no + 1, 0
+                out.write(line)
+                line_no += 1
+                count += 1
+                if count >= chunk_size:
+                    out.close()
+                    out = None
+                    parts.append((str(fp), first))
+    except (OSError, EOFError) as e:
+        raise ScoringError(f"{path}: cannot read: {e}") from e
+    finally:
+        if out is not None:
+            out.close()
+            parts.append((str(fp), first))
+    multi = len(parts) > 1
+    return [PartitionSpec(kind="jsonl", index=i, path=p, start=0, end=-1, first_line=f, needs_dedupe=multi, **common)
+            for i, (p, f) in enumerate(parts)]
+
+
+def estimate_lines(path: Path, sample: int = 1 << 20) -> int:
+    """Lines of a text file: counted exactly up to 64 MiB, else estimated from its first MiB."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        if size <= 64 << 20:
+            n = 0
+            while True:
+                buf = fh.read(16 << 20)
+                if not buf:
+                    break
+                n += buf.count(b"\n")
+            return n + 1
+        head = fh.read(sample)
+    per = max(1, head.count(b"\n"))
+    return int(size * per / len(head)) + 1

@@ -1,0 +1,395 @@
+"""The contract's typing rules for ONE value, and every reason word a reader reports.
+
+This module is the single definition of how a value of each field type is
+read; the column-wise readers (:mod:`scoring.contract.columns`) and the
+nested-record validator (:mod:`scoring.contract.nested`) only run it.
+
+Typing per input form
+---------------------
+* JSON / Python values (:func:`converters` ``native``): values must have their
+  JSON type (``"true"`` is not a bool, ``1`` is not a bool, ``True`` is not
+  ``1``; ``3.0`` is the int 3).  A float NaN, ``pd.NA`` or ``pd.NaT`` is
+  pandas' "missing" and becomes ``None``; the literal ``NaN``/``Infinity``
+  tokens of JSON text are not JSON and are rejected.  Parquet cells are
+  checked the same way (numpy/pandas scalars, dates and timestamps are
+  accepted).
+* CSV text (:func:`converters` ``text``): every cell is text; an empty cell is
+  unknown (the caller's job), booleans are :data:`TRUE_WORDS` /
+  :data:`FALSE_WORDS` in any case, and no other text is a null (``NA`` in a
+  text field is the text ``"NA"``).
+
+Normalised values: ``bool`` -> ``bool``, ``int`` -> ``int``, ``number`` ->
+``float``, ``date`` -> ``'YYYY-MM-DD'``, ``enum`` -> one of its values,
+``string`` -> ``str``; unknown is ``None`` (never ``False``, never NaN).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from scoring.contract.schema import CHILD_KEY, Field
+
+Schema = Mapping[str, Mapping[str, Field]]
+
+#: Entity name of the deal-level record.  Every other entity of a schema is a child list.
+OPPORTUNITY = "opportunity"
+#: The record key; with :data:`AS_OF` it keys a snapshot.
+ID = "id"
+#: Snapshot date; child tables may carry it as a key too.
+AS_OF = "as_of"
+#: CSV spellings of booleans (compared in lower case).
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
+
+# --------------------------------------------------------------------------- reason words
+MISSING = "required field is missing"
+HISTORY_MISSING = "required field is missing (history needs the outcome)"
+DUPLICATE = "duplicate (id, as_of)"
+BROKEN_JSON = "broken JSON: {error}"
+NOT_AN_OBJECT_LINE = "a line must hold a JSON object, not {kind}"
+NOT_A_RECORD = "a record must be a mapping, not {kind}"
+NOT_A_LIST = "must be a list of objects, not {kind}"
+NOT_AN_OBJECT = "must be an object, not {kind}"
+CHILD_ROW = "{reason} ({table} row {row})"
+NO_CHILD_KEY = f"{CHILD_KEY} is missing"
+NO_SNAPSHOT = "no opportunity with id {id!r} and as_of {as_of!r}"
+NO_DEAL = "no opportunity with id {id!r}"
+
+
+def exceeds(a: str, va: Any, b: str, vb: Any) -> str:
+    """Reason of a ``max_field`` breach: ``site_visits_accompanied (3) exceeds site_visits (1)``."""
+    return f"{a} ({show(va)}) exceeds {b} ({show(vb)})"
+
+
+def orphan_reason(oid: Any, keyed: bool, as_of: Any = None) -> str:
+    """Why a child row found no deal."""
+    if oid is None:
+        return NO_CHILD_KEY
+    return NO_SNAPSHOT.format(id=oid, as_of=as_of) if keyed else NO_DEAL.format(id=oid)
+
+
+# --------------------------------------------------------------------------- text patterns
+#: A whole number as text.
+INT_PATTERN = r"[+-]?[0-9]+"
+#: A real number as text (no ``inf``/``nan`` words, no thousands separators).
+NUM_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+#: A calendar date as text (whether it exists is checked apart).
+DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_INT_RE = re.compile(INT_PATTERN)
+_NUM_RE = re.compile(NUM_PATTERN)
+_DATE_RE = re.compile(DATE_PATTERN)
+
+
+class Bad(Exception):
+    """A value does not fit its field; ``args[0]`` is the reason."""
+
+
+class JSONConstant:
+    """A ``NaN`` / ``Infinity`` token in JSON text (not JSON; never a value)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_NA = pd.NA
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # a whole number is a 64-bit integer (the frames' Int64)
+_NAT = pd.NaT
+
+
+def show(v: Any) -> str:
+    """A value as a reason shows it: strings quoted, booleans as in JSON."""
+    if isinstance(v, str):
+        return repr(str(v))
+    if v is True or v is False or isinstance(v, np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, np.generic):
+        v = v.item()
+    return str(v)
+
+
+def _num_words(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def is_null(v: Any) -> bool:
+    """pandas/numpy "missing": None, NaN, pd.NA, NaT."""
+    if v is None or v is _NA or v is _NAT:
+        return True
+    if isinstance(v, float):
+        return v != v
+    if isinstance(v, np.floating):
+        return bool(np.isnan(v))
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(v))
+    return False
+
+
+_DATE_MEMO: dict[str, str] = {}
+
+
+def date_from_text(s: str) -> str:
+    """``'YYYY-MM-DD'`` of a calendar date; raises :class:`Bad` otherwise."""
+    hit = _DATE_MEMO.get(s)
+    if hit is not None:
+        return hit
+    if _DATE_RE.fullmatch(s):
+        try:
+            iso = _dt.date.fromisoformat(s).isoformat()
+        except ValueError:
+            pass
+        else:
+            if len(_DATE_MEMO) > 100_000:
+                _DATE_MEMO.clear()
+            _DATE_MEMO[str(s)] = iso
+            return iso
+    raise Bad(f"{show(s)} is not a date (YYYY-MM-DD)")
+
+
+Converter = Callable[[Any], Any]
+
+
+def converters(f: Field) -> tuple[Converter, Converter]:
+    """Return ``(native, text)`` converters for one field.
+
+    ``native(v)`` takes a JSON/Python/Parquet value that is not None and
+    returns the normalised value (None for a pandas null) or raises
+    :class:`Bad`.  ``text(s)`` takes a non-empty CSV cell.
+
+    Examples
+    --------
+    >>> native, text = converters(Field("n", "int", min=0))
+    >>> native(3.0), text("+7")
+    (3, 7)
+    >>> text("2.5")
+    Traceback (most recent call last):
+    ...
+    scoring.contract.values.Bad: '2.5' is not a whole number
+    """
+    t = f.type
+    lo = f.min
+
+    def check_min(n):
+        if lo is not None and n < lo:
+            raise Bad(f"{show(n)} is below the minimum {_num_words(lo)}")
+        return n
+
+    if t == "string":
+        required = f.required
+
+        def native(v):
+            if isinstance(v, str):
+                if required and not v.strip():
+                    raise Bad(f"{show(v)} is blank; a non-empty string is required")
+                return str(v)
+            if is_null(v):
+                return None
+            raise Bad(f"{show(v)} is not a string" + ("; ids are text, quote them" if required else ""))
+
+        return native, native
+
+    if t == "enum":
+        allowed = frozenset(f.values)
+        words = ", ".join(f.values)
+
+        def native(v):
+            if isinstance(v, str) and v in allowed:
+                return str(v)
+            if is_null(v):
+                return None
+            raise Bad(f"{show(v)} is not one of {words}")
+
+        return native, native
+
+    if t == "bool":
+
+        def native(v):
+            if v is True or v is False:
+                return v
+            if isinstance(v, np.bool_):
+                return bool(v)
+            if is_null(v):
+                return None
+            hint = " (write true or false without quotes)" if isinstance(v, str) else " (true or false)"
+            raise Bad(f"{show(v)} is not a boolean{hint}")
+
+        def text(s):
+            w = s.lower()
+            if w in TRUE_WORDS:
+                return True
+            if w in FALSE_WORDS:
+                return False
+            raise Bad(f"{show(s)} is not a boolean (true/false, yes/no, 1/0)")
+
+        return native, text
+
+    if t == "int":
+
+        def check_int(n, v):
+            if not _INT_MIN <= n <= _INT_MAX:
+                raise Bad(f"{show(v)} is out of range for a whole number (64 bits)")
+            return check_min(n)
+
+        def native(v):
+            tv = type(v)
+            if tv is bool or isinstance(v, np.bool_):
+                raise Bad(f"{show(v)} is not a whole number")
+            if isinstance(v, (int, np.integer)):
+                return check_int(int(v), v)
+            if isinstance(v, (float, np.floating)):
+                if v != v:
+                    return None
+                if math.isinf(v) or not float(v).is_integer():
+                    raise Bad(f"{show(v)} is not a whole number")
+                return check_int(int(v), v)
+            if is_null(v):
+                return None
+            raise Bad(f"{show(v)} is not a whole number")
+
+        def text(s):
+            if _INT_RE.fullmatch(s):
+                return check_int(int(s), s)
+            if _NUM_RE.fullmatch(s):
+                x = float(s)
+                if math.isfinite(x) and x.is_integer():
+                    return check_int(int(x), s)
+            raise Bad(f"{show(s)} is not a whole number")
+
+        return native, text
+
+    if t == "number":
+
+        def native(v):
+            tv = type(v)
+            if tv is bool or isinstance(v, np.bool_):
+                raise Bad(f"{show(v)} is not a number")
+            if isinstance(v, (int, float, np.integer, np.floating)):
+                try:
+                    x = float(v)
+                except OverflowError:  # a Python int beyond any float
+                    raise Bad(f"{show(v)} is not a finite number") from None
+            elif is_null(v):
+                return None
+            else:
+                raise Bad(f"{show(v)} is not a number")
+            if x != x:
+                return None  # a NaN in Python data is pandas' "missing"
+            if math.isinf(x):
+                raise Bad(f"{show(v)} is not a finite number")
+            return check_min(x)
+
+        def text(s):
+            if _NUM_RE.fullmatch(s):
+                x = float(s)
+                if math.isinf(x):
+                    raise Bad(f"{show(s)} is not a finite number")
+                return check_min(x)
+            raise Bad(f"{show(s)} is not a number")
+
+        return native, text
+
+    if t == "date":
+
+        def native(v):
+            if isinstance(v, str):
+                return date_from_text(v)
+            if isinstance(v, _dt.datetime):  # includes pd.Timestamp; must precede date
+                if v is _NAT:
+                    return None
+                return v.date().isoformat()
+            if isinstance(v, _dt.date):
+                return v.isoformat()
+            if isinstance(v, np.datetime64):
+                if np.isnat(v):
+                    return None
+                return pd.Timestamp(v).date().isoformat()
+            if is_null(v):
+                return None
+            raise Bad(f"{show(v)} is not a date (YYYY-MM-DD)")
+
+        return native, date_from_text
+
+    raise ValueError(f"field {f.name!r}: unknown type {t!r}")  # merge_schema keeps this out
+
+
+# --------------------------------------------------------------------------- compiled schema
+@dataclass(frozen=True)
+class Entity:
+    """The converters of every field of one entity, in schema order."""
+
+    name: str
+    names: tuple[str, ...]
+    fields: tuple[Field, ...]
+    native: tuple[Converter, ...]
+    text: tuple[Converter, ...]
+    required: tuple[bool, ...]
+    pairs: tuple[tuple[str, str], ...]  # (field, max_field)
+    declared: frozenset[str]
+    conv_map: dict  # name -> native converter
+    required_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A schema compiled into per-field converters (see :func:`compiled`)."""
+
+    opp: Entity
+    children: tuple[Entity, ...]
+    child_names: frozenset[str]
+
+
+def _compile_entity(name: str, fields: Mapping[str, Field]) -> Entity:
+    names, flds, nat, txt, req, pairs = [], [], [], [], [], []
+    for fname, f in fields.items():
+        native, text = converters(f)
+        names.append(fname)
+        flds.append(f)
+        nat.append(native)
+        txt.append(text)
+        req.append(bool(f.required))
+        if f.max_field is not None:
+            if f.max_field not in fields:
+                raise ValueError(f"{name}.{fname}: max_field {f.max_field!r} is not a field of {name}")
+            pairs.append((fname, f.max_field))
+    return Entity(name, tuple(names), tuple(flds), tuple(nat), tuple(txt), tuple(req), tuple(pairs),
+                  frozenset(names), dict(zip(names, nat)), tuple(n for n, r in zip(names, req) if r))
+
+
+_CACHE: dict[int, tuple[Schema, Compiled]] = {}
+_CACHE_MAX = 64
+
+
+def compiled(schema: Schema) -> Compiled:
+    """Compile a schema once; cached by identity (the cache holds the schema, so ids are not reused).
+
+    Treat a schema as immutable once it has been used.
+
+    Raises
+    ------
+    ValueError
+        The schema has no ``opportunity`` entity with an ``id``, or a field
+        has an unknown type or a ``max_field`` outside its entity.
+    """
+    hit = _CACHE.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if OPPORTUNITY not in schema or ID not in schema[OPPORTUNITY]:
+        raise ValueError(f"a schema needs the entity {OPPORTUNITY!r} with an {ID!r} field")
+    opp = _compile_entity(OPPORTUNITY, schema[OPPORTUNITY])
+    children = tuple(_compile_entity(e, flds) for e, flds in schema.items() if e != OPPORTUNITY)
+    comp = Compiled(opp, children, frozenset(c.name for c in children))
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[id(schema)] = (schema, comp)
+    return comp
