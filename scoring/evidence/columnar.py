@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.contract.frames import ROW, Frames
-from scoring.evidence.columns import Column, date_column, series_column, unknown_column, values_column
+from scoring.evidence.arrays import Column, date_column, series_column, unknown_column, values_column
 from scoring.evidence.compiled import AS_OF, Count, day_number, resolve_status
 from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items
 from scoring.evidence.pack import RulePack

@@ -1,4 +1,4 @@
-"""A field of a chunk of deals as numpy arrays, and what each test of the grammar means on it.
+"""A field of a chunk of deals as numpy arrays, and what each check of the grammar means on it.
 
 :class:`Column` holds the values of one field (of the deals, or of their
 child rows) and a known-mask; its methods are the grammar's tests
