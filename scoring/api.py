@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
+import pyarrow as pa
 
+from scoring.batch.chunks import ChunkScorer, as_of_date, output_schema
+from scoring.errors import InputError, RecordError
 from scoring.evidence.durable import Engine
-from scoring.errors import RecordError
+from scoring.score.flags import STALLED, Thresholds, is_stalled
 from scoring.score.rulescore import score_evaluation
 
 
@@ -97,18 +100,23 @@ class Scorer:
     lang : "en" or "zh"
         Language of titles and actions.
     as_of : str, optional
-        Date for records without ``as_of`` (default: today).
+        Date for records without ``as_of`` (default: today, the day a deal is scored).
+    thresholds : Thresholds, optional
+        Of the STALLED flag (default: :class:`scoring.score.flags.Thresholds`).
+
+    Raises
+    ------
+    InputError
+        When ``as_of`` is not a date ``YYYY-MM-DD``.
     """
 
-    def __init__(self, model: str | Path | None = "current", *, rules=None, lang: str = "en",
-                 as_of: str | None = None, thresholds=None):
+    def __init__(self, model: str | Path | None = "current", *, rules: str | Path | None = None, lang: str = "en",
+                 as_of: str | None = None, thresholds: Thresholds | None = None):
         from scoring import paths
         from scoring.evidence.pack import load_pack
 
-        from scoring.batch.run import Thresholds
-
         self.lang = lang
-        self.as_of = as_of
+        self.as_of = None if as_of is None else as_of_date(as_of)
         self.thresholds = thresholds or Thresholds()
         self.model = None
         if model is not None:
@@ -146,11 +154,9 @@ class Scorer:
             for r in m["model_reasons"]:
                 (pos if r["contribution"] > 0 else neg).append(
                     Reason(r["feature"], r["title"], r["contribution"], r.get("rule")))
-        from scoring.batch.run import is_stalled
-
         meetings = [f.rule for f in rs.meeting_flags]
         if is_stalled(rs.stage, rec.get("stage_entered_at"), ev.as_of, self.thresholds):
-            meetings.append("STALLED")
+            meetings.append(STALLED)
         return ScoreResult(
             id=rs.id, as_of=rs.as_of, stage=rs.stage, win_probability=prob, rule_score=rs.score,
             data_completeness=rs.completeness, milestones_passed=rs.milestones_passed,
@@ -162,6 +168,7 @@ class Scorer:
         )
 
     def score_many(self, records: Iterable[Mapping[str, Any]]) -> list[ScoreResult]:
+        """:meth:`score` on each record."""
         return [self.score(r) for r in records]
 
     # ------------------------------------------------------------------ table form
@@ -186,28 +193,25 @@ class Scorer:
             scores = ddf.map_partitions(scorer.score_frame, contacts, competitors, partners,
                                         other_deals="ignore", meta=scorer.output_meta())
         """
-        from scoring.batch.run import ChunkScorer
-
         children = {k: v for k, v in (("contacts", contacts), ("competitors", competitors),
                                       ("partners", partners)) if v is not None}
         if other_deals == "ignore":
             ids = set(opportunities["id"].astype(str))
             children = {k: v[v["opportunity_id"].astype(str).isin(ids)] for k, v in children.items()}
         elif other_deals != "raise":
-            raise ValueError("other_deals must be 'raise' or 'ignore'")
+            raise InputError(f"other_deals must be 'raise' or 'ignore', not {other_deals!r}")
         frames, rejects, orphans = self._validate_tables(opportunities, children)
         if rejects:
             r = rejects[0]
             raise RecordError(r.get("id"), r.get("field"), r.get("reason"))
         if orphans:
             o = orphans[0]
-            raise RecordError(o.get("opportunity_id"), f"{o.get('table')}.opportunity_id",
-                              o.get("reason") or "no opportunity with this id")
-        if self._chunk_scorer is None or tuple(keep) != self._chunk_scorer.keep:
-            import datetime as _dt
-
+            raise RecordError(o.get("opportunity_id"), f"{o.get('table')}.opportunity_id", o.get("reason"))
+        as_of = as_of_date(self.as_of)
+        if (self._chunk_scorer is None or tuple(keep) != self._chunk_scorer.keep
+                or as_of != self._chunk_scorer.as_of_default):
             self._chunk_scorer = ChunkScorer(self.pack, self.model, keep=keep, thresholds=self.thresholds,
-                                             as_of_default=self.as_of or _dt.date.today().isoformat())
+                                             as_of_default=as_of)
         return self._chunk_scorer.score(frames).to_pandas()
 
     def _validate_tables(self, opportunities, children):
@@ -218,11 +222,9 @@ class Scorer:
         chunk = validate_dataframes(opportunities, children, self.pack.schema)
         return chunk.frames, chunk.rejects, chunk.orphans
 
-    def output_schema(self, keep: Sequence[str] = ()):
+    def output_schema(self, keep: Sequence[str] = ()) -> pa.Schema:
         """The Arrow schema of :meth:`score_frame`'s result (and of the nightly Parquet output)."""
-        from scoring.batch.run import ChunkScorer, _empty_output_schema
-
-        return _empty_output_schema(ChunkScorer(self.pack, self.model, keep=keep))
+        return output_schema(self.pack, self.model, keep)
 
     def output_meta(self, keep: Sequence[str] = ()) -> pd.DataFrame:
         """An empty DataFrame with the columns and dtypes :meth:`score_frame` returns (Dask's ``meta``)."""
@@ -234,8 +236,6 @@ class Scorer:
         >>> Scorer(model=None).spark_ddl()[:40]                     # doctest: +SKIP
         'id string, as_of string, stage string, w'
         """
-        import pyarrow as pa
-
         def ddl(t) -> str:
             if pa.types.is_list(t):
                 return f"array<{ddl(t.value_type)}>"
@@ -249,7 +249,7 @@ class Scorer:
 
         return ", ".join(f"`{f.name}` {ddl(f.type)}" for f in self.output_schema(keep))
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict:
         d = dict(self.__dict__)
         d["_chunk_scorer"] = None
         return d

@@ -1,6 +1,25 @@
 """The ``scoring`` command.  Thin: each command loads inputs, calls one library
-function, writes outputs, and turns library errors into a clear message and a
-non-zero exit."""
+function, writes outputs, and turns library errors into one clear line on
+stderr and a non-zero exit.
+
+Exit codes (:class:`scoring.errors.ExitCode`):
+
+====  ==========================================================================
+code  meaning
+====  ==========================================================================
+0     success
+1     the command ran, but something it checked did not pass: ``explain``
+      rejected some records (each named on stderr), ``rules check`` found a
+      rule example that does not end in its stated status
+2     usage or input error: a bad option or argument (click's usage errors), a
+      bad date, rule pack, model or input file, another run writing the same
+      output; one line ``error: ...`` on stderr, nothing written
+3     ``score``: a larger share of the input was rejected than
+      ``--max-rejected-share`` (the outputs and the rejects file are written)
+====  ==========================================================================
+
+An unexpected internal error ends in a Python traceback (exit code 1).
+"""
 from __future__ import annotations
 
 import functools
@@ -11,11 +30,14 @@ from pathlib import Path
 import click
 
 from scoring import paths
-from scoring.errors import ScoringError
+from scoring.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEEP, DEFAULT_MAX_REJECTED_SHARE
+from scoring.errors import ExitCode, ScoringError
+from scoring.score.flags import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
+from scoring.score.labels import LANGS
 
 
 def _fail_clean(fn):
-    """Library errors become one clear line on stderr and exit code 2."""
+    """Library errors become one clear line on stderr and the error's exit code (see the table above)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -23,7 +45,7 @@ def _fail_clean(fn):
             return fn(*args, **kwargs)
         except ScoringError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
 
     return wrapper
 
@@ -45,7 +67,7 @@ def main():
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="Model folder (default: the current model, if any). Use --no-model to skip it.")
 @click.option("--no-model", is_flag=True, help="Rule score only, no probability.")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
 @click.option("--id", "ids", multiple=True, help="Only these record ids.")
 @_fail_clean
 def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
@@ -76,7 +98,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
             click.echo(format_explanation(x, lang))
         first = False
     if res.rejects:
-        sys.exit(1)
+        sys.exit(ExitCode.FINDINGS)
 
 
 # --------------------------------------------------------------------------- score
@@ -95,26 +117,28 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Last run's output: adds probability_change, raises T3, and limits T2 to new slips.")
 @click.option("--as-of", "as_of", help="Date for records without as_of (default: today).")
-@click.option("--keep", default="owner,amount,currency,region,expected_close", show_default=True,
+@click.option("--keep", default=",".join(DEFAULT_KEEP), show_default=True,
               help="Input fields to carry into the output, comma-separated.")
 @click.option("--forecast", type=click.Path(path_type=Path),
               help="Also write the pipeline forecast (expected value by owner, region, stage, close quarter).")
-@click.option("--max-rejected-share", type=float, default=0.05, show_default=True,
-              help="Exit with code 3 when a larger share of the input is rejected.")
-@click.option("--t3-drop", type=float, default=0.10, show_default=True,
+@click.option("--max-rejected-share", type=float, default=DEFAULT_MAX_REJECTED_SHARE, show_default=True,
+              help=f"Exit with code {ExitCode.REJECTED_SHARE:d} when a larger share of the input is rejected.")
+@click.option("--t3-drop", type=float, default=DEFAULT_T3_DROP, show_default=True,
               help="T3 when the probability dropped by more than this since the last run.")
 @click.option("--stall-days", default=None,
               help="Days in stage before STALLED, e.g. 'relationship=120,bidding=30' "
-                   "(defaults: technical_promotion=90, relationship=90, partner=60, solution=60, bidding=45).")
+                   f"(defaults: {', '.join(f'{k}={v}' for k, v in DEFAULT_STALL_DAYS.items())}).")
 @click.option("--workers", type=int, default=None, help="Processes (default: every core).")
-@click.option("--chunk-size", type=int, default=50_000, show_default=True)
+@click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
           max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
-    from scoring.batch.run import DEFAULT_STALL_DAYS, Thresholds, run_batch
+    from scoring.batch.run import run_batch
+    from scoring.batch.summary import check_rejected_share, format_summary
     from scoring.model.resolve import resolve_scoring
+    from scoring.score.flags import Thresholds
 
     source = input_path or paths.sample_pipeline()
     output = output or paths.default_output()
@@ -123,70 +147,28 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
         click.echo(f"warning: {n}", err=True)
     if model is None:
         click.echo("note: no model (scoring the rule score only); train and promote one for probabilities", err=True)
-    stall = dict(DEFAULT_STALL_DAYS)
-    for part in filter(None, (stall_days or "").split(",")):
-        k, _, v = part.partition("=")
-        if k.strip() not in stall or not v.strip().isdigit():
-            raise click.BadParameter(f"{part!r}: use stage=days with a stage among {', '.join(stall)}",
-                                     param_hint="--stall-days")
-        stall[k.strip()] = int(v)
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
     summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
                         as_of=as_of, keep=keep_fields, forecast=forecast,
-                        thresholds=Thresholds(t3_drop=t3_drop, stall_days=stall), workers=workers,
+                        thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)), workers=workers,
                         chunk_size=chunk_size)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         click.echo(format_summary(summary))
-    if summary["rejected_share"] > max_rejected_share:
-        click.echo(f"error: {summary['rejected']} of {summary['read']} records rejected "
-                   f"({100 * summary['rejected_share']:.1f}% > {100 * max_rejected_share:.1f}%); see {summary['rejects']}",
-                   err=True)
-        sys.exit(3)
+    check_rejected_share(summary, max_rejected_share)
 
 
-def _short(path) -> str:
-    """A path relative to the current folder when it lies inside it."""
-    import os
-
-    p = str(path)
-    try:
-        rel = os.path.relpath(p)
-    except ValueError:
-        return p
-    return rel if not rel.startswith("..") else p
-
-
-def format_summary(s: dict) -> str:
-    s = {**s, **{k: _short(s[k]) for k in ("input", "output", "rejects") if s.get(k)}}
-    lines = [
-        f"scored {s['input']} -> {s['output']}",
-        f"  read {s['read']:,}  scored {s['scored']:,}  rejected {s['rejected']:,}  orphan child rows "
-        f"{s['orphans']:,}  (rejects: {s['rejects']})",
-        f"  model {s['model'] or 'none'}  rule pack {s['rule_pack']}",
-        f"  records without as_of scored as of {s['as_of_default']} (the run date unless --as-of)",
-        f"  deals with red flags: {s['flagged']:,}   mean rule score {s['mean_rule_score']}",
-    ]
-    wp = s.get("win_probability")
-    if wp:
-        q = wp["quantiles"]
-        lines.append(f"  win probability: mean {wp['mean']:.3f}  p10 {q['p10']:.3f}  p50 {q['p50']:.3f}  "
-                     f"p90 {q['p90']:.3f}")
-        lines.append("    " + "  ".join(f"{h['from']:.1f}-{h['to']:.1f}:{h['deals']}" for h in wp["histogram"]))
-    if s.get("analysis_meetings"):
-        lines.append("  analysis meetings: " + ", ".join(f"{k} {v}" for k, v in s["analysis_meetings"].items()))
-    for ent, names in (s.get("undeclared_fields") or {}).items():
-        lines.append(f"  undeclared {ent} fields (not read by any rule; misspelt?): {', '.join(names)}")
-    if s.get("completeness_by_owner"):
-        worst = sorted(s["completeness_by_owner"].items(), key=lambda kv: kv[1]["completeness"])[:5]
-        lines.append("  data completeness by owner (lowest 5): "
-                     + ", ".join(f"{k} {100 * v['completeness']:.0f}% ({v['deals']})" for k, v in worst))
-    for f in s.get("forecast_total") or []:
-        lines.append(f"  pipeline expected value ({f['currency']}): {f['expected_value']:,.0f} of "
-                     f"{f['amount']:,.0f} over {f['deals']:,} deals")
-    lines.append(f"  {s['seconds']} s, {s['deals_per_second'] or 0:,} deals/s, {s['workers']} workers")
-    return "\n".join(lines)
+def _stall_days(text: str | None) -> dict[str, int]:
+    """``--stall-days 'relationship=120,bidding=30'`` over the defaults."""
+    stall = dict(DEFAULT_STALL_DAYS)
+    for part in filter(None, (text or "").split(",")):
+        k, _, v = part.partition("=")
+        if k.strip() not in stall or not v.strip().isdigit():
+            raise click.BadParameter(f"{part!r}: use stage=days with a stage among {', '.join(stall)}",
+                                     param_hint="--stall-days")
+        stall[k.strip()] = int(v)
+    return stall
 
 
 # --------------------------------------------------------------------------- rules
@@ -200,7 +182,7 @@ def rules():
 @rules.command("list")
 @click.argument("pack", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
 @_fail_clean
 def rules_list(pack, fmt, lang):
     """List the rules of PACK (default: the current pack): the codes the nightly output uses, with
@@ -210,15 +192,10 @@ def rules_list(pack, fmt, lang):
 
     from scoring.evidence.pack import load_pack
     from scoring.model.resolve import current_pack_path
-    from scoring.score.labels import FLAG_TITLES
+    from scoring.score.labels import output_codes
 
     p = load_pack(pack or current_pack_path())
-    rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or ",".join(r.stages), "points": r.points,
-             "methodology": " ".join(r.methodology), "title": r.text("title", lang),
-             "action": r.text("action", lang)} for r in p.rules]
-    for code, (mid, title) in FLAG_TITLES.items():  # raised by the flags, not by a rule of the pack
-        rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
-                     "title": title[lang], "action": ""})
+    rows = output_codes(p, lang)
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif fmt == "csv":
@@ -294,7 +271,7 @@ def rules_check(pack, against, current, as_json):
                     bits.append("; ".join(f"{k} {a}->{b}" for k, (a, b) in list(c["status_changes"].items())[:6]))
                 click.echo("  " + "  ".join(bits))
     if failures:
-        sys.exit(1)
+        sys.exit(ExitCode.FINDINGS)
 
 
 # --------------------------------------------------------------------------- models
@@ -391,7 +368,7 @@ def list_models_cmd():
 @click.option("--out", "out", type=click.Path(path_type=Path), help="HTML file (default: out/report-<model id>.html).")
 @click.option("--history", type=click.Path(exists=True, path_type=Path),
               help="History holding the model's test deals (default: the bundled sample history).")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
 @click.option("--rule-stats", type=click.Choice(["all", "test"]), default="all", show_default=True,
               help="Per-rule fire and win rates on all history, or on the held-out deals only.")
 @_fail_clean
@@ -415,9 +392,10 @@ def report(model_dir, out, history, lang, rule_stats):
               help="A .jsonl file, or a folder for the table form.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "csv"]), default=None,
               help="Default: jsonl for a .jsonl path, else parquet.")
-@click.option("--as-of", default="2026-11-25", show_default=True,
-              help="Snapshot date of the pipeline; history deals close before it.")
-@click.option("--snapshots", default="1-4", show_default=True, help="History: snapshots per deal, LO-HI.")
+@click.option("--as-of", default=None,
+              help="Snapshot date of the pipeline; history deals close before it "
+                   "(default: the generator's fixed date, so a seed always gives the same deals).")
+@click.option("--snapshots", default=None, help="History: snapshots per deal, LO-HI (default: the generator's).")
 @click.option("--dirty", is_flag=True, help="History: spoil ~1.5% of snapshots (for tests of the trainer's filtering).")
 @_fail_clean
 def generate(kind, deals, seed, out, fmt, as_of, snapshots, dirty):
@@ -428,10 +406,17 @@ def generate(kind, deals, seed, out, fmt, as_of, snapshots, dirty):
       scoring generate pipeline --deals 1000000 --seed 1 --out big/ --format parquet
     """
     from dealscore_datasets.generate import generate as generate_deals
+    from scoring.batch.chunks import as_of_date
 
-    lo, _, hi = snapshots.partition("-")
-    sizes = generate_deals(kind, deals, out, seed=seed, fmt=fmt, as_of=as_of,
-                           snapshots=(int(lo), int(hi or lo)), dirty=dirty)
+    options = {}
+    if as_of is not None:
+        options["as_of"] = as_of_date(as_of)
+    if snapshots is not None:
+        lo, _, hi = snapshots.partition("-")
+        if not lo.isdigit() or not (hi or lo).isdigit():
+            raise click.BadParameter(f"{snapshots!r}: use LO-HI, e.g. 1-4", param_hint="--snapshots")
+        options["snapshots"] = (int(lo), int(hi or lo))
+    sizes = generate_deals(kind, deals, out, seed=seed, fmt=fmt, dirty=dirty, **options)
     click.echo(f"wrote {kind} ({', '.join(f'{k} {n}' for k, n in sizes.items())}) to {out}", err=True)
 
 

@@ -1,9 +1,39 @@
-"""Exceptions the library raises.  Each names what was wrong and where."""
+"""Exceptions the library raises, and the exit codes the ``scoring`` command turns them into.
+
+Each error names what was wrong and where.  Every error the package raises on
+purpose is a :class:`ScoringError`; its ``exit_code`` is the code the command
+exits with after printing the error's message as one line.
+"""
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``scoring`` command (the table in :mod:`scoring.cli` and the README)."""
+
+    #: success
+    OK = 0
+    #: the command ran, but something it checked did not pass: ``explain`` rejected some records,
+    #: ``rules check`` found a rule example that does not end in its stated status
+    FINDINGS = 1
+    #: usage or input error: a bad option or argument, a bad rule pack, model or input file
+    #: (every :class:`ScoringError` but the one below); nothing was written
+    USAGE = 2
+    #: ``score``: a larger share of the input was rejected than ``--max-rejected-share``
+    #: (the outputs were written)
+    REJECTED_SHARE = 3
 
 
 class ScoringError(Exception):
     """Base class of every error this package raises on purpose."""
+
+    #: the exit code of the ``scoring`` command when this error ends it
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class InputError(ScoringError, ValueError):
+    """An argument the library cannot use, e.g. a date that is not ``YYYY-MM-DD``."""
 
 
 class RecordError(ScoringError, ValueError):
@@ -48,3 +78,9 @@ class RulePackError(ScoringError):
 
 class ModelError(ScoringError):
     """A model artifact is missing, incomplete, tampered with, or cannot be trained."""
+
+
+class RejectedShareError(ScoringError):
+    """A run rejected a larger share of its input than allowed (its outputs are written)."""
+
+    exit_code = ExitCode.REJECTED_SHARE

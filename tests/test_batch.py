@@ -15,9 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from scoring.model.artifact import load_model
-from scoring.batch.run import ChunkScorer, Thresholds, output_lock, read_output, run_batch
+from scoring.batch.chunks import ChunkScorer
+from scoring.batch.output import output_lock
+from scoring.batch.run import run_batch
 from scoring.cli import main
 from scoring.errors import ScoringError
+from scoring.score.flags import Thresholds
 from dealscore_datasets.generate import write_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,12 +134,14 @@ def test_killed_run_leaves_no_partial_file_under_the_final_name(tmp_path, traine
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert out.read_bytes() == b"last night's scores"
+    with output_lock(out):  # the kernel released the dead run's lock: the next run may start
+        pass
 
 
 def test_second_run_on_same_output_refuses_to_start(pipeline_dir, tmp_path, model):
     out = tmp_path / "scores.parquet"
     with output_lock(out):
-        with pytest.raises(ScoringError, match="another run is writing"):
+        with pytest.raises(ScoringError, match=f"another run is writing .* held by pid {os.getpid()}"):
             _run(pipeline_dir, out, model)
     _run(pipeline_dir, out, model)  # free again once the first run is over
 
@@ -220,6 +225,20 @@ def test_batch_equals_reference_path(pipeline_dir, tmp_path, model):
         assert row["win_probability"] == pytest.approx(one.win_probability, abs=1e-6)
         assert row["next_actions"] == [a.rule for a in one.next_actions]
         assert row["analysis_meeting"] == one.analysis_meeting
+
+
+def test_batch_reasons_are_the_models_reasons(pipeline_dir, tmp_path, model):
+    """The batch asks the model: probabilities and reasons in the order Model.reasons gives them."""
+    from scoring.contract.reader import read_records
+
+    s = _run(pipeline_dir, tmp_path / "s.jsonl", model, as_of="2026-11-25")
+    rows = {r["id"]: r for r in map(json.loads, Path(s["output"]).read_text().splitlines())}
+    recs = read_records(pipeline_dir, model.pack.schema).records
+    for rec, want in zip(recs, model.reasons(recs)):
+        row = rows[rec["id"]]
+        assert row["reasons_positive"] == [r["feature"] for r in want["positive"]]
+        assert row["reasons_negative"] == [r["feature"] for r in want["negative"]]
+        assert row["win_probability"] == pytest.approx(want["win_probability"], abs=5e-7)
 
 
 def test_json_lines_duplicates_across_partitions_are_rejected(tmp_path, model, pipeline_tables):

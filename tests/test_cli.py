@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from scoring.cli import main
+from scoring.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = Path(__file__).resolve().parent / "data" / "example.jsonl"
@@ -94,3 +95,20 @@ def test_rules_list_exports_every_output_code():
     codes = {r["rule"] for r in rows}
     assert {"S1_1", "M2", "L8", "T4", "T3", "STALLED"} <= codes
     assert all(r["title"] for r in rows)
+
+
+def test_bad_as_of_prints_one_line_and_exits_with_the_usage_code(tmp_path):
+    res = CliRunner().invoke(main, ["score", "--as-of", "2026-13-01", "--out", str(tmp_path / "s.jsonl"),
+                                    "--rules", str(ROOT / "rules" / "default")])
+    assert res.exit_code == ExitCode.USAGE == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert errors == ["error: as_of '2026-13-01' is not a date YYYY-MM-DD (month must be in 1..12)"]
+    assert "Traceback" not in res.output and not (tmp_path / "s.jsonl").exists()
+
+
+def test_every_exit_code_is_in_the_documented_table():
+    import scoring.cli
+
+    table = scoring.cli.__doc__.split("Exit codes")[1]
+    documented = {int(line.split()[0]) for line in table.splitlines() if line[:1].isdigit()}
+    assert documented == {int(c) for c in ExitCode}

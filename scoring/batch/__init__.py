@@ -2,7 +2,17 @@
 
 ``chunks``    scoring one chunk of validated frames into output rows
 ``previous``  last night's output: probability change, T2 and T3
-``output``    writers, atomic replacement and the output lock
+``output``    writers, atomic replacement, reading an output back, and the output lock
 ``summary``   the run summary and the forecast
 ``run``       the run itself
+
+The defaults of a run are defined here, where the command line reads them
+without importing the run's machinery.
 """
+
+#: The run fails (exit code 3) when more than this share of the input is rejected.
+DEFAULT_MAX_REJECTED_SHARE = 0.05
+#: Deals per chunk (a unit of work of one worker process; bounds memory).
+DEFAULT_CHUNK_SIZE = 50_000
+#: Input fields ``scoring score`` carries into the output by default.
+DEFAULT_KEEP = ("owner", "amount", "currency", "region", "expected_close")

@@ -51,7 +51,7 @@ import contextlib
 import gc
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field as _dc_field
 from pathlib import Path
 from typing import Any
@@ -275,6 +275,25 @@ class DuplicateFilter:
     def __init__(self):
         self.seen: set = set()
 
+    def check(self, keys: Iterable[tuple], lines: Sequence[int]) -> tuple[np.ndarray, list[dict]]:
+        """Which of ``keys`` (``(id, as_of)`` in input order, at JSON Lines ``lines``) are new.
+
+        Returns the mask of the keys to keep and one reject per duplicate; the new
+        keys are remembered.  (A batch whose workers load the partitions calls this
+        in the parent with the keys of each scored chunk.)
+        """
+        seen = self.seen
+        keep = []
+        dups = []
+        for k, line in zip(keys, lines):
+            if k in seen:
+                keep.append(False)
+                dups.append({"id": k[0], "field": ID, "reason": DUPLICATE, "line": int(line)})
+            else:
+                seen.add(k)
+                keep.append(True)
+        return np.asarray(keep, dtype=bool), dups
+
     def __call__(self, chunk: Chunk) -> Chunk:
         if not chunk.needs_dedupe or len(chunk.frames.opps) == 0:
             return chunk
@@ -287,20 +306,10 @@ class DuplicateFilter:
             asofs = a.to_numpy(dtype=object, na_value=None).tolist()
         else:
             asofs = [None] * len(ids)
-        seen = self.seen
-        keep = np.ones(len(ids), bool)
-        dups = []
-        for i, k in enumerate(zip(ids, asofs)):
-            if k in seen:
-                keep[i] = False
-                dups.append(i)
-            else:
-                seen.add(k)
+        keep, dups = self.check(zip(ids, asofs), chunk.positions)
         if not dups:
             return chunk
-        rejects = list(chunk.rejects)
-        for i in dups:
-            rejects.append({"id": ids[i], "field": ID, "reason": DUPLICATE, "line": int(chunk.positions[i])})
+        rejects = list(chunk.rejects) + dups
         rejects.sort(key=lambda r: r["line"])
         return Chunk(frames=_take_opps(chunk.frames, keep), rejects=rejects, orphans=chunk.orphans,
                      n_read=chunk.n_read, undeclared_fields=chunk.undeclared_fields,

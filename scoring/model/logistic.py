@@ -37,9 +37,12 @@ from scoring.evidence.durable import Engine, Evaluation
 from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
 from scoring.evidence.pack import RulePack
 from scoring.score.labels import MODEL_LABELS, STAGE_NAMES
+from scoring.score.ragged import Ragged
 
 #: points to double the odds
 PDO = 20.0
+#: how many reasons up, and how many down, a deal's explanation and the nightly output list
+TOP_REASONS = 3
 
 def coef_to_points(coef, pdo: float = PDO):
     """Log-odds coefficient -> learned points: ``coef * pdo / ln 2``.
@@ -154,23 +157,44 @@ class Model:
             return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
         raise KeyError(feature)
 
-    def _reason_rows(self, x: np.ndarray, lang: str) -> list[dict]:
-        contrib = x * self.coef
-        rows = []
+    def _reason_columns(self, X: np.ndarray, top: int) -> tuple[Ragged, Ragged]:
+        """Per row of the evidence matrix ``X``: the columns of its ``top`` largest positive and
+        ``top`` most negative contributions (``coefficient * evidence``), largest ``|contribution|``
+        first, ties by feature name.  The one definition of the order of reasons.
+
+        The evidence is 0/1, so a row's contributions are the coefficients of its 1-columns: with
+        the columns ranked once by coefficient, each row's top ``top`` are its first ``top``
+        1-columns in that rank (a cumulative sum), with no per-row sort.
+        """
+        n, coef = X.shape[0], self.coef
+        names = self.feature_names
+        out = []
+        for sign in (1.0, -1.0):
+            ranked = sorted((j for j in range(len(coef)) if sign * coef[j] > 0), key=lambda j: (-sign * coef[j], names[j]))
+            cols = np.asarray(ranked, dtype=np.int64)
+            if n == 0 or len(cols) == 0 or top == 0:
+                out.append(Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=np.int64)))
+                continue
+            on = X[:, cols] != 0
+            take = on & (np.cumsum(on, axis=1, dtype=np.int32) <= top)
+            rows, c = np.nonzero(take)
+            out.append(Ragged.from_pairs(rows, c, cols, n))
+        return out[0], out[1]
+
+    def _reason_dicts(self, X: np.ndarray, top: int, lang: str) -> list[tuple[list[dict], list[dict]]]:
+        """Per row of ``X``, its positive and negative reasons as ``{feature, rule, evidence, title, contribution}``."""
         layout = feature_layout(self.pack)
-        for j in np.flatnonzero(x):
+        coef = self.coef
+
+        def row(j: int) -> dict:
             name, kind, ref = layout[j]
-            rows.append({"feature": name, "rule": ref if kind != "stage" else None, "evidence": kind,
-                         "title": self.feature_title(name, lang), "contribution": float(contrib[j])})
-        return rows
+            return {"feature": name, "rule": ref if kind != "stage" else None, "evidence": kind,
+                    "title": self.feature_title(name, lang), "contribution": float(coef[j])}
 
-    @staticmethod
-    def _top(rows: list[dict], top: int) -> tuple[list[dict], list[dict]]:
-        pos = sorted((r for r in rows if r["contribution"] > 0), key=lambda r: (-r["contribution"], r["feature"]))
-        neg = sorted((r for r in rows if r["contribution"] < 0), key=lambda r: (r["contribution"], r["feature"]))
-        return pos[:top], neg[:top]
+        pos, neg = self._reason_columns(X, top)
+        return [([row(j) for j in pos[i]], [row(j) for j in neg[i]]) for i in range(X.shape[0])]
 
-    def reasons(self, records, top: int = 3, lang: str = "en") -> list[dict]:
+    def reasons(self, records, top: int = TOP_REASONS, lang: str = "en") -> list[dict]:
         """Per record, the evidence that moved its log-odds most, up and down.
 
         Returns one dict per record: ``id``, ``as_of``, ``win_probability``,
@@ -182,13 +206,12 @@ class Model:
         X = self.evidence.transform(recs)
         z = self._logit_of(X)
         out = []
-        for rec, x, zi in zip(recs, X, z):
-            pos, neg = self._top(self._reason_rows(x, lang), top)
+        for rec, zi, (pos, neg) in zip(recs, z, self._reason_dicts(X, top, lang)):
             out.append({"id": rec.get("id"), "as_of": rec.get("as_of"), "win_probability": float(sigmoid(zi)),
                         "logit": float(zi), "intercept": self.intercept, "positive": pos, "negative": neg})
         return out
 
-    def explain_evaluation(self, ev: Evaluation, lang: str = "en", top: int = 3) -> dict:
+    def explain_evaluation(self, ev: Evaluation, lang: str = "en", top: int = TOP_REASONS) -> dict:
         """The model's part of an explanation (see :func:`scoring.score.explain.explain_record`).
 
         Keys: ``win_probability``, ``model_version``, ``model_reasons`` (the
@@ -196,11 +219,37 @@ class Model:
         ``{feature, rule, evidence, title, contribution}``), ``logit`` and
         ``intercept``.
         """
-        x = self.evidence.transform_evaluations([ev])[0]
-        z = float(x @ self.coef + self.intercept)
-        pos, neg = self._top(self._reason_rows(x, lang), top)
+        X = self.evidence.transform_evaluations([ev])
+        z = float(X[0] @ self.coef + self.intercept)
+        pos, neg = self._reason_dicts(X, top, lang)[0]
         return {"win_probability": float(sigmoid(z)), "model_version": self.model_version,
                 "model_reasons": pos + neg, "logit": z, "intercept": self.intercept}
+
+    def score_statuses(self, status: np.ndarray, stages: Sequence[str],
+                       top: int = TOP_REASONS) -> tuple[np.ndarray, Ragged, Ragged]:
+        """Probabilities and reasons of many deals from their rule statuses (the batch path).
+
+        Parameters
+        ----------
+        status : int8 array, shape (n_deals, n_rules)
+            Rule status codes, rules in pack order (as the column-wise evaluator gives them).
+        stages : sequence of str
+            The deals' stages.
+        top : int
+            Reasons per deal and direction.
+
+        Returns
+        -------
+        probability : float array
+            Win probability per deal (as :meth:`predict_proba`).
+        reasons_positive, reasons_negative : Ragged
+            Per deal, the feature names of its reasons, ordered as :meth:`reasons` orders them.
+        """
+        X = self.evidence.transform_statuses(status, stages)
+        names = np.asarray(self.feature_names, dtype=object)
+        pos, neg = self._reason_columns(X, top)
+        return (sigmoid(self._logit_of(X)), Ragged(pos.offsets, names[pos.values]),
+                Ragged(neg.offsets, names[neg.values]))
 
     # ----------------------------------------------------------------- tables
     def coefficient_table(self, lang: str = "en") -> pd.DataFrame:

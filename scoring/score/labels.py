@@ -1,7 +1,8 @@
 """Words shown to people, in English and Chinese: defined once, used by explain, the model and the CLI."""
 from __future__ import annotations
 
-from scoring.evidence.pack import LANGS  # noqa: F401  (the languages a pack writes its texts in)
+from scoring.evidence.pack import LANGS, RulePack  # LANGS: the languages a pack writes its texts in
+from scoring.score.flags import STALLED, T3
 
 EXPLAIN_LABELS = {
     "en": {
@@ -39,8 +40,24 @@ MODEL_LABELS = {
 #: Analysis-meeting codes raised by the flags of :mod:`scoring.score.flags`, not by a rule of the pack:
 #: code -> (methodology id, title per language).
 FLAG_TITLES = {
-    "T3": ("T3", {"en": "The win probability dropped sharply, or a new red flag appeared, since the last run",
+    T3: ("T3", {"en": "The win probability dropped sharply, or a new red flag appeared, since the last run",
                   "zh": "与上次运行相比赢单概率大幅下降，或出现新的风险红旗"}),
-    "STALLED": ("T2", {"en": "The deal has stayed in its stage longer than the threshold",
+    STALLED: ("T2", {"en": "The deal has stayed in its stage longer than the threshold",
                        "zh": "项目在当前阶段停留时间超过阈值"}),
 }
+
+
+def output_codes(pack: RulePack, lang: str = "en") -> list[dict]:
+    """Every code the nightly output can hold, as a lookup table (e.g. for the CRM).
+
+    One row per rule of ``pack`` and per flag of :mod:`scoring.score.flags`:
+    ``rule``, ``kind``, ``stage``, ``points``, ``methodology``, ``title`` and
+    ``action`` in ``lang`` (one of :data:`LANGS`).
+    """
+    rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or ",".join(r.stages), "points": r.points,
+             "methodology": " ".join(r.methodology), "title": r.text("title", lang),
+             "action": r.text("action", lang)} for r in pack.rules]
+    for code, (mid, title) in FLAG_TITLES.items():  # raised by the flags, not by a rule of the pack
+        rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
+                     "title": title[lang], "action": ""})
+    return rows

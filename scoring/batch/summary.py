@@ -1,0 +1,176 @@
+"""The run summary and the pipeline forecast, accumulated chunk by chunk (bounded memory).
+
+The summary counts what was read, scored and rejected (``read = scored + rejected``
+always holds), the distribution of the win probability, the red flags and
+analysis meetings, and the data completeness by owner.  The forecast sums
+``amount x win_probability`` by owner, region, stage and close quarter, never
+adding different currencies.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from scoring.errors import RejectedShareError
+
+#: bins of the win-probability histogram of the summary
+PROB_BINS = np.linspace(0.0, 1.0, 11)
+#: what the forecast sums by (besides the total)
+FORECAST_DIMENSIONS = ("owner", "region", "stage", "close_quarter")
+#: the key of deals whose owner, region, currency or close quarter is unknown
+UNKNOWN_KEY = "(unknown)"
+
+
+class RunSummary:
+    """Accumulates the run summary and the pipeline forecast chunk by chunk (bounded memory)."""
+
+    def __init__(self):
+        self.n_read = self.n_scored = self.n_rejected = self.n_orphans = self.n_flagged = 0
+        self.hist = np.zeros(len(PROB_BINS) - 1, dtype=np.int64)
+        self.probs: list[np.ndarray] = []
+        self.meetings: dict[str, int] = {}
+        self.red_flags: dict[str, int] = {}
+        self.undeclared: dict[str, set] = {}
+        self.owner = pd.DataFrame(columns=["sum", "count", "unknown_items"]).astype(float)
+        self.forecast: dict[tuple, list[float]] = {}
+        self.rule_score_sum = 0.0
+
+    def add(self, table: pa.Table) -> None:
+        """Count one chunk of output rows (a table of :class:`scoring.batch.chunks.ChunkScorer`)."""
+        n = table.num_rows
+        self.n_scored += n
+        if n == 0:
+            return
+        df = table.select(["win_probability", "rule_score", "data_completeness", "owner", "region", "stage",
+                           "expected_close", "amount", "currency"]).to_pandas()
+        self.rule_score_sum += float(df["rule_score"].sum())
+        p = df["win_probability"].to_numpy(dtype=float, na_value=np.nan)
+        known = ~np.isnan(p)
+        if known.any():
+            self.hist += np.histogram(np.clip(p[known], 0, 1), bins=PROB_BINS)[0]
+            self.probs.append(p[known].astype(np.float32))
+        for col, acc in (("red_flags", self.red_flags), ("analysis_meeting", self.meetings)):
+            vals = table.column(col).combine_chunks()
+            flat = vals.values.to_pandas().value_counts()
+            for k, v in flat.items():
+                acc[k] = acc.get(k, 0) + int(v)
+        lens = np.diff(np.asarray(table.column("red_flags").combine_chunks().offsets))
+        self.n_flagged += int((lens > 0).sum())
+        owner = df["owner"].fillna(UNKNOWN_KEY)
+        g = df.assign(owner=owner).groupby("owner")["data_completeness"].agg(["sum", "count"])
+        self.owner = self.owner.add(g, fill_value=0) if len(self.owner) else g.astype(float)
+        # forecast: amount x probability, never adding different currencies
+        if known.any():
+            f = df[known & df["amount"].notna().to_numpy()].copy()
+            if len(f):
+                f["currency"] = f["currency"].fillna(UNKNOWN_KEY)
+                f["ev"] = f["amount"].astype(float) * f["win_probability"].astype(float)
+                ec = pd.to_datetime(f["expected_close"], errors="coerce")
+                f["close_quarter"] = np.where(ec.notna(), ec.dt.year.astype("Int64").astype(str) + "-Q"
+                                              + ec.dt.quarter.astype("Int64").astype(str), UNKNOWN_KEY)
+                f["owner"] = f["owner"].fillna(UNKNOWN_KEY)
+                f["region"] = f["region"].fillna(UNKNOWN_KEY)
+                for dim in FORECAST_DIMENSIONS + ("total",):
+                    keys = f[dim] if dim != "total" else pd.Series("all", index=f.index)
+                    agg = f.assign(_k=keys).groupby(["_k", "currency"]).agg(
+                        deals=("ev", "size"), amount=("amount", "sum"), expected_value=("ev", "sum"))
+                    for (k, cur), row in agg.iterrows():
+                        acc = self.forecast.setdefault((dim, str(k), str(cur)), [0, 0.0, 0.0])
+                        acc[0] += int(row["deals"])
+                        acc[1] += float(row["amount"])
+                        acc[2] += float(row["expected_value"])
+
+    def forecast_frame(self) -> pd.DataFrame:
+        """The forecast: one row per dimension, key and currency (deals, amount, expected value)."""
+        rows = [{"dimension": d, "key": k, "currency": c, "deals": v[0], "amount": round(v[1], 2),
+                 "expected_value": round(v[2], 2)} for (d, k, c), v in self.forecast.items()]
+        df = pd.DataFrame(rows, columns=["dimension", "key", "currency", "deals", "amount", "expected_value"])
+        order = {d: i for i, d in enumerate(("total",) + FORECAST_DIMENSIONS)}
+        if len(df):
+            df = df.sort_values(["dimension", "key", "currency"], key=lambda s: s.map(order) if s.name == "dimension" else s)
+        return df.reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts and distributions of the summary (JSON-ready)."""
+        probs = np.concatenate(self.probs) if self.probs else np.zeros(0)
+        dist = None
+        if len(probs):
+            q = np.quantile(probs, [0.1, 0.25, 0.5, 0.75, 0.9])
+            dist = {"mean": round(float(probs.mean()), 4),
+                    "quantiles": {k: round(float(v), 4) for k, v in zip(("p10", "p25", "p50", "p75", "p90"), q)},
+                    "histogram": [{"from": round(float(a), 1), "to": round(float(b), 1), "deals": int(c)}
+                                  for a, b, c in zip(PROB_BINS[:-1], PROB_BINS[1:], self.hist)]}
+        owners = {str(k): {"deals": int(r["count"]), "completeness": round(float(r["sum"] / r["count"]), 3)}
+                  for k, r in self.owner.sort_index().iterrows() if r["count"]}
+        return {
+            "read": self.n_read, "scored": self.n_scored, "rejected": self.n_rejected,
+            "rejected_share": round(self.n_rejected / self.n_read, 4) if self.n_read else 0.0,
+            "orphans": self.n_orphans, "flagged": self.n_flagged,
+            "mean_rule_score": round(self.rule_score_sum / self.n_scored, 2) if self.n_scored else None,
+            "win_probability": dist,
+            "red_flags": dict(sorted(self.red_flags.items())),
+            "analysis_meetings": dict(sorted(self.meetings.items())),
+            "undeclared_fields": {k: sorted(v) for k, v in self.undeclared.items() if v},
+            "completeness_by_owner": owners,
+        }
+
+
+def check_rejected_share(summary: Mapping[str, Any], limit: float) -> None:
+    """Raise :class:`~scoring.errors.RejectedShareError` when a run rejected more than ``limit`` of its input.
+
+    Parameters
+    ----------
+    summary : mapping
+        A run summary (:func:`scoring.batch.run.run_batch`'s result).
+    limit : float
+        The largest share (0-1) of rejected records that passes.
+    """
+    if summary["rejected_share"] > limit:
+        raise RejectedShareError(
+            f"{summary['rejected']} of {summary['read']} records rejected "
+            f"({100 * summary['rejected_share']:.1f}% > {100 * limit:.1f}%); see {summary['rejects']}")
+
+
+def _short(path: str) -> str:
+    """A path relative to the current folder when it lies inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else path
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """A readable layout of a run summary (what ``scoring score`` prints)."""
+    s = {**summary, **{k: _short(str(summary[k])) for k in ("input", "output", "rejects") if summary.get(k)}}
+    lines = [
+        f"scored {s['input']} -> {s['output']}",
+        f"  read {s['read']:,}  scored {s['scored']:,}  rejected {s['rejected']:,}  orphan child rows "
+        f"{s['orphans']:,}  (rejects: {s['rejects']})",
+        f"  model {s['model'] or 'none'}  rule pack {s['rule_pack']}",
+        f"  records without as_of scored as of {s['as_of_default']} (the run date unless --as-of)",
+        f"  deals with red flags: {s['flagged']:,}   mean rule score {s['mean_rule_score']}",
+    ]
+    wp = s.get("win_probability")
+    if wp:
+        q = wp["quantiles"]
+        lines.append(f"  win probability: mean {wp['mean']:.3f}  p10 {q['p10']:.3f}  p50 {q['p50']:.3f}  "
+                     f"p90 {q['p90']:.3f}")
+        lines.append("    " + "  ".join(f"{h['from']:.1f}-{h['to']:.1f}:{h['deals']}" for h in wp["histogram"]))
+    if s.get("analysis_meetings"):
+        lines.append("  analysis meetings: " + ", ".join(f"{k} {v}" for k, v in s["analysis_meetings"].items()))
+    for ent, names in (s.get("undeclared_fields") or {}).items():
+        lines.append(f"  undeclared {ent} fields (not read by any rule; misspelt?): {', '.join(names)}")
+    if s.get("completeness_by_owner"):
+        worst = sorted(s["completeness_by_owner"].items(), key=lambda kv: kv[1]["completeness"])[:5]
+        lines.append("  data completeness by owner (lowest 5): "
+                     + ", ".join(f"{k} {100 * v['completeness']:.0f}% ({v['deals']})" for k, v in worst))
+    for f in s.get("forecast_total") or []:
+        lines.append(f"  pipeline expected value ({f['currency']}): {f['expected_value']:,.0f} of "
+                     f"{f['amount']:,.0f} over {f['deals']:,} deals")
+    lines.append(f"  {s['seconds']} s, {s['deals_per_second'] or 0:,} deals/s, {s['workers']} workers")
+    return "\n".join(lines)
