@@ -5,7 +5,7 @@
 
 Prints figures, asserts nothing.  Deals come from ``datasets/generate.py`` (pipeline).
 The columnar figure is the evaluation alone (``ColumnarEvaluator.evaluate`` on
-ready :class:`~scoring.evidence.columnar.Frames`); building the frames from the tables
+ready :class:`~scoring.contract.frames.Frames`); building the frames from the tables
 and from nested records is timed separately.  The engine figure is
 ``Engine.evaluate`` per validated record on a subsample.
 """

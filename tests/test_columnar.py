@@ -1,7 +1,8 @@
-"""The column-wise evaluator (scoring/columnar.py) against the durable-rules engine (the reference).
+"""The column-wise evaluator (scoring/evidence/columnar.py) against durable-rules (the reference).
 
 1. every rule of the default pack, counts and computed, over generated deals;
-2. random conditions of the pack grammar (hypothesis) built into small packs;
+2. random conditions of the pack grammar (hypothesis) built into small packs, and count conditions
+   against durable-rules' own $iany/$iall;
 3. the engine's quirks, spelt out.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ from scoring.evidence.status import STATUS_WORDS
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 from scoring.evidence.durable import Engine
 from scoring.contract.nested import validate_record
-from scoring.evidence.pack import COMPARE_OPS, load_pack
+from scoring.evidence.grammar import COMPARE_OPS
+from scoring.evidence.pack import load_pack
 
 from conftest import rule
 
@@ -425,14 +427,20 @@ def _write_pack(folder: Path, counts, rules) -> Path:
 
 _N = [0]
 
+# The differential tests draw NEW random cases on every run (derandomize=False): a failure prints the
+# falsifying example, the rule, its conditions and the record, and hypothesis prints the seed and a
+# @reproduce_failure blob to replay it (or run pytest with --hypothesis-seed=<seed>).
+# Every example compiles a new durable-rules ruleset (rulesets cannot be deleted): the number of
+# packs stays bounded, and there is no shrinking (a shrink would build hundreds more).  The timeout
+# stays: durable-rules can hang on some conditions (see the engine notes).
+DIFFERENTIAL = settings(
+    max_examples=60, deadline=None, derandomize=False, print_blob=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 
-# Every example compiles a new durable-rules ruleset, each on its own Host with its own timer threads
-# (hosts cannot be deleted): keep the number of packs small and do not shrink (a shrink would build
-# hundreds more); the failure message already names the rule, its conditions and the record.
+
 @pytest.mark.timeout(180)
-@settings(max_examples=60, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
+@DIFFERENTIAL
 @given(spec=random_pack_spec(), records=records_strategy())
 def test_random_conditions_agree_with_engine(tmp_path, spec, records):
     counts, rules = spec
@@ -442,3 +450,30 @@ def test_random_conditions_agree_with_engine(tmp_path, spec, records):
     records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
     diffs = differences(pack, records)
     assert not diffs, "\n".join(diffs)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("lst", CHILD_LISTS)
+@settings(DIFFERENTIAL, max_examples=30)  # three conditions per pack
+@given(data=st.data(), records=records_strategy())
+def test_count_where_agrees_with_durable_rules_own_iany_and_iall(tmp_path, lst, data, records):
+    """durable-rules cannot count, so counts are computed outside it; their ``where`` must mean what
+    the same item condition means to durable-rules itself: a count is > 0 iff ``$iany`` matches, and
+    equals the (non-empty) number of rows iff ``$iall`` matches."""
+    wheres = data.draw(st.lists(item_cond(lst), min_size=3, max_size=3), label="wheres")
+    counts = {f"n{k}": {"list": lst, "where": w} for k, w in enumerate(wheres)}
+    rules = [r for k, w in enumerate(wheres)
+             for r in ((f"ANY{k}", {"$iany": {lst: w}}, None), (f"ALL{k}", {"$iall": {lst: w}}, None))]
+    _N[0] += 1
+    pack = load_pack(_write_pack(tmp_path / f"c{_N[0]}", counts, rules))
+    engine = Engine(pack)
+    records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
+    for rec in records:
+        ev = engine.evaluate(rec, as_of=AS_OF)
+        rows = len(rec.get(lst) or ())
+        for k, w in enumerate(wheres):
+            n, any_, all_ = ev.derived[f"n{k}"], ev.status[f"ANY{k}"], ev.status[f"ALL{k}"]
+            where = f"where {w}, record {_short(rec)}"
+            assert (n > 0) == (any_ == "met"), f"count {n} but durable-rules $iany {any_}: {where}"
+            assert (0 < rows == n) == (all_ == "met"), f"count {n} of {rows} but durable-rules $iall {all_}: {where}"
+    assert not differences(pack, records, engine)

@@ -7,7 +7,7 @@ import pytest
 from scoring.contract.schema import STAGE_INDEX
 from scoring.score.flags import (DEFAULT_STALL_DAYS, Thresholds, append_flag, has_flag, is_stalled, new_red_flags,
                                  new_slip, remove_flag, stalled, t3, with_history_flags)
-from scoring.score.vectorscore import Ragged
+from scoring.score.ragged import Ragged
 
 
 def ragged(lists):

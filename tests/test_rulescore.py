@@ -1,26 +1,45 @@
-"""The transparent rule score: one formula, the same in the single-record and batch paths."""
+"""The transparent rule score: one formula, run column-wise; one deal is one row of it."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring.contract.schema import STAGE_INDEX
-from scoring.score.rulescore import clamp_score, score_evaluation
-from scoring.evidence.status import STATUS_WORDS
-from scoring.score.vectorscore import VectorScorer
+from scoring.contract.schema import STAGE_INDEX, STAGES
 from scoring.evidence.durable import Evaluation
-
-
-@given(earned=st.floats(0, 500), extra=st.floats(0, 500), penalty=st.floats(0, 200))
-def test_score_stays_between_0_and_100(earned, extra, penalty):
-    assert 0.0 <= clamp_score(earned, earned + extra, penalty) <= 100.0
+from scoring.evidence.status import STATUS_WORDS
+from scoring.score.rulescore import VectorScorer, clamp_score, score_evaluation
 
 
 def test_score_formula_is_points_share_minus_penalty():
     assert clamp_score(30, 60, 10) == 40.0
+
+
+def test_score_floors_at_zero_when_penalties_exceed_the_share():
+    assert clamp_score(5, 60, 40) == 0.0
+
+
+def test_nothing_available_scores_zero():
     assert clamp_score(0, 0, 0) == 0.0
+
+
+def test_score_is_rounded_to_one_decimal():
+    assert clamp_score(1, 3, 0) == 33.3
+
+
+def test_score_formula_runs_element_wise_on_arrays():
+    got = clamp_score(np.array([30.0, 5.0, 1.0, 0.0]), np.array([60.0, 60.0, 3.0, 0.0]), np.array([10.0, 40.0, 0.0, 5.0]))
+    assert got.tolist() == [40.0, 0.0, 33.3, 0.0]
+
+
+@given(earned=st.floats(0, 500), extra=st.floats(0, 500), penalty=st.floats(0, 200))
+def test_score_is_the_documented_formula(earned, extra, penalty):
+    available = earned + extra
+    expected = min(100.0, max(0.0, 100.0 * earned / available - penalty)) if available > 0 else 0.0
+    assert clamp_score(earned, available, penalty) == pytest.approx(expected, abs=0.05 + 1e-9)
 
 
 def test_unknown_item_earns_nothing_but_stays_available(default_pack, default_engine):
@@ -32,31 +51,85 @@ def test_unknown_item_earns_nothing_but_stays_available(default_pack, default_en
 
 
 def test_results_serialize_to_json(example_records, default_pack, default_engine):
-    import json
-
     rs = score_evaluation(default_pack, default_engine.evaluate(example_records["OPP-1001"]))
     assert json.loads(json.dumps(rs.to_dict()))["id"] == "OPP-1001"
 
 
-@settings(max_examples=60, deadline=None)
+# --------------------------------------------------------------------------- against the module docstring
+
+
+def documented_score(pack, status: dict[str, str], stage: str) -> dict:
+    """The rule score of one deal, written deal by deal straight from scoring/score/rulescore.py's docstring."""
+    si = STAGE_INDEX[stage]
+    applies = [r for r in pack.rules if r.applies_at(stage)]
+    scored = [r for r in applies if r.kind in ("checklist", "milestone")]
+    flags = [r for r in applies if r.kind == "red_flag"]
+    checklist = [r for r in scored if r.kind == "checklist"]
+    earned = sum(r.points for r in scored if status[r.id] == "met")
+    available = sum(r.points for r in scored)
+    penalty = sum(-r.points for r in flags if status[r.id] == "met")
+    base = 100 * earned / available if available else 0.0
+    todo = sorted((r for r in scored if status[r.id] != "met"),
+                  key=lambda r: (-r.points, status[r.id] != "missing", STAGE_INDEX[r.stage], r.id))
+    unverified = [r for r in flags if status[r.id] == "unknown"]
+    raised = [r for r in flags if status[r.id] == "met"]
+    return {
+        "score": min(100.0, max(0.0, base - penalty)),
+        "earned": earned, "available": available, "penalty": penalty,
+        "completeness": sum(status[r.id] != "unknown" for r in checklist) / len(checklist) if checklist else 1.0,
+        "milestones_passed": [r.id for r in scored if r.kind == "milestone" and status[r.id] == "met"],
+        "red_flags": [r.id for r in raised],
+        "unverified_flags": [r.id for r in unverified],
+        "meeting_flags": [r.id for r in applies if r.kind == "trigger" and status[r.id] == "met"],
+        "next_actions": [r.id for r in todo] + [r.id for r in sorted(unverified, key=lambda r: r.points)],
+        "next_action_status": [status[r.id] for r in todo] + ["unknown"] * len(unverified),
+        "reasons": [r.id for r in sorted([r for r in applies if status[r.id] == "met" and r in scored + raised],
+                                         key=lambda r: -abs(r.points))],
+        "breakdown": {s: (sum(r.points for r in scored if r.stage == s and status[r.id] == "met"),
+                          sum(r.points for r in scored if r.stage == s)) for s in STAGES[: si + 1]},
+    }
+
+
+@st.composite
+def status_matrices(draw, n_rules: int, n: int = 12):
+    status = np.array(draw(st.lists(st.lists(st.integers(0, 2), min_size=n_rules, max_size=n_rules),
+                                    min_size=n, max_size=n)), dtype=np.int8)
+    stages = np.array(draw(st.lists(st.integers(0, len(STAGES) - 1), min_size=n, max_size=n)))
+    return status, stages
+
+
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
-def test_batch_scores_equal_single_record_scores(default_pack, data):
-    """VectorScorer on a status matrix == score_evaluation deal by deal."""
-    rules = default_pack.rules
-    n = 12
-    status = np.array(data.draw(st.lists(st.lists(st.integers(0, 2), min_size=len(rules), max_size=len(rules)),
-                                         min_size=n, max_size=n)), dtype=np.int8)
-    stages = np.array(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+def test_vector_scorer_follows_the_documented_formula(default_pack, data):
+    status, stages = data.draw(status_matrices(len(default_pack.rules)))
     cols = VectorScorer(default_pack).score(status, stages)
-    names = list(STAGE_INDEX)
-    for i in range(n):
-        ev = Evaluation(record_id=str(i), stage=names[stages[i]], as_of=None,
-                        status={r.id: STATUS_WORDS[status[i, j]] for j, r in enumerate(rules)},
-                        matched=[], derived={})
-        ref = score_evaluation(default_pack, ev)
-        assert cols.score[i] == pytest.approx(ref.score)
-        assert cols.completeness[i] == pytest.approx(ref.completeness)
-        assert cols.milestones_passed[i] == ref.milestones_passed
-        assert cols.red_flags[i] == [f.rule for f in ref.red_flags]
-        assert cols.meeting_flags[i] == [f.rule for f in ref.meeting_flags]
-        assert cols.next_actions[i] == [a.rule for a in ref.next_actions]
+    for i in range(len(stages)):
+        words = {r.id: STATUS_WORDS[status[i, j]] for j, r in enumerate(default_pack.rules)}
+        want = documented_score(default_pack, words, STAGES[stages[i]])
+        assert cols.score[i] == pytest.approx(want["score"], abs=0.05 + 1e-9)
+        assert (cols.earned[i], cols.available[i], cols.penalty[i]) == (want["earned"], want["available"], want["penalty"])
+        assert cols.completeness[i] == pytest.approx(want["completeness"], abs=5e-4 + 1e-9)
+        for name in ("milestones_passed", "red_flags", "unverified_flags", "meeting_flags", "next_actions"):
+            assert getattr(cols, name)[i] == want[name], name
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_one_deal_explanation_follows_the_documented_formula(default_pack, data):
+    status, stages = data.draw(status_matrices(len(default_pack.rules), n=3))
+    for i in range(len(stages)):
+        words = {r.id: STATUS_WORDS[status[i, j]] for j, r in enumerate(default_pack.rules)}
+        ev = Evaluation(record_id=str(i), stage=STAGES[stages[i]], as_of=None, status=words, matched=[], derived={})
+        rs = score_evaluation(default_pack, ev, "zh")
+        want = documented_score(default_pack, words, ev.stage)
+        assert rs.score == pytest.approx(want["score"], abs=0.05 + 1e-9)
+        assert (rs.earned, rs.available, rs.penalty) == (want["earned"], want["available"], want["penalty"])
+        assert {b.stage: (b.earned, b.available) for b in rs.breakdown} == want["breakdown"]
+        assert [a.rule for a in rs.next_actions] == want["next_actions"]
+        assert [a.status for a in rs.next_actions] == want["next_action_status"]
+        assert [r.rule for r in rs.reasons] == want["reasons"]
+        assert [f.rule for f in rs.red_flags] == want["red_flags"]
+        assert [f.rule for f in rs.unverified_flags] == want["unverified_flags"]
+        assert [f.rule for f in rs.meeting_flags] == want["meeting_flags"]
+        assert rs.milestones_passed == want["milestones_passed"]
+        assert all(a.title == default_pack.rule(a.rule).title["zh"] for a in rs.next_actions)

@@ -21,7 +21,8 @@ from scoring.errors import InputError
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import STALLED, Thresholds, append_flag, stalled
-from scoring.score.vectorscore import Ragged, VectorScorer
+from scoring.score.ragged import Ragged
+from scoring.score.rulescore import VectorScorer
 
 if TYPE_CHECKING:
     from scoring.model.logistic import Model

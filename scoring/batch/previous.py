@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from scoring.batch.output import read_output
 from scoring.score.flags import Thresholds, new_red_flags, new_slip, t3, with_history_flags
-from scoring.score.vectorscore import Ragged
+from scoring.score.ragged import Ragged
 
 
 class PreviousRun:

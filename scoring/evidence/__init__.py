@@ -6,6 +6,8 @@
               computed fields, layers and status resolution
 ``status``    the status codes (missing / met / unknown)
 ``durable``   backend 1: durable-rules, one record at a time (the reference)
-``columnar``  backend 2: column-wise numpy over chunks of deals (the batch)
+``columnar``  backend 2: column-wise numpy over chunks of deals (the batch; it
+              also computes one record's derived facts for backend 1)
+``arrays``    a field of a chunk as numpy arrays, and each check of the grammar on it
 ``review``    reviewing a pack: its own examples, and its effect on records
 """

@@ -1,18 +1,23 @@
-"""Evaluating a rule pack on one record with durable-rules (the reference path).
+"""Backend 1: evaluating a pack's compiled form with durable-rules, one record at a time (the reference).
 
-How a pack becomes one durable-rules ruleset
---------------------------------------------
-* Each rule ``R`` compiles to a durable rule ``R`` (its ``when``) and, when it
-  has one, ``R__unknown`` (its ``unknown_when``).  Every compiled condition is
+How the compiled form becomes one durable-rules ruleset
+-------------------------------------------------------
+* Each rule ``R`` compiles to a durable rule ``R`` (its ``when`` tree, written
+  back in the durable-rules grammar by :func:`to_durable`) and, when it has
+  one, ``R__unknown`` (its ``unknown_when``).  Every compiled condition is
   ``{"$and": [{"_layer": k}, <condition>]}``: the layer equality is the
   positive test that keeps ``$nex``-only conditions from firing endlessly (see
   the engine notes), and it orders derived facts.
-* Rules that read another rule's status (``ev_M1``) sit in a later layer.  A
-  deal is asserted once per layer as a fact holding its fields, the declared
-  counts and computed fields, and the statuses of the earlier layers
-  (``ev_<id>``); every rule that matches fires (facts, not events); the fact
-  is retracted before the next layer.  This avoids the engine's join and
-  ``$not`` traps entirely.
+* Rules that read another rule's status (``ev_M1``) sit in a later layer
+  (:attr:`CompiledPack.layers`).  A deal is asserted once per layer as a fact
+  holding its fields, the derived facts, and the statuses of the earlier
+  layers (``ev_<id>``); every rule that matches fires (facts, not events); the
+  fact is retracted before the next layer.  This avoids the engine's join and
+  ``$not`` traps entirely.  The statuses come from
+  :func:`~scoring.evidence.compiled.resolve_status` over what fired.
+* durable-rules cannot count: the derived facts (counts, computed fields) are
+  computed by the compiled form's definitions, run by the numpy backend on the
+  record as a chunk of one deal, and put into the fact.
 * Unknown is absence: null fields are dropped from the fact, so ``$nex``
   means "unknown" (a present null would match ``$ex``).  Empty child lists
   are dropped too (a missing and an empty list mean the same).
@@ -31,10 +36,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from scoring.evidence.conditions import count_items
-from scoring.contract.schema import CHILD_LISTS
+import numpy as np
+
 from scoring.errors import ScoringError
-from scoring.evidence.pack import EV_PREFIX, RulePack, iter_item_refs
+from scoring.evidence.columnar import ColumnarEvaluator
+from scoring.evidence.compiled import CompiledPack, resolve_status
+from scoring.evidence.grammar import EQ, EV_PREFIX, AllOf, AnyOf, Check, Cond, Items
+from scoring.evidence.pack import RulePack
+from scoring.evidence.status import MET, STATUS_WORDS
 
 LAYER = "_layer"
 UNKNOWN_SUFFIX = "__unknown"
@@ -74,55 +83,50 @@ class Evaluation:
         }
 
 
+def to_durable(cond: Cond) -> dict:
+    """A condition tree written in the durable-rules grammar (the form a pack author writes).
+
+    >>> from scoring.evidence.grammar import Ref
+    >>> to_durable(Items("$iany", "contacts", Check("=", Ref("item", "is_coach", "bool", "contacts"), True)))
+    {'$iany': {'contacts': {'$i.is_coach': True}}}
+    """
+    if isinstance(cond, AllOf):
+        return {"$and": [to_durable(c) for c in cond.parts]}
+    if isinstance(cond, AnyOf):
+        return {"$or": [to_durable(c) for c in cond.parts]}
+    if isinstance(cond, Items):
+        return {cond.quantifier: {cond.list: to_durable(cond.where)}}
+    if isinstance(cond, Check):
+        return {cond.ref.key: cond.value} if cond.op == EQ else {cond.op: {cond.ref.key: cond.value}}
+    raise TypeError(f"not a condition node: {cond!r}")
+
+
 def compile_ruleset(pack: RulePack) -> dict[str, dict]:
-    """The durable-rules ruleset definition of ``pack`` (without actions)."""
+    """The durable-rules ruleset definition of ``pack``'s compiled form (without actions)."""
     rules: dict[str, dict] = {}
-    for r in pack.rules:
-        rules[r.id] = {"all": [{"m": {"$and": [{LAYER: r.layer}, copy.deepcopy(r.when)]}}]}
+    for r in pack.compiled.rules:
+        rules[r.id] = {"all": [{"m": {"$and": [{LAYER: r.layer}, to_durable(r.when)]}}]}
         if r.unknown_when is not None:
-            rules[r.id + UNKNOWN_SUFFIX] = {"all": [{"m": {"$and": [{LAYER: r.layer}, copy.deepcopy(r.unknown_when)]}}]}
+            rules[r.id + UNKNOWN_SUFFIX] = {"all": [{"m": {"$and": [{LAYER: r.layer}, to_durable(r.unknown_when)]}}]}
     # accepts every fact, so that a deal matching no rule is not an error
     rules[_CATCH_ALL] = {"all": [{"m": {"$gte": {LAYER: 0}}}]}
     return rules
 
 
-def days_between(start: str | None, end: str | None) -> int | None:
-    if start is None or end is None:
-        return None
-    return (_dt.date.fromisoformat(end) - _dt.date.fromisoformat(start)).days
+def base_fact(compiled: CompiledPack, record: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
+    """The fact asserted for a record: the known values of what the rules read (unknown = absent).
 
-
-def derive(pack: RulePack, record: Mapping[str, Any], as_of: str | None) -> dict[str, Any]:
-    """The pack's counts and computed fields for a validated record."""
-    out: dict[str, Any] = {}
-    for c in pack.counts.values():
-        out[c.name] = count_items(c.where, record.get(c.list) or ())
-    for c in pack.computed.values():
-        start = as_of if c.start == "as_of" else record.get(c.start)
-        end = as_of if c.end == "as_of" else record.get(c.end)
-        if c.kind == "difference":
-            out[c.name] = None if start is None or end is None else end - start
-        else:
-            out[c.name] = days_between(start, end)
-    return out
-
-
-def base_fact(pack: RulePack, record: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
-    """The fact asserted for a record: known fields only (unknown = absent)."""
+    Only what the conditions read goes in: every fired rule costs a JSON round trip of the fact.
+    """
     fact: dict[str, Any] = {}
-    for name in pack.fields.get("opportunity", {}):
-        if name == "id":
-            continue
-        v = record.get(name)
+    for name in compiled.deal_inputs:
+        v = derived[name] if name in derived else record.get(name)
         if v is not None:
             fact[name] = v
-    for lst in CHILD_LISTS:
+    for lst, fields in compiled.item_inputs.items():
         items = record.get(lst) or ()
         if items:
-            fact[lst] = [{k: v for k, v in it.items() if v is not None} for it in items]
-    for k, v in derived.items():
-        if v is not None:
-            fact[k] = v
+            fact[lst] = [{k: it[k] for k in fields if it.get(k) is not None} for it in items]
     return fact
 
 
@@ -197,10 +201,11 @@ class Engine:
 
     def __init__(self, pack: RulePack):
         self.pack = pack
+        self.compiled = pack.compiled
         self.definition = compile_ruleset(pack)
         self.ruleset_name = f"pack_{pack.fingerprint[:16]}"
         self._local = threading.local()
-        self._layers = [[r for r in pack.rules if r.layer == k] for k in range(pack.n_layers)]
+        self._derived = ColumnarEvaluator(pack)
 
     def __getstate__(self):
         return {"pack": self.pack}
@@ -222,75 +227,30 @@ class Engine:
         ``as_of`` defaults to the record's own ``as_of``, else today.
         """
         as_of = record.get("as_of") or as_of or _dt.date.today().isoformat()
-        derived = derive(self.pack, record, as_of)
-        fact = base_fact(self.pack, record, derived)
+        derived = self._derived.derive_record(record, as_of)
+        fact = base_fact(self.compiled, record, derived)
         fact["as_of"] = as_of
         te = self._thread_engine()
-        status: dict[str, str] = {}
-        matched: list[str] = []
-        for k, layer in enumerate(self._layers):
-            if k:
-                for r in self.pack.rules:
-                    if r.layer < k and r.id in status:
-                        fact[EV_PREFIX + r.id] = status[r.id]
+        codes = np.zeros(len(self.compiled.rules), dtype=np.int8)
+        for k, layer in enumerate(self.compiled.layers):
+            for r in self.compiled.rules:
+                if r.layer < k:
+                    fact[EV_PREFIX + r.id] = STATUS_WORDS[codes[r.position]]
             fact[LAYER] = k
             fired = set(te.run(dict(fact)))
-            for r in layer:
-                if r.id in fired:
-                    status[r.id] = "met"
-                    matched.append(r.id)
-                elif r.id + UNKNOWN_SUFFIX in fired:
-                    status[r.id] = "unknown"
-                else:
-                    status[r.id] = "missing"
-        order = {r.id: i for i, r in enumerate(self.pack.rules)}
-        matched.sort(key=order.__getitem__)
-        status = {r.id: status[r.id] for r in self.pack.rules}
+            met = np.fromiter((r.id in fired for r in layer), dtype=bool, count=len(layer))
+            unknown = np.fromiter((r.id + UNKNOWN_SUFFIX in fired for r in layer), dtype=bool, count=len(layer))
+            codes[[r.position for r in layer]] = resolve_status(met, unknown)
+        status = {r.id: STATUS_WORDS[c] for r, c in zip(self.compiled.rules, codes.tolist())}
         return Evaluation(
             record_id=str(record.get("id")),
             stage=record["stage"],
             as_of=as_of,
             status=status,
-            matched=matched,
+            matched=[r.id for r in self.compiled.rules if codes[r.position] == MET],
             derived=derived,
-            unknown_inputs=self._unknown_inputs(record, derived, status),
+            unknown_inputs=self.compiled.unknown_inputs(record, derived, status),
         )
-
-    def _unknown_inputs(self, record, derived, status) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        opp = self.pack.fields.get("opportunity", {})
-        for r in self.pack.rules:
-            if status[r.id] == "met":
-                continue
-            miss: list[str] = []
-            for name in sorted(r.reads):
-                if name in opp and name not in CHILD_LISTS:
-                    if record.get(name) is None:
-                        miss.append(name)
-                elif name in self.pack.computed:
-                    if derived.get(name) is None:
-                        c = self.pack.computed[name]
-                        miss.extend(x for x in (c.start, c.end) if x != "as_of" and record.get(x) is None)
-                elif name in self.pack.counts:
-                    c = self.pack.counts[name]
-                    miss.extend(_item_unknowns(record, c.reads))
-                elif name in CHILD_LISTS and not record.get(name):
-                    miss.append(name)
-            miss.extend(_item_unknowns(record, r.reads))
-            if miss:
-                out[r.id] = sorted(set(miss))
-        return out
-
-
-def _item_unknowns(record, reads) -> list[str]:
-    out = []
-    for lst, f in iter_item_refs(reads):
-        items = record.get(lst) or ()
-        if not items:
-            out.append(lst)
-        elif any(it.get(f) is None for it in items):
-            out.append(f"{lst}[].{f}")
-    return out
 
 
 # One host per (process, thread, ruleset): durable-rules cannot delete a ruleset

@@ -2,10 +2,11 @@
 
 A pack is data: declared fields, declared counts and computed day counts, and
 rules whose conditions are written in a safe subset of the durable-rules
-condition grammar (see ``rules/README.md``).  Everything is checked here, when
-the pack loads, so that a malformed pack fails early with an error naming the
-file and the rule, never later inside the engine (whose own errors name
-neither).
+condition grammar (:mod:`scoring.evidence.grammar`, ``rules/README.md``).
+Everything is checked here, when the pack loads, so that a malformed pack
+fails early with an error naming the file and the rule, never later inside
+the engine (whose own errors name neither).  The conditions parsed while
+checking become the pack's compiled form (:attr:`RulePack.compiled`).
 """
 from __future__ import annotations
 
@@ -14,29 +15,23 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
 from scoring.errors import RulePackError
+from scoring.evidence.compiled import CompiledPack
+from scoring.evidence.grammar import (
+    EV_PREFIX, FIELDS_FILE, PACK_FILE, RESERVED, Cond, Scope, distinct_tests, inputs, parse_condition,
+    parse_item_condition,
+)
+from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
 KINDS = ("checklist", "milestone", "red_flag", "trigger")
 SCORED_KINDS = ("checklist", "milestone")
-STATUSES = ("met", "missing", "unknown")
 LANGS = ("en", "zh")
 
-#: Operators of the safe subset.
-LOGICAL_OPS = ("$and", "$or")
-COMPARE_OPS = ("$gt", "$gte", "$lt", "$lte")
-EXIST_OPS = ("$ex", "$nex")
-LIST_OPS = ("$iany", "$iall")
-SAFE_OPS = frozenset(LOGICAL_OPS + COMPARE_OPS + EXIST_OPS + LIST_OPS + ("$neq",))
-#: durable-rules operators we refuse (they exist, but behave badly or are not needed).
-UNSAFE_OPS = frozenset({"$mt", "$imt", "$not", "$add", "$sub", "$mul", "$div", "$s", "$m", "$l", "$r", "$i", "$all", "$any", "$pri", "$count", "$cap", "$distinct"})
-
-ITEM_PREFIX = "$i."
-EV_PREFIX = "ev_"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RULE_KEYS = {
     "id", "methodology", "kind", "stage", "stages", "points", "title", "action",
@@ -47,10 +42,6 @@ REQUIRED_RULE_KEYS = ("id", "methodology", "kind", "points", "title", "action", 
 MAX_FACT_FIELDS = 240
 #: durable-rules loops forever building a ruleset with ~512 distinct tests on one field.
 MAX_TESTS_PER_FIELD = 200
-PACK_FILE = "pack.yaml"
-FIELDS_FILE = "fields.yaml"
-#: fields the engine itself adds to every fact.
-RESERVED = frozenset({"id", "sid", "_layer"})
 
 
 @dataclass(frozen=True)
@@ -153,9 +144,9 @@ class RulePack:
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
 
-    @cached_property
+    @property
     def n_layers(self) -> int:
-        return 1 + max((r.layer for r in self.rules), default=0)
+        return len(self.compiled.layers)
 
     @cached_property
     def schema(self) -> dict[str, dict[str, Field]]:
@@ -165,12 +156,20 @@ class RulePack:
             merged.setdefault(ent, {}).update(flds)
         return merged
 
+    @cached_property
+    def compiled(self) -> CompiledPack:
+        """The pack's compiled form: what both backends evaluate (see :mod:`scoring.evidence.compiled`)."""
+        return CompiledPack(self)
+
     def rule(self, rule_id: str) -> Rule:
         return self.by_id[rule_id]
 
     def __getstate__(self):
         # a pickled pack (inside a model artifact) keeps the folder's name, not this machine's path
-        return {**self.__dict__, "path": Path(self.path).name}
+        # and not its compiled form (rebuilt on first use)
+        state = {**self.__dict__, "path": Path(self.path).name}
+        state.pop("compiled", None)
+        return state
 
     def methodology_index(self) -> dict[str, list[str]]:
         """methodology id -> ids of the rules that encode it."""
@@ -237,7 +236,8 @@ def load_pack(path: str | Path) -> RulePack:
     fields = _parse_fields(declared_raw, FIELDS_FILE if FIELDS_FILE in files else PACK_FILE)
 
     computed = _parse_computed(meta.get("computed") or {}, fields)
-    counts = _parse_counts(meta.get("counts") or {}, fields, computed)
+    counts_parsed = _parse_counts(meta.get("counts") or {}, fields, computed)
+    counts = {name: c for name, (c, _) in counts_parsed.items()}
 
     raw_rules: list[tuple[str, dict]] = []
     for name in yaml_files:
@@ -268,12 +268,13 @@ def load_pack(path: str | Path) -> RulePack:
             raise RulePackError(f"duplicate rule id (also in {seen[rid]})", file=fname, rule=rid)
         if isinstance(rid, str):
             seen[rid] = fname
-    ctx = _Context(fields=fields, counts=counts, computed=computed, rule_ids=set(seen))
-    rules = [_parse_rule(fname, r, ctx) for fname, r in raw_rules]
-    rules = _assign_layers(rules)
-    _check_engine_limits(rules, fields, counts, computed)
+    scope = Scope(fields=fields, counts=frozenset(counts), computed=frozenset(computed), rule_ids=frozenset(seen))
+    parsed = [_parse_rule(fname, r, scope) for fname, r in raw_rules]
+    rules = _assign_layers([rule for rule, _ in parsed])
+    trees = {rule.id: t for rule, t in parsed}
+    _check_engine_limits(rules, trees, fields, counts, computed)
 
-    return RulePack(
+    pack = RulePack(
         name=str(meta["name"]),
         version=str(meta["version"]),
         description=str(meta.get("description", "")),
@@ -284,6 +285,8 @@ def load_pack(path: str | Path) -> RulePack:
         rules=tuple(rules),
         files=files,
     )
+    pack.__dict__["compiled"] = CompiledPack(pack, trees, {name: t for name, (_, t) in counts_parsed.items()})
+    return pack
 
 
 def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
@@ -354,7 +357,7 @@ def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
     return out
 
 
-def _parse_counts(raw: Mapping, fields, computed) -> dict[str, Count]:
+def _parse_counts(raw: Mapping, fields, computed) -> dict[str, tuple[Count, Cond]]:
     out = {}
     opp = fields.get("opportunity", {})
     for name, spec in raw.items():
@@ -367,19 +370,9 @@ def _parse_counts(raw: Mapping, fields, computed) -> dict[str, Count]:
         lst = spec["list"]
         if lst not in CHILD_LISTS:
             raise RulePackError(f"unknown list {lst!r}", file=PACK_FILE, rule=name)
-        ctx = _Context(fields=fields, counts={}, computed=computed, rule_ids=set())
-        reads: set[str] = set()
-        _check_item(spec["where"], lst, ctx, reads, PACK_FILE, f"count {name}")
-        out[name] = Count(name=name, list=lst, where=spec["where"], reads=frozenset(reads))
+        where = parse_item_condition(spec["where"], lst, Scope(fields=fields), PACK_FILE, f"count {name}")
+        out[name] = (Count(name=name, list=lst, where=spec["where"], reads=frozenset(inputs(where))), where)
     return out
-
-
-@dataclass
-class _Context:
-    fields: Mapping[str, Mapping[str, Field]]
-    counts: Mapping[str, Count]
-    computed: Mapping[str, Computed]
-    rule_ids: set[str]
 
 
 def _text_pair(value, key, fname, rid) -> dict[str, str]:
@@ -388,7 +381,7 @@ def _text_pair(value, key, fname, rid) -> dict[str, str]:
     return {lang: value[lang].strip() for lang in LANGS}
 
 
-def _parse_rule(fname: str, r: dict, ctx: _Context) -> Rule:
+def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Cond | None]]:
     rid = r.get("id")
     if not isinstance(rid, str) or not NAME_RE.match(rid):
         raise RulePackError(f"rule id {rid!r} must be letters, digits and _ (starting with a letter)", file=fname, rule=str(rid))
@@ -437,11 +430,13 @@ def _parse_rule(fname: str, r: dict, ctx: _Context) -> Rule:
     if not isinstance(r["rationale"], str) or not r["rationale"].strip():
         raise RulePackError("'rationale' must be a non-empty text", file=fname, rule=rid)
 
-    reads: set[str] = set()
-    _check_cond(r["when"], ctx, reads, fname, rid)
+    when = parse_condition(r["when"], scope, fname, rid)
+    reads = inputs(when)
     unknown_when = r.get("unknown_when")
+    unknown_tree = None
     if unknown_when is not None:
-        _check_cond(unknown_when, ctx, reads, fname, rid)
+        unknown_tree = parse_condition(unknown_when, scope, fname, rid)
+        reads |= inputs(unknown_tree)
     depends = frozenset(x[len(EV_PREFIX):] for x in reads if x.startswith(EV_PREFIX))
     if rid in depends:
         raise RulePackError("cycle between derived facts: the rule reads its own status", file=fname, rule=rid)
@@ -449,210 +444,20 @@ def _parse_rule(fname: str, r: dict, ctx: _Context) -> Rule:
     ex = r["examples"]
     if not isinstance(ex, dict):
         raise RulePackError("'examples' must map met/missing/unknown to partial records", file=fname, rule=rid)
-    need = {"met", "missing"} | ({"unknown"} if unknown_when is not None else set())
-    if not need <= set(ex) or set(ex) - set(STATUSES):
+    need = {STATUS_WORDS[MET], STATUS_WORDS[MISSING]} | ({STATUS_WORDS[UNKNOWN]} if unknown_when is not None else set())
+    if not need <= set(ex) or set(ex) - set(STATUS_WORDS):
         raise RulePackError(f"'examples' must hold exactly {sorted(need)}" + (" (and 'unknown' only with unknown_when)" if unknown_when is None else ""), file=fname, rule=rid)
     for status, rec in ex.items():
         if not isinstance(rec, dict) or rec.get("stage") not in STAGES:
             raise RulePackError(f"example {status!r} must be a partial record with a valid 'stage'", file=fname, rule=rid)
 
-    return Rule(
+    rule = Rule(
         id=rid, methodology=tuple(meth), kind=kind, stage=stage if kind in SCORED_KINDS else None,
         stages=stages_t, points=float(pts), title=title, action=action, rationale=r["rationale"].strip(),
         when=r["when"], unknown_when=unknown_when, examples=ex, file=fname,
         reads=frozenset(reads), depends=depends,
     )
-
-
-def _one_key(cond, fname, rid, where) -> tuple[str, Any]:
-    if not isinstance(cond, dict) or len(cond) != 1:
-        raise RulePackError(f"{where}: each condition is a mapping with exactly one key, got {cond!r}", file=fname, rule=rid)
-    return next(iter(cond.items()))
-
-
-def _check_value(f: Field | None, value, fname, rid, ref, *, numeric_only=False, kind=None):
-    if isinstance(value, (dict, list)) or value is None:
-        raise RulePackError(f"{ref}: the value must be a plain string, number or boolean (references between facts and null are not allowed), got {value!r}", file=fname, rule=rid)
-    if kind == "count_or_computed":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok:
-            raise RulePackError(f"{ref} is a number; {value!r} is not", file=fname, rule=rid)
-        return
-    if kind == "ev":
-        if value not in STATUSES:
-            raise RulePackError(f"{ref} is a rule status: one of {', '.join(STATUSES)}, not {value!r}", file=fname, rule=rid)
-        if numeric_only:
-            raise RulePackError(f"{ref} is a status; it cannot be compared with <, >", file=fname, rule=rid)
-        return
-    t = f.type
-    if numeric_only and t not in ("int", "number"):
-        raise RulePackError(f"{ref} is a {t} field; comparisons (<, >) are only allowed on numeric fields", file=fname, rule=rid)
-    if t in ("int", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RulePackError(f"{ref} is a number; {value!r} is not", file=fname, rule=rid)
-    elif t == "bool":
-        if not isinstance(value, bool):
-            raise RulePackError(f"{ref} is true/false; {value!r} is not", file=fname, rule=rid)
-    elif t == "enum":
-        if value not in f.values:
-            raise RulePackError(f"{ref}: {value!r} is not one of {', '.join(f.values)}", file=fname, rule=rid)
-    else:  # string, date
-        if not isinstance(value, str):
-            raise RulePackError(f"{ref} is text; {value!r} is not", file=fname, rule=rid)
-
-
-def _refuse_operator(op: str, fname: str, rid: str) -> None:
-    """An operator where a field or a known operator was expected: say which kind of mistake."""
-    if op in UNSAFE_OPS:
-        raise RulePackError(f"operator {op} is outside the safe subset", file=fname, rule=rid)
-    raise RulePackError(f"unknown operator {op}", file=fname, rule=rid)
-
-
-def _resolve_deal_ref(name, ctx: _Context, fname, rid):
-    """Return (Field or None, kind) for a deal-level name, or raise."""
-    if not isinstance(name, str):
-        raise RulePackError(f"field name {name!r} is not text", file=fname, rule=rid)
-    if name.startswith("$"):
-        _refuse_operator(name, fname, rid)
-    if name in ("id", "sid", "_layer"):
-        raise RulePackError(f"{name!r} cannot be used in a condition", file=fname, rule=rid)
-    opp = ctx.fields.get("opportunity", {})
-    if name in opp:
-        return opp[name], "field"
-    if name in ctx.counts or name in ctx.computed:
-        return None, "count_or_computed"
-    if name.startswith(EV_PREFIX):
-        target = name[len(EV_PREFIX):]
-        if target not in ctx.rule_ids:
-            raise RulePackError(f"{name!r} refers to unknown rule {target!r}", file=fname, rule=rid)
-        return None, "ev"
-    if name in CHILD_LISTS:
-        return None, "list"
-    raise RulePackError(f"unknown field {name!r} (declare it in {FIELDS_FILE}, or as a count or computed field in {PACK_FILE})", file=fname, rule=rid)
-
-
-def _check_cond(cond, ctx: _Context, reads: set[str], fname: str, rid: str, depth: int = 0) -> None:
-    if depth > 20:
-        raise RulePackError("condition nested too deeply", file=fname, rule=rid)
-    key, val = _one_key(cond, fname, rid, "condition")
-    if key in LOGICAL_OPS:
-        if not isinstance(val, list) or not val:
-            raise RulePackError(f"{key} needs a non-empty list of conditions", file=fname, rule=rid)
-        for c in val:
-            _check_cond(c, ctx, reads, fname, rid, depth + 1)
-        return
-    if key in LIST_OPS:
-        lst, item = _one_key(val, fname, rid, key)
-        if lst not in CHILD_LISTS:
-            raise RulePackError(f"{key} works over {', '.join(CHILD_LISTS)}, not {lst!r}", file=fname, rule=rid)
-        reads.add(lst)
-        _check_item(item, lst, ctx, reads, fname, rid)
-        _check_item_or(item, lst, fname, rid)
-        return
-    if key in EXIST_OPS:
-        name, one = _one_key(val, fname, rid, key)
-        f, kind = _resolve_deal_ref(name, ctx, fname, rid)
-        if one != 1 or isinstance(one, bool):
-            raise RulePackError(f"{key} takes {{field: 1}}, got {val!r}", file=fname, rule=rid)
-        if kind == "count_or_computed" and name in ctx.counts:
-            raise RulePackError(f"count {name!r} is always known; {key} on it is meaningless", file=fname, rule=rid)
-        reads.add(name)
-        return
-    if key in COMPARE_OPS or key == "$neq":
-        name, value = _one_key(val, fname, rid, key)
-        f, kind = _resolve_deal_ref(name, ctx, fname, rid)
-        if kind == "list":
-            raise RulePackError(f"{name!r} is a list: use $iany/$iall or $ex/$nex", file=fname, rule=rid)
-        _check_value(f, value, fname, rid, name, numeric_only=key in COMPARE_OPS, kind=kind if kind != "field" else None)
-        reads.add(name)
-        return
-    if key.startswith("$"):
-        _refuse_operator(key, fname, rid)
-    # equality
-    f, kind = _resolve_deal_ref(key, ctx, fname, rid)
-    if kind == "list":
-        raise RulePackError(f"{key!r} is a list: use $iany/$iall or $ex/$nex", file=fname, rule=rid)
-    _check_value(f, val, fname, rid, key, kind=kind if kind != "field" else None)
-    reads.add(key)
-
-
-def _resolve_item_ref(name, lst, ctx: _Context, fname, rid) -> Field:
-    if not isinstance(name, str):
-        raise RulePackError(f"field name {name!r} is not text", file=fname, rule=rid)
-    if name in LIST_OPS:
-        raise RulePackError(f"{name} cannot be nested inside an item condition", file=fname, rule=rid)
-    if name.startswith("$") and not name.startswith(ITEM_PREFIX):
-        _refuse_operator(name, fname, rid)
-    if not name.startswith(ITEM_PREFIX):
-        raise RulePackError(f"inside {lst}, fields are written $i.<field>; {name!r} is not", file=fname, rule=rid)
-    fname_ = name[len(ITEM_PREFIX):]
-    f = ctx.fields.get(lst, {}).get(fname_)
-    if f is None:
-        raise RulePackError(f"unknown field {fname_!r} of {lst} (declare it in {FIELDS_FILE})", file=fname, rule=rid)
-    return f
-
-
-def _check_item(cond, lst, ctx: _Context, reads: set[str], fname, rid, depth: int = 0) -> None:
-    if depth > 20:
-        raise RulePackError("condition nested too deeply", file=fname, rule=rid)
-    key, val = _one_key(cond, fname, rid, f"item condition over {lst}")
-    if key in LOGICAL_OPS:
-        if not isinstance(val, list) or not val:
-            raise RulePackError(f"{key} needs a non-empty list of conditions", file=fname, rule=rid)
-        for c in val:
-            _check_item(c, lst, ctx, reads, fname, rid, depth + 1)
-        return
-    if key in EXIST_OPS:
-        name, one = _one_key(val, fname, rid, key)
-        f = _resolve_item_ref(name, lst, ctx, fname, rid)
-        if one != 1 or isinstance(one, bool):
-            raise RulePackError(f"{key} takes {{field: 1}}, got {val!r}", file=fname, rule=rid)
-        reads.add(f"{lst}[].{f.name}")
-        return
-    if key in COMPARE_OPS or key == "$neq":
-        name, value = _one_key(val, fname, rid, key)
-        f = _resolve_item_ref(name, lst, ctx, fname, rid)
-        _check_value(f, value, fname, rid, f"{lst}[].{f.name}", numeric_only=key in COMPARE_OPS)
-        reads.add(f"{lst}[].{f.name}")
-        return
-    if key in LIST_OPS:
-        raise RulePackError(f"{key} cannot be nested inside an item condition", file=fname, rule=rid)
-    if key.startswith("$") and not key.startswith(ITEM_PREFIX):
-        _refuse_operator(key, fname, rid)
-    f = _resolve_item_ref(key, lst, ctx, fname, rid)
-    _check_value(f, val, fname, rid, f"{lst}[].{f.name}")
-    reads.add(f"{lst}[].{f.name}")
-
-
-def _item_fields(cond) -> set[str]:
-    key, val = next(iter(cond.items()))
-    if key in LOGICAL_OPS:
-        return set().union(*(_item_fields(c) for c in val))
-    if key in EXIST_OPS or key in COMPARE_OPS or key == "$neq":
-        return {next(iter(val))}
-    return {key}
-
-
-def _check_item_or(cond, lst, fname, rid) -> None:
-    """Refuse ``$or`` over different item fields inside ``$iany``/``$iall``.
-
-    durable-rules 2.0.28 evaluates it wrongly: in ``{$or: [{$i.role: approver},
-    {$i.influence: high}]}`` the test on the last field decides when both are
-    present, so an approver with low influence does not match.  ``$or`` over
-    values of one field and ``$and`` are evaluated correctly; counts are
-    computed outside the engine and may use any ``$or``.
-    """
-    key, val = next(iter(cond.items()))
-    if key in LOGICAL_OPS:
-        if key == "$or":
-            names = _item_fields(cond)
-            if len(names) > 1:
-                raise RulePackError(
-                    f"$or over different item fields ({', '.join(sorted(names))}) inside {lst} is evaluated "
-                    "wrongly by durable-rules 2.0.28 (the last field decides); declare a count with this "
-                    "condition in pack.yaml and test the count instead", file=fname, rule=rid)
-        for c in val:
-            _check_item_or(c, lst, fname, rid)
+    return rule, (when, unknown_tree)
 
 
 def _assign_layers(rules: list[Rule]) -> list[Rule]:
@@ -680,22 +485,8 @@ def _assign_layers(rules: list[Rule]) -> list[Rule]:
     return [Rule(**{**r.__dict__, "layer": layer[r.id]}) for r in rules]
 
 
-def _tests_of(cond, acc: dict[str, set]) -> None:
-    key, val = next(iter(cond.items()))
-    if key in LOGICAL_OPS:
-        for c in val:
-            _tests_of(c, acc)
-    elif key in LIST_OPS:
-        lst, item = next(iter(val.items()))
-        acc.setdefault(lst, set()).add(repr(item))
-    elif key in EXIST_OPS or key in COMPARE_OPS or key == "$neq":
-        name, value = next(iter(val.items()))
-        acc.setdefault(name, set()).add((key, repr(value)))
-    else:
-        acc.setdefault(key, set()).add(("=", repr(val)))
-
-
-def _check_engine_limits(rules: list[Rule], fields, counts, computed) -> None:
+def _check_engine_limits(rules: list[Rule], trees: Mapping[str, tuple[Cond, Cond | None]],
+                         fields, counts, computed) -> None:
     n_fact_fields = len(fields.get("opportunity", {})) + len(counts) + len(computed) + len(rules) + len(RESERVED)
     if n_fact_fields > MAX_FACT_FIELDS:
         raise RulePackError(
@@ -704,10 +495,10 @@ def _check_engine_limits(rules: list[Rule], fields, counts, computed) -> None:
     acc: dict[str, set] = {}
     first_rule: dict[str, Rule] = {}
     for r in rules:
-        for cond in (r.when, r.unknown_when):
+        for cond in trees[r.id]:
             if cond is not None:
                 before = {k: len(v) for k, v in acc.items()}
-                _tests_of(cond, acc)
+                distinct_tests(cond, acc)
                 for k, v in acc.items():
                     if len(v) > before.get(k, 0):
                         first_rule.setdefault(k, r)
@@ -717,11 +508,3 @@ def _check_engine_limits(rules: list[Rule], fields, counts, computed) -> None:
             raise RulePackError(
                 f"{len(tests)} distinct tests on field {name!r} across the pack; durable-rules hangs building "
                 f"rulesets with several hundred (limit {MAX_TESTS_PER_FIELD})", file=r.file, rule=r.id)
-
-
-def iter_item_refs(reads: Iterable[str]) -> Iterable[tuple[str, str]]:
-    """Split item references ``contacts[].role`` into (list, field)."""
-    for x in reads:
-        if "[]." in x:
-            lst, f = x.split("[].", 1)
-            yield lst, f

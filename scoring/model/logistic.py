@@ -41,7 +41,7 @@ from scoring.evidence.durable import Engine, Evaluation
 from scoring.evidence.pack import RulePack
 from scoring.model.features import EvidenceTransformer, as_record_list, feature_layout
 from scoring.score.labels import MODEL_LABELS, STAGE_NAMES
-from scoring.score.vectorscore import Ragged
+from scoring.score.ragged import Ragged
 
 #: points to double the odds
 PDO = 20.0

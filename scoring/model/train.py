@@ -199,11 +199,10 @@ def split_deals(closed_at: Mapping[str, str], test_fraction: float) -> tuple[lis
 def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
     """The rule score (0..100) of each row of status codes (0 missing, 1 met, 2 unknown).
 
-    The batch's vectorised formula (:class:`scoring.score.vectorscore.VectorScorer`), which a test
-    checks against :func:`scoring.score.rulescore.score_evaluation`.
+    The one formula, column-wise (:class:`scoring.score.rulescore.VectorScorer`).
     """
     from scoring.contract.schema import STAGE_INDEX
-    from scoring.score.vectorscore import VectorScorer
+    from scoring.score.rulescore import VectorScorer
 
     stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
     return VectorScorer(pack).score(np.asarray(status, dtype=np.int8), stage_idx).score.astype(float)

@@ -22,8 +22,8 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from scoring.contract.schema import STAGE_INDEX, STAGES
-from scoring.evidence.durable import days_between
-from scoring.score.vectorscore import Ragged
+from scoring.evidence.compiled import days_between
+from scoring.score.ragged import Ragged
 
 #: The codes these flags add to a deal's ``analysis_meeting`` list.
 STALLED = "STALLED"

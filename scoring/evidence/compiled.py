@@ -1,0 +1,273 @@
+"""The compiled form of a rule pack: the one definition both backends evaluate.
+
+A :class:`~scoring.evidence.pack.RulePack` is the pack as loaded (data, as
+written).  Its compiled form (:attr:`RulePack.compiled`, built once per pack)
+holds what evaluating it means:
+
+* per rule, its ``when`` and ``unknown_when`` as condition trees
+  (:mod:`scoring.evidence.grammar` nodes, parsed once) and its layer;
+* the **derived facts**: inputs computed from a deal before its rules run.
+  Each kind is one class here whose docstring and ``value`` method are its
+  only definition: :class:`Count` (child rows matching an item condition) and
+  :class:`Difference` (days between two dates, or the difference of two whole
+  numbers);
+* **status resolution** (:func:`resolve_status`): met if ``when`` matches,
+  else unknown if ``unknown_when`` matches, else missing;
+* **layer order** (:attr:`CompiledPack.layers`): a rule that reads another
+  rule's status (``ev_<id>``) is evaluated after it.
+
+The backends only say how to run this form: :mod:`scoring.evidence.durable`
+(durable-rules, one record at a time, the reference) translates the trees
+into a durable-rules ruleset; :mod:`scoring.evidence.columnar` evaluates them
+with numpy over chunks of deals.  durable-rules cannot count, so derived facts
+are always computed with the numpy backend (a single record is a chunk of one
+deal) and asserted into the durable-rules fact.
+
+A new kind of derived fact (a graded measure, say) is a new class here with
+its ``value`` over arrays, and one line in the numpy backend that feeds it its
+inputs; both paths then have it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from scoring.contract.schema import CHILD_LISTS
+from scoring.evidence.grammar import (
+    Check, Cond, Items, Scope, inputs, parse_condition, parse_item_condition, walk,
+)
+from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scoring.evidence.pack import RulePack
+
+_EPOCH = _dt.date(1970, 1, 1)
+#: the deal field that stands for "the day the deal is scored" (the deal's own, else the caller's).
+AS_OF = "as_of"
+
+
+# --------------------------------------------------------------------------- values
+
+
+def day_number(value: Any) -> int | None:
+    """Days since 1970-01-01 of a canonical ``'YYYY-MM-DD'`` text or a date; None otherwise.
+
+    Dates are compared and subtracted as day numbers in both backends.
+
+    >>> day_number("1970-01-31")
+    30
+    >>> day_number("2026-1-5") is None      # not canonical: it equals no stored date
+    True
+    """
+    if isinstance(value, _dt.datetime):
+        value = value.date()
+    if isinstance(value, _dt.date):
+        return (value - _EPOCH).days
+    if not isinstance(value, str):
+        return None
+    try:
+        d = _dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+    return (d - _EPOCH).days if d.isoformat() == value else None
+
+
+def days_between(start: str | None, end: str | None) -> int | None:
+    """Days from date ``start`` to date ``end`` (``'YYYY-MM-DD'``); None when either is unknown.
+
+    The single-value form of a ``days_between`` :class:`Difference`, for flags computed outside the pack.
+
+    >>> days_between("2026-10-01", "2026-11-25")
+    55
+    """
+    if start is None or end is None:
+        return None
+    return (_dt.date.fromisoformat(end) - _dt.date.fromisoformat(start)).days
+
+
+def known_both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """The known-mask of a value computed from two inputs: known where both are (None = all known)."""
+    if a is None:
+        return b
+    return a if b is None else a & b
+
+
+#: A rule's status by (its ``when`` matched, its ``unknown_when`` matched): met if ``when`` matches,
+#: else unknown if ``unknown_when`` matches, else missing.
+RESOLUTION = np.array([[MISSING, UNKNOWN],    # when not matched
+                       [MET, MET]],           # when matched
+                      dtype=np.int8)
+
+
+def resolve_status(met: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
+    """The status codes of one rule over deals from :data:`RESOLUTION`: ``met`` and ``unknown`` say
+    where ``when`` and ``unknown_when`` matched (``unknown`` is None when the rule has no ``unknown_when``).
+
+    >>> resolve_status(np.array([True, False, False]), np.array([True, True, False])).tolist()
+    [1, 2, 0]
+    """
+    index = np.asarray(met, dtype=bool).view(np.uint8) * np.uint8(2)
+    if unknown is not None:
+        index += np.asarray(unknown, dtype=bool).view(np.uint8)
+    return RESOLUTION.ravel().take(index)
+
+
+# --------------------------------------------------------------------------- derived facts
+
+
+@dataclass(frozen=True)
+class Count:
+    """``name`` is the number of rows of ``list`` that match ``where``.
+
+    Always known: 0 when the list is empty or missing.  A row whose field is
+    unknown fails every test on that field but ``$nex`` (the grammar's rule).
+    """
+
+    name: str
+    list: str
+    where: Cond
+
+    def value(self, match: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, None]:
+        """Counts per deal from ``match`` (one bool per child row) and ``rows`` (each row's deal position)."""
+        return np.bincount(rows[match], minlength=n).astype(np.int64, copy=False), None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``name`` is ``end - start``: days from date ``start`` to date ``end`` (``kind``
+    ``days_between``), or the difference of two whole-number fields (``difference``).
+
+    Unknown when either input is unknown.  ``as_of`` as an input is the deal's own
+    ``as_of`` when known, else the day the caller scores for (always known).
+    """
+
+    name: str
+    kind: str
+    start: str
+    end: str
+
+    def value(self, start: np.ndarray, start_known: np.ndarray | None,
+              end: np.ndarray, end_known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(values, known)`` per deal from the inputs' values (dates as :func:`day_number`) and known-masks."""
+        known = known_both(start_known, end_known)
+        vals = end - start
+        if known is not None:
+            vals = np.where(known, vals, 0)
+        return vals, known
+
+
+Derived = Count | Difference
+
+
+# --------------------------------------------------------------------------- rules and pack
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One rule's conditions as trees; ``position`` is its index in pack order."""
+
+    id: str
+    position: int
+    layer: int
+    when: Cond
+    unknown_when: Cond | None
+
+
+class CompiledPack:
+    """The compiled form of one pack.  Build it with :attr:`RulePack.compiled`.
+
+    Attributes
+    ----------
+    rules : CompiledRule per rule, in pack order.
+    layers : the rules grouped by layer, layer 0 first (the order of evaluation).
+    counts, computed : the derived facts, in pack order.
+    derived : counts then computed (the order of :attr:`Evidence.derived` columns).
+    """
+
+    def __init__(self, pack: "RulePack", rule_trees: Mapping[str, tuple[Cond, Cond | None]] | None = None,
+                 count_trees: Mapping[str, Cond] | None = None):
+        # the loader passes the trees it parsed while validating; a pack unpickled from a model
+        # artifact has none, and its (validated) conditions are parsed again here
+        scope = pack_scope(pack)
+        if rule_trees is None:
+            rule_trees = {r.id: (parse_condition(r.when, scope, r.file, r.id),
+                                 None if r.unknown_when is None
+                                 else parse_condition(r.unknown_when, scope, r.file, r.id))
+                          for r in pack.rules}
+        if count_trees is None:
+            count_trees = {c.name: parse_item_condition(c.where, c.list, scope, "pack.yaml", f"count {c.name}")
+                           for c in pack.counts.values()}
+        self.fields = pack.fields
+        self.rules: tuple[CompiledRule, ...] = tuple(
+            CompiledRule(r.id, i, r.layer, *rule_trees[r.id]) for i, r in enumerate(pack.rules))
+        n_layers = 1 + max((r.layer for r in self.rules), default=0)
+        self.layers: tuple[tuple[CompiledRule, ...], ...] = tuple(
+            tuple(r for r in self.rules if r.layer == k) for k in range(n_layers))
+        self.counts: tuple[Count, ...] = tuple(Count(c.name, c.list, count_trees[c.name]) for c in pack.counts.values())
+        self.computed: tuple[Difference, ...] = tuple(
+            Difference(c.name, c.kind, c.start, c.end) for c in pack.computed.values())
+        self.derived: tuple[Derived, ...] = self.counts + self.computed
+        nodes = [n for r in self.rules for t in (r.when, r.unknown_when) if t is not None for n in walk(t)]
+        checks = [n for n in nodes if isinstance(n, Check)]
+        #: what the rules' conditions read, all a backend needs to load: deal fields, counts and
+        #: computed fields; child list -> its item fields (empty for a list only tested with $ex/$nex)
+        self.deal_inputs: frozenset[str] = frozenset(
+            c.ref.name for c in checks if c.ref.kind in ("field", "count", "computed"))
+        items: dict[str, set[str]] = {}
+        for n in nodes:
+            if isinstance(n, Items):
+                items.setdefault(n.list, set())
+            elif isinstance(n, Check) and n.ref.kind in ("list", "item"):
+                items.setdefault(n.ref.list or n.ref.name, set()).update([n.ref.name] if n.ref.kind == "item" else [])
+        self.item_inputs: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in sorted(items.items())}
+        self._reads = {r.id: r.reads for r in pack.rules}
+
+    def unknown_inputs(self, record: Mapping[str, Any], derived: Mapping[str, Any],
+                       status: Mapping[str, str]) -> dict[str, list[str]]:
+        """rule id -> the inputs it reads that are unknown in ``record``, for the rules not met."""
+        out: dict[str, list[str]] = {}
+        opp = self.fields.get("opportunity", {})
+        by_name = {d.name: d for d in self.derived}
+        for rid, reads in self._reads.items():
+            if status[rid] == STATUS_WORDS[MET]:
+                continue
+            miss: list[str] = []
+            for name in sorted(reads):
+                d = by_name.get(name)
+                if name in opp and name not in CHILD_LISTS:
+                    if record.get(name) is None:
+                        miss.append(name)
+                elif isinstance(d, Difference):
+                    if derived.get(name) is None:
+                        miss.extend(x for x in (d.start, d.end) if x != AS_OF and record.get(x) is None)
+                elif isinstance(d, Count):
+                    miss.extend(_item_unknowns(record, inputs(d.where)))
+                elif name in CHILD_LISTS and not record.get(name):
+                    miss.append(name)
+            miss.extend(_item_unknowns(record, reads))
+            if miss:
+                out[rid] = sorted(set(miss))
+        return out
+
+
+def pack_scope(pack: "RulePack") -> Scope:
+    """The names the pack's conditions may read."""
+    return Scope(fields=pack.fields, counts=frozenset(pack.counts), computed=frozenset(pack.computed),
+                 rule_ids=frozenset(r.id for r in pack.rules))
+
+
+def _item_unknowns(record: Mapping[str, Any], reads) -> list[str]:
+    out = []
+    for x in reads:
+        if "[]." not in x:
+            continue
+        lst, f = x.split("[].", 1)
+        items = record.get(lst) or ()
+        if not items:
+            out.append(lst)
+        elif any(it.get(f) is None for it in items):
+            out.append(x)
+    return out

@@ -1,0 +1,52 @@
+"""Per-deal lists of rule ids stored flat (what the column-wise scorer returns and the batch writes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Ragged:
+    """Per-deal lists of rule ids, stored flat: deal ``i`` holds ``values[offsets[i]:offsets[i+1]]``.
+
+    The batch writes it straight into an Arrow list column (no Python list per deal).
+    """
+
+    offsets: np.ndarray  # int64, length n + 1
+    values: np.ndarray   # object array of rule ids
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> list[str]:
+        return self.values[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    def tolist(self) -> list[list[str]]:
+        return [self[i] for i in range(len(self))]
+
+    def to_arrow(self):
+        import pyarrow as pa
+
+        return pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)),
+                                        pa.array(self.values.tolist(), type=pa.string()))
+
+    @staticmethod
+    def from_arrow(arr) -> "Ragged":
+        """From an Arrow list<string> column (a ChunkedArray or an Array)."""
+        import pyarrow as pa
+
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        offsets = np.asarray(arr.offsets, dtype=np.int64)
+        values = np.asarray(arr.values.to_pylist(), dtype=object)
+        start = offsets[0]
+        return Ragged(offsets - start, values[start:offsets[-1]] if len(values) else values)
+
+    @staticmethod
+    def from_pairs(rows: np.ndarray, cols: np.ndarray, ids: np.ndarray, n: int) -> "Ragged":
+        """From (row, column) pairs sorted by row."""
+        counts = np.bincount(rows, minlength=n) if len(rows) else np.zeros(n, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return Ragged(offsets, ids[cols])
