@@ -228,29 +228,14 @@ def rules_list(pack, fmt, lang):
 @_fail_clean
 def rules_check(pack, against, current, as_json):
     """Validate PACK, run its examples, and preview its effect on sample records."""
-    from scoring.evidence.durable import Engine
-    from scoring.evidence.review import compare_packs, diff_rules, run_examples
-    from scoring.contract.reader import read_records
-    from scoring.model.registry import current_pack_path
     from scoring.evidence.pack import load_pack
+    from scoring.model.registry import current_pack_path
+    from scoring.score.review import check_pack
 
     new = load_pack(pack)
-    engine = Engine(new)
-    failures = run_examples(new, engine)
-    report = {"pack": new.version_tag, "rules": len(new.rules),
-              "by_kind": {k: sum(r.kind == k for r in new.rules) for k in ("checklist", "milestone", "red_flag", "trigger")},
-              "example_failures": [f.__dict__ for f in failures]}
-    if against is not None:
-        cur_path = current or current_pack_path()
-        old = load_pack(cur_path)
-        res = read_records(against, new.schema)
-        changes = compare_packs(Engine(old), engine, res.records)
-        report["current"] = old.version_tag
-        report["rule_changes"] = diff_rules(old, new)
-        report["records"] = len(changes)
-        report["records_changed"] = sum(c.changed for c in changes)
-        report["changes"] = [c.to_dict() for c in changes if c.changed]
-        report["rejected"] = len(res.rejects)
+    old = load_pack(current or current_pack_path()) if against is not None else None
+    report = check_pack(new, against, old)
+    failures = report["example_failures"]
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -259,7 +244,7 @@ def rules_check(pack, against, current, as_json):
         if failures:
             click.echo(f"{len(failures)} example(s) do not end in their stated status:")
             for f in failures:
-                click.echo(f"  {f.file}: rule {f.rule}: example {f.example!r} gives {f.got!r} {f.detail}")
+                click.echo(f"  {f['file']}: rule {f['rule']}: example {f['example']!r} gives {f['got']!r} {f['detail']}")
         else:
             click.echo("all rule examples pass")
         if against is not None:
