@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT
 from scoring.errors import ModelError
+from scoring.evidence.pack import fingerprint_of_files, read_pack_files
 from scoring.model import artifact as A
 from scoring.model import registry as Reg
 from scoring.model.train import train
@@ -60,10 +61,10 @@ def test_a_pack_edit_that_does_not_load_still_gets_a_note_and_scoring_goes_on(sa
 
 
 def test_the_fingerprint_of_a_pack_folder_is_the_loaded_pack_s(pack, tmp_path):
-    assert Reg.fingerprint_of_files(Reg.pack_files(ROOT / "rules" / "default")) == pack.fingerprint
+    assert fingerprint_of_files(read_pack_files(ROOT / "rules" / "default")) == pack.fingerprint
     shutil.copytree(ROOT / "rules" / "default", tmp_path / "p")
     (tmp_path / "p" / "NOTES.md").write_text("a README edit does not change the pack")
-    assert Reg.fingerprint_of_files(Reg.pack_files(tmp_path / "p")) == pack.fingerprint
+    assert fingerprint_of_files(read_pack_files(tmp_path / "p")) == pack.fingerprint
 
 
 def test_rules_option_scores_with_the_model_s_own_pack_and_says_so(saved, make_pack):

@@ -29,6 +29,8 @@ from scoring.evidence.grammar import (
 from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
 KINDS = ("checklist", "milestone", "red_flag", "trigger")
+#: endings of the files a pack is made of (its rules, fields and metadata): what its fingerprint covers
+PACK_SUFFIXES = (".yaml", ".yml")
 SCORED_KINDS = ("checklist", "milestone")
 LANGS = ("en", "zh")
 
@@ -130,11 +132,7 @@ class RulePack:
         Only what the rules are made of counts: editing the pack's README does
         not make a model trained with the pack out of date.
         """
-        h = hashlib.sha256()
-        for name in sorted(self.files):
-            if name.endswith((".yaml", ".yml")):
-                h.update(name.encode() + b"\0" + self.files[name] + b"\0")
-        return h.hexdigest()
+        return fingerprint_of_files(self.files)
 
     @property
     def version_tag(self) -> str:
@@ -190,6 +188,28 @@ def _read_yaml(path: Path, rel: str) -> Any:
         raise RulePackError(f"not valid YAML: {exc}", file=rel) from None
 
 
+def read_pack_files(folder: str | Path) -> dict[str, bytes]:
+    """The files of the pack folder ``folder``: relative POSIX path -> bytes, in path order
+    (``__pycache__`` ignored)."""
+    root = Path(folder)
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.relative_to(root).parts}
+
+
+def fingerprint_of_files(files: Mapping[str, bytes]) -> str:
+    """sha256 over a pack's YAML files (name and bytes), in name order: :attr:`RulePack.fingerprint`.
+
+    Computed from the files alone, so a pack folder whose edit does not load
+    (yet) has one too; only what the rules are made of counts (a README edit
+    does not change it).
+    """
+    h = hashlib.sha256()
+    for name in sorted(files):
+        if name.endswith(PACK_SUFFIXES):
+            h.update(name.encode() + b"\0" + files[name] + b"\0")
+    return h.hexdigest()
+
+
 def load_pack(path: str | Path) -> RulePack:
     """Load and validate the rule pack in folder ``path``.
 
@@ -209,8 +229,8 @@ def load_pack(path: str | Path) -> RulePack:
     root = Path(path)
     if not root.is_dir():
         raise RulePackError(f"rule pack folder not found: {root}")
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
-    yaml_files = sorted(n for n in files if n.endswith((".yaml", ".yml")))
+    files = read_pack_files(root)
+    yaml_files = sorted(n for n in files if n.endswith(PACK_SUFFIXES))
     if PACK_FILE not in files:
         raise RulePackError(f"missing {PACK_FILE}", file=str(root / PACK_FILE))
 

@@ -23,7 +23,6 @@ found by :mod:`scoring.paths`; every function here takes them as arguments too.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -33,7 +32,7 @@ from typing import Any, Mapping, Sequence
 from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.durable import Engine
-from scoring.evidence.pack import RulePack, load_pack
+from scoring.evidence.pack import RulePack, fingerprint_of_files, load_pack, read_pack_files
 from scoring.model.artifact import RULES_DIR, files_under, load_model, model_no_decision_as, model_split, read_manifest
 from scoring.model.logistic import Model
 
@@ -41,32 +40,8 @@ CURRENT = "CURRENT"
 HISTORY = "HISTORY"
 #: fewer held-out deals than this make a comparison meaningless: promotion needs force
 MIN_HELDOUT_DEALS = 20
-#: the files of a pack that make up its fingerprint (a README edit changes nothing)
-PACK_SUFFIXES = (".yaml", ".yml")
 
 
-# --------------------------------------------------------------------------- pack fingerprints
-def pack_files(folder: str | Path) -> dict[str, bytes]:
-    """The files of the pack folder ``folder``: relative path -> bytes (``__pycache__`` ignored)."""
-    root = Path(folder)
-    return {rel: (root / rel).read_bytes() for rel in files_under(root)}
-
-
-def fingerprint_of_files(files: Mapping[str, bytes]) -> str:
-    """sha256 over a pack's YAML files (name and bytes), in name order.
-
-    The fingerprint :attr:`scoring.evidence.pack.RulePack.fingerprint` names a
-    pack by; computed here from the files alone, so a pack folder whose edit
-    does not load (yet) still has one.
-    """
-    h = hashlib.sha256()
-    for name in sorted(files):
-        if name.endswith(PACK_SUFFIXES):
-            h.update(name.encode() + b"\0" + files[name] + b"\0")
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------------------- the current model
 def _root(root: str | Path | None = None) -> Path:
     return Path(root) if root is not None else paths.models_dir()
 
@@ -269,7 +244,7 @@ def staleness_notes(model: Model, rules_dir: str | Path | None = None) -> list[s
     d = Path(paths.default_rules() if rules_dir is None else rules_dir)
     if not d.is_dir():
         return []
-    fp = fingerprint_of_files(pack_files(d))
+    fp = fingerprint_of_files(read_pack_files(d))
     if fp == model.pack.fingerprint:
         return []
     return [f"{d} has changed since model {model.model_version} was trained (its pack: {model.pack.version_tag}, "
