@@ -78,8 +78,8 @@ def _score_in_worker(args):
 
 
 def test_dask_partitions_equal_single_process(scorer, pipeline_tables):
-    dd = pytest.importorskip("dask.dataframe")
     import dask
+    import dask.dataframe as dd
 
     t = pipeline_tables
     single = scorer.score_frame(t["opportunities"], t["contacts"], t["competitors"], t["partners"])

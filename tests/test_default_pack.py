@@ -13,7 +13,7 @@ from scoring.score.rulescore import score_evaluation
 ROOT = Path(__file__).resolve().parent.parent
 PACK_README = (ROOT / "rules" / "default" / "README.md").read_text(encoding="utf-8")
 
-#: Every id of the methodology digest (../shared/methodology/README.md).
+#: Every id of the methodology digest (docs/methodology.md).
 METHODOLOGY_IDS = (
     [f"S1.{i}" for i in range(1, 10)] + [f"S2.{i}" for i in range(1, 10)] + [f"S3.{i}" for i in range(1, 6)]
     + [f"S4.{i}" for i in range(1, 7)] + [f"S5.{i}" for i in range(1, 10)]
