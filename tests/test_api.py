@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from scoring import RecordError, Scorer
 from dealscore_datasets.generate import tables_to_records
 
@@ -27,13 +28,18 @@ def test_bad_record_raises_error_naming_record_and_field(scorer):
 def test_result_serializes_to_json(scorer):
     res = scorer.score({"id": "OPP-1", "stage": "solution", "needs_understood": True})
     data = json.loads(res.to_json())
-    assert data["id"] == "OPP-1" and 0 < data["win_probability"] < 1
-    assert data["next_actions"][0]["action"]
+    assert data == json.loads(json.dumps(res.to_dict()))
+    assert data["id"] == "OPP-1" and data["win_probability"] == res.win_probability
+    assert data["next_actions"][0]["action"] == res.next_actions[0].action
 
 
 def test_without_model_gives_rule_score_only():
-    res = Scorer(model=None).score({"id": "OPP-1", "stage": "solution"})
-    assert res.win_probability is None and 0 <= res.rule_score <= 100
+    scorer = Scorer(model=None, rules=ROOT / "rules" / "default")
+    res = scorer.score({"id": "OPP-1", "stage": "technical_promotion", "needs_understood": True})
+    first_stage = [r for r in scorer.pack.rules if r.kind in ("checklist", "milestone") and r.stage == "technical_promotion"]
+    want = round(100 * scorer.pack.rule("S1_1").points / sum(r.points for r in first_stage), 1)
+    assert res.win_probability is None and res.model_version is None
+    assert res.rule_score == want and res.reasons_positive == []
 
 
 def test_table_form_equals_single_records(scorer, pipeline_tables):
