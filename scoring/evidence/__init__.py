@@ -9,5 +9,6 @@
 ``columnar``  backend 2: column-wise numpy over chunks of deals (the batch; it
               also computes one record's derived facts for backend 1)
 ``arrays``    a field of a chunk as numpy arrays, and each check of the grammar on it
-``review``    reviewing a pack: its own examples, and its effect on records
+``review``    reviewing a pack: its own examples, and which rules an edit changes
+              (its effect on records' scores is :mod:`scoring.score.review`)
 """

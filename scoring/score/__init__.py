@@ -5,4 +5,5 @@
 ``flags``      STALLED, and T2/T3 against the previous run
 ``explain``    one deal's explanation as data and as text
 ``labels``     words in English and Chinese
+``review``     how a rule-pack edit changes records' scores, flags and statuses
 """
