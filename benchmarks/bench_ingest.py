@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dealscore_datasets.generate import generate_tables, write_tables  # noqa: E402
+from dealscore_datasets.generate import generate_tables  # noqa: E402
 
 TABLES = ("opportunities", "contacts", "competitors", "partners")
 
@@ -41,7 +41,6 @@ def _rss_mb() -> float:
 
 def write_input(n: int, folder: Path, fmt: str, slice_deals: int = 250_000) -> dict[str, int]:
     """Pipeline deals in slices of different seeds (ids numbered on), written as one table each."""
-    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 

@@ -116,8 +116,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -135,7 +133,7 @@ __all__ = [
     "tables_to_records",
     "write_tables",
     "write_jsonl",
-    "main",
+    "generate",
 ]
 
 DEFAULT_AS_OF = "2026-11-25"

@@ -141,3 +141,20 @@ def good_result(dirty_history, default_pack):
     from scoring.model.train import train
 
     return train(dirty_history, rules=default_pack, seed=0, min_per_class=20)
+
+
+@pytest.fixture(scope="session")
+def worse_result(dirty_history, default_pack):
+    """``train`` on :func:`dirty_history` regularised to about the base rate (a worse model)."""
+    from scoring.model.train import train
+
+    return train(dirty_history, rules=default_pack, seed=0, min_per_class=20, C=1e-4)
+
+
+@pytest.fixture
+def saved_model(good_result, tmp_path):
+    """:func:`good_result` saved as an artifact folder."""
+    from scoring.model.artifact import save_model
+
+    return save_model(good_result, tmp_path / "m1")
+

@@ -9,102 +9,76 @@ import pytest
 from scoring.model import artifact as A
 from scoring.errors import ModelError
 from scoring.contract.nested import validate_record
-from scoring.model.train import train
 
 
-@pytest.fixture(scope="module")
-def hist(dirty_history):
-    return dirty_history
+def scoring_records(dirty_history, default_pack, n=40):
+    return [validate_record(r, default_pack.schema) for r in dirty_history[:n]]
 
 
-@pytest.fixture(scope="module")
-def pack(default_pack):
-    return default_pack
+def test_train_then_load_gives_identical_probabilities(good_result, saved_model, dirty_history, default_pack):
+    m = A.load_model(saved_model)
+    recs = scoring_records(dirty_history, default_pack)
+    assert np.array_equal(m.predict_proba(recs), good_result.model.predict_proba(recs))
+    assert m.model_version == json.loads((saved_model / "manifest.json").read_text())["model_id"]
 
 
-@pytest.fixture(scope="module")
-def good(good_result):
-    return good_result
-
-
-@pytest.fixture(scope="module")
-def worse(hist, pack):
-    return train(hist, rules=pack, seed=0, min_per_class=20, C=1e-4)  # regularised to ~the base rate
-
-
-@pytest.fixture
-def saved(good, tmp_path):
-    return A.save_model(good, tmp_path / "m1")
-
-
-def scoring_records(hist, pack, n=40):
-    return [validate_record(r, pack.schema) for r in hist[:n]]
-
-
-def test_train_then_load_gives_identical_probabilities(good, saved, hist, pack):
-    m = A.load_model(saved)
-    recs = scoring_records(hist, pack)
-    assert np.array_equal(m.predict_proba(recs), good.model.predict_proba(recs))
-    assert m.model_version == json.loads((saved / "manifest.json").read_text())["model_id"]
-
-
-def test_manifest_records_pack_libraries_data_metrics_and_checksums(good, saved):
-    mf = json.loads((saved / "manifest.json").read_text())
-    assert mf["rule_pack"]["fingerprint"] == good.pack.fingerprint
+def test_manifest_records_pack_libraries_data_metrics_and_checksums(good_result, saved_model):
+    mf = json.loads((saved_model / "manifest.json").read_text())
+    assert mf["rule_pack"]["fingerprint"] == good_result.pack.fingerprint
     assert set(mf["libraries"]) >= {"python", "scikit-learn", "pandas", "numpy", "durable-rules", "joblib"}
-    assert mf["training"]["data_fingerprint"] == good.data_fingerprint
-    assert mf["features"] == good.model.feature_names
+    assert mf["training"]["data_fingerprint"] == good_result.data_fingerprint
+    assert mf["features"] == good_result.model.feature_names
     assert set(mf["metrics"]) >= {"model", "base_rate", "rule_score"}
     assert mf["seed"] == 0 and mf["created_at"].endswith("Z")
-    files = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(saved_model).as_posix() for p in saved_model.rglob("*") if p.is_file())
     assert sorted(mf["files"]) == [f for f in files if f != "manifest.json"]
     assert "model.joblib" in mf["files"] and "rules/pack.yaml" in mf["files"]
 
 
-def test_model_scores_with_the_pack_inside_the_artifact(saved):
-    m = A.load_model(saved)
-    assert m.pack.path == str(saved / "rules")
+def test_model_scores_with_the_pack_inside_the_artifact(saved_model):
+    m = A.load_model(saved_model)
+    assert m.pack.path == str(saved_model / "rules")
     assert m.engine.pack is m.pack
 
 
 @pytest.mark.parametrize("victim", ["model.joblib", "rules/pack.yaml", "split.json"])
-def test_a_changed_byte_is_refused(saved, victim):
-    f = saved / victim
+def test_a_changed_byte_is_refused(saved_model, victim):
+    f = saved_model / victim
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0x01
     f.write_bytes(bytes(data))
     with pytest.raises(ModelError, match=f"file {victim} does not match its checksum"):
-        A.load_model(saved)
+        A.load_model(saved_model)
 
 
-def test_a_missing_file_is_refused(saved):
-    (saved / "rules" / "pack.yaml").unlink()
+def test_a_missing_file_is_refused(saved_model):
+    (saved_model / "rules" / "pack.yaml").unlink()
     with pytest.raises(ModelError, match="file rules/pack.yaml is missing"):
-        A.load_model(saved)
+        A.load_model(saved_model)
 
 
-def test_an_extra_file_is_refused(saved):
-    (saved / "rules" / "extra.yaml").write_text("rules: []\n")
+def test_an_extra_file_is_refused(saved_model):
+    (saved_model / "rules" / "extra.yaml").write_text("rules: []\n")
     with pytest.raises(ModelError, match="unexpected file rules/extra.yaml"):
-        A.load_model(saved)
+        A.load_model(saved_model)
 
 
-def test_a_missing_manifest_is_refused(saved):
-    (saved / "manifest.json").unlink()
+def test_a_missing_manifest_is_refused(saved_model):
+    (saved_model / "manifest.json").unlink()
     with pytest.raises(ModelError, match="manifest.json is missing"):
-        A.load_model(saved)
+        A.load_model(saved_model)
 
 
-def test_save_leaves_no_half_written_folder(good, tmp_path, monkeypatch):
+def test_save_leaves_no_half_written_folder(good_result, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
     monkeypatch.setattr(A.joblib, "dump", boom)
     with pytest.raises(OSError):
-        A.save_model(good, tmp_path / "m")
+        A.save_model(good_result, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_never_overwrites(good, saved):
+def test_save_never_overwrites(good_result, saved_model):
     with pytest.raises(ModelError, match="already exists"):
-        A.save_model(good, saved)
+        A.save_model(good_result, saved_model)

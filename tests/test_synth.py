@@ -1,7 +1,6 @@
 """The synthetic deal generator (datasets/generate.py): reproducible, contract-valid, realistic mixes."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

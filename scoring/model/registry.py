@@ -33,7 +33,7 @@ from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.durable import Engine
 from scoring.evidence.pack import RulePack, fingerprint_of_files, load_pack, read_pack_files
-from scoring.model.artifact import RULES_DIR, files_under, load_model, model_no_decision_as, model_split, read_manifest
+from scoring.model.artifact import RULES_DIR, load_model, model_no_decision_as, model_split, read_manifest
 from scoring.model.logistic import Model
 
 CURRENT = "CURRENT"
