@@ -35,8 +35,8 @@ import click
 from scoring import paths
 from scoring.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEEP, DEFAULT_MAX_REJECTED_SHARE
 from scoring.errors import ExitCode, ScoringError
-from scoring.score.flags import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
-from scoring.score.labels import LANGS
+from scoring.evidence import LANGS
+from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
 
 
 def _fail_clean(fn):
