@@ -12,8 +12,10 @@ code  meaning
       rejected some records (each named on stderr), ``rules check`` found a
       rule example that does not end in its stated status
 2     usage or input error: a bad option or argument (click's usage errors), a
-      bad date, rule pack, model or input file, another run writing the same
-      output; one line ``error: ...`` on stderr, nothing written
+      bad date, rule pack, model or input file, a ``--previous`` that is not an
+      output of ``score``, an input ``score --strict`` refuses (a missing child
+      table, an undeclared field), another run writing the same output; one
+      line ``error: ...`` on stderr, nothing written
 3     ``score``: a larger share of the input was rejected than
       ``--max-rejected-share`` (the outputs and the rejects file are written)
 4     a file or folder could not be read or written (permission denied, a path

@@ -47,16 +47,18 @@ class PreviousRun:
     def __init__(self, path: Path):
         path = Path(path)
         columns = _header(path)
-        if columns is not None:  # None: an empty JSON Lines file, the output of a run that scored nothing
+        if columns is None:  # an empty JSON Lines file: the output of a run that scored nothing
+            df = pd.DataFrame(columns=list(self.COLUMNS))
+        else:
             _check_is_output(path, columns)
-        try:
-            df = read_output(path, columns=self.COLUMNS)
-            df["red_flags"] = df["red_flags"].map(_as_list) if "red_flags" in df else [[]] * len(df)
-        except OSError as e:
-            raise _unreadable(path, e) from e
-        except (ValueError, TypeError, pa.ArrowException) as e:  # pandas' and json's parse errors are ValueErrors
-            raise _not_output(path, f"cannot be read as {output_format(path)}: {_first_line(e)}") from e
-        _check_provenance(path, df)
+            try:
+                df = read_output(path, columns=self.COLUMNS)
+                df["red_flags"] = df["red_flags"].map(_as_list)
+            except OSError as e:
+                raise _unreadable(path, e) from e
+            except (ValueError, TypeError, pa.ArrowException) as e:  # parse errors of pandas and json are ValueErrors
+                raise _not_output(path, f"cannot be read as {output_format(path)}: {_first_line(e)}") from e
+            _check_provenance(path, df)
         if "as_of" in df.columns:
             df = df.sort_values("as_of", kind="stable")
         df = df.drop_duplicates("id", keep="last").set_index("id")

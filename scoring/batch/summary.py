@@ -144,7 +144,13 @@ class RunSummary:
         owner = df["owner"].fillna(UNKNOWN_KEY)
         g = df.assign(owner=owner).groupby("owner")["data_completeness"].agg(["sum", "count"])
         self.owner = self.owner.add(g, fill_value=0) if len(self.owner) else g.astype(float)
-        # forecast: amount x probability, never adding different currencies
+        # forecast: amount x probability, never adding different currencies (a sum too large for a float
+        # is inf, or NaN for inf - inf: written as null by forecast_frame, so no numpy warning either)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._add_forecast(df, known)
+
+    def _add_forecast(self, df: pd.DataFrame, known: np.ndarray) -> None:
+        """Add one chunk's expected values (rows with a known probability and amount) to the forecast."""
         if known.any():
             f = df[known & df["amount"].notna().to_numpy()].copy()
             if len(f):
