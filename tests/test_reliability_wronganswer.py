@@ -13,6 +13,7 @@ the documented exit code, and last night's files untouched.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from scoring.batch.previous import PreviousRun
 from scoring.batch.summary import RunSummary
 from scoring.cli import main
 from scoring.errors import ExitCode, ScoringError
+from scoring.score.flags import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "default"
@@ -195,11 +197,15 @@ def test_yesterdays_input_as_previous_is_refused_in_one_line(tables, outputs, tm
     assert untouched(files) and prev.read_bytes() == before
 
 
-def test_a_previous_of_another_schema_is_refused(outputs, tmp_path):
-    prev = tmp_path / "other.csv"
-    pd.DataFrame({"id": ["a"], "win_probability": [0.5]}).to_csv(prev, index=False)
+@pytest.mark.parametrize("name", ["other.csv", "night1.rejects.csv", "night1.summary.json"])
+def test_a_previous_of_another_schema_is_refused(outputs, tmp_path, name):
+    prev = outputs / name
+    if name == "other.csv":
+        prev = tmp_path / name
+        pd.DataFrame({"id": ["a"], "win_probability": [0.5]}).to_csv(prev, index=False)
     code, errors, _ = score(outputs / "in", "--out", tmp_path / "s.jsonl", "--previous", prev)
-    assert code == ExitCode.USAGE and len(errors) == 1 and "not an output of `scoring score`" in errors[0]
+    assert code == ExitCode.USAGE and len(errors) == 1
+    assert errors[0].startswith(f"error: --previous {prev}: not an output of `scoring score`")
 
 
 def test_a_previous_without_provenance_values_is_refused(outputs, tmp_path):
@@ -238,6 +244,24 @@ def test_a_corrupt_or_truncated_previous_is_one_line_never_a_traceback(outputs, 
     _previous_outcome(prev)  # no other exception escapes
 
 
+_JSON_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12),
+                       st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=4)), max_size=3),
+                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_previous_with_values_of_the_wrong_kind_is_refused_or_used_never_a_traceback(outputs, tmp_path, data):
+    rows = [json.loads(line) for line in (outputs / "night1.jsonl").read_text().splitlines()][:8]
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        row = data.draw(st.sampled_from(rows))
+        row[data.draw(st.sampled_from(sorted(row)), label="field")] = data.draw(_JSON_VALUE, label="value")
+    prev = tmp_path / "prev.jsonl"
+    prev.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if _previous_outcome(prev) == "ok":
+        PreviousRun(prev).apply(pq.read_table(outputs / "night1.parquet"), Thresholds())
+
+
 def test_garbage_as_previous_exits_2_with_one_line(outputs, tmp_path):
     prev = tmp_path / "prev.parquet"
     prev.write_bytes(b"not parquet at all\x00\x01")
@@ -256,6 +280,21 @@ def test_an_unreadable_previous_exits_with_the_io_code(outputs, tmp_path):
     prev.chmod(0)
     code, errors, _ = score(outputs / "in", "--out", tmp_path / "s.jsonl", "--previous", prev)
     assert code == ExitCode.IO and len(errors) == 1 and str(prev) in errors[0] and "--previous" in errors[0]
+
+
+def test_a_previous_the_system_cannot_read_exits_with_the_io_code_in_one_line(outputs, tmp_path, monkeypatch):
+    """As the test above, where permissions cannot be taken away (root): the system's refusal, simulated."""
+    def refuse(path, columns=None):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr("scoring.batch.previous.read_output", refuse)
+    prev = outputs / "night1.csv"
+    out = tmp_path / "s.jsonl"
+    files = last_night(out)
+    code, errors, _ = score(outputs / "in", "--out", out, "--previous", prev)
+    assert code == ExitCode.IO == 4 and untouched(files)
+    assert errors == [f"error: {prev}: Permission denied (reading --previous); pass the output (--out) of an "
+                      "earlier `scoring score` run, or leave --previous out"]
 
 
 def test_a_previous_the_system_refuses_is_an_os_error_naming_the_file(tmp_path):

@@ -138,7 +138,10 @@ def _first_line(e: Exception) -> str:
 
 def _header(path: Path) -> list[str] | None:
     """The column names of an output file, read without reading its rows (None: an empty JSON Lines file)."""
-    fmt = output_format(path)
+    try:
+        fmt = output_format(path)
+    except ScoringError:
+        raise _not_output(path, "not an output of `scoring score` (a .parquet, .jsonl or .csv file)") from None
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -169,19 +172,28 @@ def _check_is_output(path: Path, columns: list[str]) -> None:
     raise _not_output(path, f"{kind}: no column {shown}")
 
 
+def _text(s: pd.Series) -> pd.Series:
+    """The text values of a column; None for any other value (a number is no date)."""
+    return s.map(lambda v: v if isinstance(v, str) else None).astype(object)
+
+
 def _check_provenance(path: Path, df: pd.DataFrame) -> None:
     """Every row names the rule pack that scored it and when (the provenance of an output)."""
     if not len(df):
         return
+    bad_id = int((~df["id"].map(lambda v: isinstance(v, str) and v != "")).sum())
+    bad_as_of = int(pd.to_datetime(_text(df["as_of"]), format="%Y-%m-%d", errors="coerce").isna().sum())
     pack = df["rule_pack_version"]
     bad_pack = int((pack.isna() | (pack.astype(str).str.strip() == "")).sum())
-    when = pd.to_datetime(df["scored_at"], errors="coerce", utc=True, format="ISO8601")
+    when = df["scored_at"]  # datetimes when pandas' JSON reader recognised them
+    when = pd.to_datetime(when if pd.api.types.is_datetime64_any_dtype(when) else _text(when), errors="coerce",
+                          utc=True, format="ISO8601")
     bad_when = int(when.isna().sum())
     probs = df["win_probability"]
     nums = pd.to_numeric(probs, errors="coerce")
     bad_prob = int(((probs.notna() & nums.isna()) | (nums < 0) | (nums > 1)).sum())
     problems = [f"{n:,} rows without {what}" for n, what in
-                ((bad_pack, "a rule_pack_version"), (bad_when, "a scored_at time"),
-                 (bad_prob, "a win_probability between 0 and 1 (or empty)")) if n]
+                ((bad_id, "an id"), (bad_as_of, "an as_of date"), (bad_pack, "a rule_pack_version"),
+                 (bad_when, "a scored_at time"), (bad_prob, "a win_probability between 0 and 1 (or empty)")) if n]
     if problems:
         raise _not_output(path, "not an output of `scoring score`: " + ", ".join(problems))
