@@ -12,8 +12,10 @@ code  meaning
       rejected some records (each named on stderr), ``rules check`` found a
       rule example that does not end in its stated status
 2     usage or input error: a bad option or argument (click's usage errors), a
-      bad date, rule pack, model or input file, another run writing the same
-      output; one line ``error: ...`` on stderr, nothing written
+      bad date, rule pack, model or input file, a ``--previous`` that is not an
+      output of ``score``, an input ``score --strict`` refuses (a missing child
+      table, an undeclared field), another run writing the same output; one
+      line ``error: ...`` on stderr, nothing written
 3     ``score``: a larger share of the input was rejected than
       ``--max-rejected-share`` (the outputs and the rejects file are written)
 4     a file or folder could not be read or written (permission denied, a path
@@ -139,9 +141,12 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--workers", type=int, default=None, help="Processes (default: every core).")
 @click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--strict", is_flag=True,
+              help=f"Exit with code {ExitCode.USAGE:d}, replacing no output, when the input lacks a child table "
+                   "or has undeclared fields (otherwise warnings in the summary).")
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
-          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json):
+          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
     from scoring.batch.run import run_batch
     from scoring.batch.summary import check_rejected_share, format_summary
@@ -159,7 +164,7 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
                         as_of=as_of, keep=keep_fields, forecast=forecast,
                         thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)), workers=workers,
-                        chunk_size=chunk_size)
+                        chunk_size=chunk_size, strict=strict)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:

@@ -30,6 +30,7 @@ from scoring.batch.output import (AtomicWriter, default_rejects_path, output_loc
                                   write_atomic)
 from scoring.batch.previous import PreviousRun
 from scoring.batch.summary import RunSummary
+from scoring.contract.sources import resolve
 from scoring.errors import InputError, ScoringError
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import Thresholds
@@ -46,7 +47,7 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
               as_of: str | None = None, keep: Sequence[str] = (), forecast: str | os.PathLike | None = None,
               thresholds: Thresholds | None = None, workers: int | None = None,
               chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool | None = None,
-              summary_path: str | os.PathLike | None = None) -> dict[str, Any]:
+              summary_path: str | os.PathLike | None = None, strict: bool = False) -> dict[str, Any]:
     """Score every record of ``source`` into ``output``; return the run summary.
 
     Parameters
@@ -79,6 +80,9 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         Show a progress bar (default: when writing to a terminal).
     summary_path : path, default ``<output stem>.summary.json``
         Where the summary is written.
+    strict : bool
+        Refuse (a ScoringError, before any output is replaced) an input the summary warns about:
+        a missing child table, an undeclared field (:meth:`~scoring.batch.summary.RunSummary.warnings`).
 
     Returns
     -------
@@ -104,7 +108,7 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         raise InputError(f"--keep names fields that are not declared: {', '.join(undeclared_keep)}")
     scorer = ChunkScorer(pack, model, thresholds=thresholds, keep=keep, as_of_default=as_of)
     prev = PreviousRun(previous) if previous else None
-    summary = RunSummary()
+    summary = RunSummary(resolve(source, pack.schema), pack.schema)
     reject_rows: list[dict] = []
     duplicates = DuplicateFilter()  # across partitions (JSON Lines): only the keys come back from workers
 
@@ -130,8 +134,7 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                 summary.n_read += meta["n_read"]
                 summary.n_rejected += len(meta["rejects"]) + len(dups)
                 summary.n_orphans += len(meta["orphans"])
-                for ent, names in (meta["undeclared_fields"] or {}).items():
-                    summary.undeclared.setdefault(ent, set()).update(names)
+                summary.add_undeclared(meta["undeclared_fields"], meta["n_read"])
                 reject_rows.extend(_reject_rows(list(meta["rejects"]) + dups, meta["orphans"]))
                 if len(reject_rows) >= _REJECTS_BLOCK:
                     rej_w.write(rejects_table(reject_rows))
@@ -142,6 +145,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
             bar.close()
             if reject_rows:
                 rej_w.write(rejects_table(reject_rows))
+            if strict:
+                summary.check_strict()
             out_w.commit(empty_schema=scorer.output_schema())
             rej_w.commit(empty_schema=rejects_table([]).schema)
         except BaseException:
