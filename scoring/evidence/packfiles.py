@@ -182,7 +182,18 @@ def read_yaml(files: Mapping[str, bytes], rel: str) -> Any:
     except PackYAMLError as exc:
         raise RulePackError(str(exc), file=rel) from None
     except yaml.YAMLError as exc:
-        raise RulePackError(f"not valid YAML: {exc}", file=rel) from None
+        raise RulePackError(f"not valid YAML: {_one_line(exc)}", file=rel) from None
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's error (several lines, naming ``<byte string>``) as one line naming the line and column."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = "; ".join(p for p in (exc.context, exc.problem) if p)
+        if mark is not None:
+            return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+        return what
+    return " ".join(str(exc).split())
 
 
 def read_pack_files(folder: str | Path) -> dict[str, bytes]:
