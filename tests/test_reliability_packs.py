@@ -232,6 +232,49 @@ def test_mutated_pack_files_load_or_fail_with_a_rule_pack_error(make_pack, data)
         assert err.file, str(err)
 
 
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=4),
+                 st.sampled_from(["contacts", "$i.is_coach", "$iany", "$and", "$gt", "$ex", "needs_understood",
+                                  "met", "relationship", "checklist", "ev_B"]))
+_VALUES = st.recursive(_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.one_of(st.none(), st.integers(), st.text(max_size=4), st.just("$i.role")), inner, max_size=3)),
+    max_leaves=8)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.sampled_from(["rule", "when", "item", "counts", "computed", "fields", "file"]), data=st.data())
+def test_any_value_anywhere_in_a_pack_loads_or_fails_with_a_rule_pack_error(make_pack, where, data):
+    """Any YAML value in place of a rule's key, a condition, a count, a computed field, a field or a whole
+    file: the pack loads or a RulePackError names the file; no TypeError or AttributeError escapes."""
+    value = data.draw(_VALUES)
+    r = rule("A")
+    doc: object = {"rules": [r]}
+    counts = {"coaches": {"list": "contacts", "where": {"$i.is_coach": True}}}
+    computed = {"days_in_stage": {"days_between": ["stage_entered_at", "as_of"]}}
+    fields = None
+    if where == "rule":
+        r[data.draw(st.sampled_from(sorted(r) + ["extra"]))] = value
+    elif where == "when":
+        r["when"] = {data.draw(st.sampled_from(["$and", "$or", "$iany", "$gt", "$nex", "needs_understood",
+                                                "coaches", "days_in_stage", "contacts"])): value}
+    elif where == "item":
+        r["when"] = {"$iany": {"contacts": value}}
+    elif where == "counts":
+        counts = value if data.draw(st.booleans()) else {"c": value}
+    elif where == "computed":
+        computed = value if data.draw(st.booleans()) else {"d": value}
+    elif where == "fields":
+        fields = {"opportunity": {"needs_understood": "bool", "x": value}, "contacts": value}
+    else:
+        doc = value
+    pack = make_pack(rules=[], counts=counts, computed=computed, fields=fields,
+                     files={"rules.yaml": yaml.safe_dump(doc, allow_unicode=True)})
+    try:
+        load_pack(pack)
+    except RulePackError as err:
+        assert err.file, str(err)
+
+
 # --------------------------------------------------------------------------- model artifacts
 
 

@@ -207,7 +207,10 @@ def parse_item_condition(raw: Any, lst: str, scope: Scope, file: str, rule: str)
 def _one_key(cond, at: _Where, where: str) -> tuple[str, Any]:
     if not isinstance(cond, dict) or len(cond) != 1:
         at.fail(f"{where}: each condition is a mapping with exactly one key, got {cond!r}")
-    return next(iter(cond.items()))
+    key, value = next(iter(cond.items()))
+    if not isinstance(key, str):
+        at.fail(f"{where}: {key!r} is not a field name or an operator")
+    return key, value
 
 
 def _refuse_operator(op: str, at: _Where):

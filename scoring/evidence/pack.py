@@ -211,7 +211,7 @@ def load_pack(path: str | Path) -> RulePack:
             raise RulePackError(f"missing required key {key!r}", file=PACK_FILE)
     unknown = set(meta) - {"name", "version", "description", "counts", "computed", "fields", "rules"}
     if unknown:
-        raise RulePackError(f"unknown keys {sorted(unknown)}", file=PACK_FILE)
+        raise RulePackError(f"unknown keys {sorted(unknown, key=str)}", file=PACK_FILE)
 
     # fields: fields.yaml (or a `fields:` key in pack.yaml)
     declared_raw: dict = {}
@@ -238,7 +238,7 @@ def load_pack(path: str | Path) -> RulePack:
         if not isinstance(doc, dict):
             raise RulePackError("must be a mapping with a 'rules:' list", file=name)
         if name != PACK_FILE and set(doc) - {"rules"}:
-            raise RulePackError(f"unknown keys {sorted(set(doc) - {'rules'})} (a rule file holds only 'rules:')", file=name)
+            raise RulePackError(f"unknown keys {sorted(set(doc) - {'rules'}, key=str)} (a rule file holds only 'rules:')", file=name)
         rules = doc.get("rules") or []
         if not isinstance(rules, list):
             raise RulePackError("'rules' must be a list", file=name)
@@ -298,7 +298,7 @@ def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
                 raise RulePackError(f"type must be one of {', '.join(FIELD_TYPES)}", file=fname, rule=where)
             extra = set(spec) - {"type", "values", "min", "required", "meaning"}
             if extra:
-                raise RulePackError(f"unknown keys {sorted(extra)}", file=fname, rule=where)
+                raise RulePackError(f"unknown keys {sorted(extra, key=str)}", file=fname, rule=where)
             if spec.get("min") is not None and number_problem(spec["min"]):
                 raise RulePackError(f"min: {number_problem(spec['min'])}", file=fname, rule=where)
             values = tuple(str(v) for v in spec.get("values") or ())
@@ -326,6 +326,8 @@ def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
 def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
     out = {}
     opp = fields.get("opportunity", {})
+    if not isinstance(raw, dict):
+        raise RulePackError("'computed' must map names to {days_between: [...]} or {difference: [...]}", file=PACK_FILE)
     for name, spec in raw.items():
         if not NAME_RE.match(str(name)):
             raise RulePackError(f"computed name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
@@ -351,6 +353,8 @@ def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
 def _parse_counts(raw: Mapping, fields, computed) -> dict[str, tuple[Count, Cond]]:
     out = {}
     opp = fields.get("opportunity", {})
+    if not isinstance(raw, dict):
+        raise RulePackError("'counts' must map names to {list: ..., where: ...}", file=PACK_FILE)
     for name, spec in raw.items():
         if not NAME_RE.match(str(name)):
             raise RulePackError(f"count name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
@@ -381,14 +385,14 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
             raise RulePackError(f"missing required key {key!r}", file=fname, rule=rid)
     unknown = set(r) - RULE_KEYS
     if unknown:
-        raise RulePackError(f"unknown keys {sorted(unknown)}", file=fname, rule=rid)
+        raise RulePackError(f"unknown keys {sorted(unknown, key=str)}", file=fname, rule=rid)
     kind = r["kind"]
     if kind not in KINDS:
         raise RulePackError(f"kind {kind!r} is not one of {', '.join(KINDS)}", file=fname, rule=rid)
     meth = r["methodology"]
     if isinstance(meth, str):
         meth = [meth]
-    if not meth or not all(isinstance(m, str) and m for m in meth):
+    if not isinstance(meth, list) or not meth or not all(isinstance(m, str) and m for m in meth):
         raise RulePackError("'methodology' must list the methodology ids it encodes", file=fname, rule=rid)
     pts = r["points"]
     if isinstance(pts, bool) or not isinstance(pts, (int, float)):
