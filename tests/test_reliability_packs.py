@@ -341,6 +341,13 @@ def test_a_symlink_leading_outside_the_artifact_is_refused(artifact, monkeypatch
     assert outside not in read
 
 
+def test_a_manifest_leading_outside_the_artifact_is_refused(artifact):
+    outside = artifact.parent / "manifest.json"
+    os.replace(artifact / "manifest.json", outside)
+    os.symlink(outside, artifact / "manifest.json")
+    _refused(artifact, "leading outside")
+
+
 def test_a_symlink_inside_the_artifact_is_fine(artifact):
     real = artifact / "rules" / "triggers.yaml"
     kept = artifact / "kept.bin"

@@ -177,8 +177,8 @@ def read_manifest(path: str | Path) -> dict:
     mf = root / MANIFEST
     if not mf.is_file():
         raise ModelError(f"{path} is not a model artifact: {MANIFEST} is missing")
-    if mf.is_symlink():
-        raise ModelError(f"{mf}: is a symbolic link; an artifact's manifest must be a file of its folder")
+    if not mf.resolve().is_relative_to(root.resolve()):
+        raise ModelError(f"{mf}: a symbolic link leading outside the artifact folder; refused")
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -208,7 +208,7 @@ def _checked_entry(root: Path, rel: Any, digest: Any) -> Path:
     if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel or ":" in parts[0]
             or any(p in ("", ".", "..") for p in parts)):
         raise ModelError(f"{where}: not a plain relative path inside the artifact (absolute, '..', '.', "
-                         "empty part or backslash); refused")
+                         "empty part, drive or backslash); refused")
     f = root / rel
     try:
         inside = f.resolve().is_relative_to(root.resolve())
