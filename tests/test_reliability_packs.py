@@ -117,6 +117,14 @@ def test_deep_nesting_is_refused_naming_the_file(make_pack, style):
     _check_cli(pack, "deep.yaml")
 
 
+def test_aliases_cannot_nest_beyond_the_depth_limit(make_pack):
+    """Each alias of a deep value may fit, but a chain of them would nest thousands deep once expanded."""
+    text = "a0: &a0 " + "[" * 60 + "1" + "]" * 60 + "\n" + "".join(
+        f"a{i}: &a{i} " + "[" * 30 + f"*a{i - 1}" + "]" * 30 + "\n" for i in range(1, 50))
+    pack = make_pack(files={"chain.yaml": text})
+    _fails(pack, "file chain.yaml", "line 2", "nested more than")
+
+
 @pytest.mark.parametrize("key", ["when", "points"])
 def test_duplicate_key_is_refused_naming_file_key_and_line(make_pack, key):
     lines = yaml.safe_dump({"rules": [rule("A")]}, allow_unicode=True).splitlines()

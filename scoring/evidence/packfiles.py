@@ -9,15 +9,17 @@ hostile file is refused in bounded time and memory:
   document once expanded (a "billion laughs" file of a few hundred bytes
   expands to 10^9 nodes), and may not refer to the node that contains them
   (a recursive structure);
-* **depth**: at most :data:`MAX_DEPTH` nested mappings and lists;
+* **depth**: at most :data:`MAX_DEPTH` nested mappings and lists, aliases expanded;
 * **duplicate keys** in one mapping are refused (plain YAML keeps the last one
   silently: a rule with ``when:`` twice would lose its first condition).
   Merge keys (``<<: *base``) may still be overridden by the mapping's own keys.
 
 Every refusal is a :class:`PackYAMLError` (a :class:`yaml.YAMLError`) naming
-the line; :func:`read_yaml` turns it into a :class:`~scoring.errors.RulePackError`
-that names the file too.  The C parser
-of libyaml is used when PyYAML has it (the default pack loads ~4x faster).
+the line; :func:`read_yaml` turns it, and any other YAML error, into a
+:class:`~scoring.errors.RulePackError` that names the file too, on one line.
+libyaml's parser is used when PyYAML has it (the default pack reads ~4x faster
+than with ``yaml.safe_load``); composing stays in Python, where the limits are
+checked.  The limits are documented for pack authors in ``rules/README.md``.
 """
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ class PackLoader(_Parser, Composer, SafeConstructor, Resolver):
         self._depth = 0
         self._open_anchors: set[str] = set()
         self._alias_nodes = 0
-        self._sizes: dict[int, int] = {}
+        self._expansions: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) once expanded
 
     # libyaml's parser brings its own composer; the checks below live in PyYAML's
     get_single_node = Composer.get_single_node
@@ -88,7 +90,11 @@ class PackLoader(_Parser, Composer, SafeConstructor, Resolver):
                 raise PackYAMLError(f"line {_line(event.start_mark)}: alias *{event.anchor} refers to a node that "
                                     "contains it (a recursive structure); write the value out")
             if target is not None:
-                self._alias_nodes += self._expanded_size(target)
+                size, height = self._expanded(target)
+                if self._depth + height > MAX_DEPTH:
+                    raise PackYAMLError(f"line {_line(event.start_mark)}: alias *{event.anchor} makes the document "
+                                        f"nested more than {MAX_DEPTH} levels deep")
+                self._alias_nodes += size
                 if self._alias_nodes > MAX_ALIAS_NODES:
                     raise PackYAMLError(
                         f"line {_line(event.start_mark)}: aliases (*name) expand to more than {MAX_ALIAS_NODES:,} "
@@ -106,21 +112,22 @@ class PackLoader(_Parser, Composer, SafeConstructor, Resolver):
             self._depth -= 1
             self._open_anchors.discard(anchor)
 
-    def _expanded_size(self, root: Node) -> int:
-        """Nodes in ``root`` with every alias inside it expanded (memoised; iterative, so any depth)."""
-        sizes = self._sizes
+    def _expanded(self, root: Node) -> tuple[int, int]:
+        """Nodes in ``root`` and its depth, with every alias inside it expanded (memoised; iterative)."""
+        memo = self._expansions
         stack: list[tuple[Node, bool]] = [(root, False)]
         while stack:
             node, children_done = stack.pop()
-            if id(node) in sizes:
+            if id(node) in memo:
                 continue
             kids = _children(node)
             if children_done:
-                sizes[id(node)] = 1 + sum(sizes[id(k)] for k in kids)
+                memo[id(node)] = (1 + sum(memo[id(k)][0] for k in kids),
+                                  1 + max((memo[id(k)][1] for k in kids), default=0))
             else:
                 stack.append((node, True))
-                stack.extend((k, False) for k in kids if id(k) not in sizes)
-        return sizes[id(root)]
+                stack.extend((k, False) for k in kids if id(k) not in memo)
+        return memo[id(root)]
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict:
         if isinstance(node, MappingNode):
