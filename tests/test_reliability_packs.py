@@ -122,7 +122,7 @@ def test_aliases_cannot_nest_beyond_the_depth_limit(make_pack):
     text = "a0: &a0 " + "[" * 60 + "1" + "]" * 60 + "\n" + "".join(
         f"a{i}: &a{i} " + "[" * 30 + f"*a{i - 1}" + "]" * 30 + "\n" for i in range(1, 50))
     pack = make_pack(files={"chain.yaml": text})
-    _fails(pack, "file chain.yaml", "line 2", "nested more than")
+    _fails(pack, "file chain.yaml", "line 3", "alias *a1", "nested more than")
 
 
 @pytest.mark.parametrize("key", ["when", "points"])
