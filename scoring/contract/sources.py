@@ -8,8 +8,11 @@ Input forms
 * a single ``.csv`` / ``.parquet`` file: an opportunities table without child
   tables (child tables beside it are NOT read; pass the folder).
 
-CSV is read with every column as text (``pyarrow.csv``; pandas' parser for
-headers pyarrow does not take: duplicate or empty names, ragged rows).
+CSV is read with every column as text (``pyarrow.csv``); duplicate header
+names get pandas' suffixes (``name``, ``name.1``), an empty one ``Unnamed: k``.
+A short row (fewer cells than the header) is kept with nulls for its missing
+cells, for the validator to reject; a row with more cells, or text that is not
+UTF-8, stops the read with an error naming the row or line.
 
 Partitioning
 ------------
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -78,7 +82,7 @@ class PartitionSpec:
     of ``(entity, path or None, label, arrow schema)``; ``text`` is True for
     CSV; ``fmt`` is ``"csv"``, ``"parquet"`` (source files) or ``"ipc"``
     (bucket files).  JSON Lines: ``path`` with the byte range ``[start, end)``
-    and the number of its first line.
+    and the number of its first line.  ``as_of_default``: the ``as_of`` of records without one.
     """
 
     kind: str
@@ -95,6 +99,7 @@ class PartitionSpec:
     end: int = -1
     first_line: int = 1
     needs_dedupe: bool = False
+    as_of_default: str | None = None
 
 
 def resolve(source: str | Path, schema: Schema) -> Source:
@@ -153,42 +158,23 @@ def _cannot_read(path: Path, e: Exception) -> ScoringError:
 # --------------------------------------------------------------------------- reading tables
 def _csv_header(path: Path) -> list[str] | None:
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            return next(csv.reader(fh), None)
+        with open(path, "rb") as fh:  # decode only the header's lines: a bad byte further on is the reader's
+            return next(csv.reader(line.decode("utf-8-sig" if k == 0 else "utf-8") for k, line in enumerate(fh)),
+                        None)
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
 
 
 def _csv_names(header: list[str]) -> list[str]:
-    """pandas' names for duplicate headers (``name``, ``name.1``, ...)."""
+    """pandas' names for duplicate and empty headers (``name``, ``name.1``, ...; ``Unnamed: 3``)."""
     seen: dict[str, int] = {}
     names = []
-    for h in header:
+    for i, h in enumerate(header):
+        h = h or f"Unnamed: {i}"
         k = seen.get(h, 0)
         names.append(h if k == 0 else f"{h}.{k}")
         seen[h] = k + 1
     return names
-
-
-def _pandas_csv_batches(path: Path, skip_rows: int) -> Iterator[pa.Table]:
-    """CSV through pandas' parser (every cell text), in chunks, as all-text Arrow tables."""
-    try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
-                             chunksize=_BATCH_ROWS)
-        seen = 0
-        for df in reader:
-            if seen + len(df) <= skip_rows:
-                seen += len(df)
-                continue
-            if seen < skip_rows:
-                df = df.iloc[skip_rows - seen:]
-            seen += len(df)
-            names = [str(c) for c in df.columns]
-            arrays = [pa.array(df.iloc[:, k].to_numpy(dtype=object), pa.large_string(), from_pandas=True)
-                      for k in range(df.shape[1])]
-            yield pa.table(arrays, names=names)
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise _cannot_read(path, e) from e
 
 
 def _pandas_index_columns(schema: pa.Schema) -> list[str]:
@@ -217,30 +203,100 @@ def iter_batches(path: Path, fmt: str) -> Iterator[pa.Table]:
             for b in pa.ipc.open_stream(fh):
                 yield pa.Table.from_batches([b])
         return
+    header = _csv_header(path)
+    if not header:
+        raise _cannot_read(path, ValueError("no header line (an empty file, or not UTF-8 text)"))
+    yield from _csv_batches(path, _csv_names(header))
+
+
+def _csv_open(path: Path, names: list[str], skip: int = 0, handler: Callable | None = None) -> Any:
+    """A streaming pyarrow CSV reader of every column as text, after the header and ``skip`` data rows.
+
+    With a ``handler`` of rows whose cell count differs from the header's, the read is single-threaded,
+    so that the handler learns each row's number.
+    """
     import pyarrow.csv as pacsv
 
-    header = _csv_header(path)
-    use_pandas = header is None or not header or len(set(header)) != len(header) or "" in header
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK, encoding="utf8", column_names=names, skip_rows=1,
+                                       skip_rows_after_names=skip, use_threads=handler is None),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in names},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+
+
+def _csv_batches(path: Path, names: list[str]) -> Iterator[pa.Table]:
+    """The rows of a CSV table.  A short row (fewer cells than the header: missing trailing cells,
+    or a file truncated at a cell boundary) is kept, in its place, with nulls for its missing cells
+    (any other cell is text, ``""`` when empty): the validator rejects it.  A row with more cells
+    than the header, or text that is not UTF-8, is an error naming the row or line."""
     done = 0
-    if not use_pandas:
-        try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK, encoding="utf8"),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.large_string() for c in header},
-                    strings_can_be_null=False, quoted_strings_can_be_null=False),
-            )
-            if reader.schema.names != header:
-                raise pa.ArrowInvalid("header differs")
-            for b in reader:
-                done += b.num_rows
-                yield pa.Table.from_batches([b])
-            return
-        except (pa.ArrowException, OSError):  # ragged rows, odd headers...: pandas' parser
-            pass
-    yield from _pandas_csv_batches(path, done)
+    try:
+        for b in _csv_open(path, names):
+            done += b.num_rows
+            yield pa.Table.from_batches([b])
+        return
+    except (pa.ArrowException, OSError):  # a row of another length, or not UTF-8: read the rest row by row
+        pass
+    shorts: list[tuple[int, str]] = []  # (0-based data row, text)
+    longs: list[tuple[int, int]] = []  # (1-based data row, cells)
+
+    def handler(row: Any) -> str:
+        if row.number is None or row.actual_columns > row.expected_columns:
+            longs.append((-1 if row.number is None else row.number - 1, row.actual_columns))
+            return "error"
+        shorts.append((row.number - 2, row.text))
+        return "skip"
+
+    pos = done
+    try:
+        for b in _csv_open(path, names, done, handler):
+            t, pos = _place_short_rows(pa.Table.from_batches([b]), pos, shorts, names)
+            yield t
+    except (pa.ArrowException, OSError) as e:
+        if longs:
+            row, cells = longs[0]
+            raise ScoringError(f"{path}: row {row} has {cells} cells, the header {len(names)}; fix the export "
+                               f"(a separator inside an unquoted value?)") from e
+        line = _first_non_utf8_line(path)
+        if line is not None:
+            raise ScoringError(f"{path}: line {line} is not UTF-8 text; export the file as UTF-8") from e
+        raise _cannot_read(path, e) from e
+    if shorts:
+        yield _place_short_rows(pa.table({c: pa.array([], pa.large_string()) for c in names}), pos, shorts, names)[0]
+
+
+def _place_short_rows(t: pa.Table, pos: int, shorts: list[tuple[int, str]], names: list[str]) -> tuple[pa.Table, int]:
+    """Batch ``t`` (the good rows from data row ``pos`` on) with the short rows among them put back in
+    their places; ``shorts`` loses those.  Returns the batch and the data row after it."""
+    m = t.num_rows
+    idx = np.array([i for i, _ in shorts], np.int64)
+    cand = np.arange(pos, pos + m + len(idx), dtype=np.int64)
+    good = cand[~np.isin(cand, idx)][:m]
+    end = int(good[-1]) + 1 if m else pos + len(idx)
+    mine = [(i, text) for i, text in shorts if i < end]
+    if not mine:
+        return t, end
+    del shorts[:len(mine)]
+    cells = [next(csv.reader(io.StringIO(text)), []) for _, text in mine]
+    extra = pa.table({c: pa.array([r[k] if k < len(r) else None for r in cells], pa.large_string())
+                      for k, c in enumerate(names)})
+    both = pa.concat_tables([t.cast(extra.schema), extra])
+    where = np.concatenate([good, np.array([i for i, _ in mine], np.int64)])
+    return both.take(pa.array(np.argsort(where, kind="stable"))), end
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """1-based number of the first line of a file that is not UTF-8 (None if every line is)."""
+    with open(path, "rb") as fh:
+        for k, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return k
+    return None
 
 
 def _read_whole(path: Path, fmt: str) -> pa.Table | None:
