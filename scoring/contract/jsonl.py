@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field as _dc_field
 from pathlib import Path
 
 from scoring.contract.nested import normalise, record_key, scan_undeclared
 from scoring.contract.schema import CHILD_KEY
-from scoring.contract.values import (AS_OF, BROKEN_JSON, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY, TOO_DEEP,
+from scoring.contract.values import (AS_OF, BROKEN_JSON, CANNOT_READ, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY, TOO_DEEP,
                                      JSONConstant, Schema, compiled)
-from scoring.errors import RecordError
+from scoring.errors import RecordError, ScoringError
 
 __all__ = ["JsonlPart", "read_lines"]
 
@@ -35,6 +36,14 @@ class JsonlPart:
     rejects: list[dict] = _dc_field(default_factory=list)
     undeclared_fields: dict[str, list[str]] = _dc_field(default_factory=dict)
     n_read: int = 0
+
+
+def _lines(fh: Iterable[bytes], path: Path) -> Iterator[bytes]:
+    """The lines of an open file; a file that cannot be read to its end (a .gz cut short) is an error."""
+    try:
+        yield from fh
+    except (OSError, EOFError) as e:
+        raise ScoringError(CANNOT_READ.format(path=path, error=e)) from e
 
 
 def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 0, end: int = -1,
@@ -69,7 +78,7 @@ def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 
     with opener(path, "rb") as fh:
         if start:
             fh.seek(start)
-        for line in fh:
+        for line in _lines(fh, path):
             if 0 <= end <= pos:
                 break
             pos += len(line)

@@ -32,6 +32,7 @@ Partitioning
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -50,7 +51,7 @@ import pyarrow.compute as pc
 from scoring.contract.columns import cell_values, is_str_type, np_bool, plain
 from scoring.contract.schema import CHILD_KEY
 from scoring.contract.tables import Table
-from scoring.contract.values import ID, OPPORTUNITY, Schema, compiled
+from scoring.contract.values import CANNOT_READ, ID, OPPORTUNITY, Schema, compiled
 from scoring.errors import ScoringError
 
 __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
@@ -157,12 +158,22 @@ def _cannot_read(path: Path, e: Exception) -> ScoringError:
 
 # --------------------------------------------------------------------------- reading tables
 def _csv_header(path: Path) -> list[str] | None:
+    """The names of the header line (None for an empty or unreadable file).
+
+    Raises
+    ------
+    ScoringError
+        The header runs over several lines (a quote left open would swallow the rows under it).
+    """
     try:
-        with open(path, "rb") as fh:  # decode only the header's lines: a bad byte further on is the reader's
-            return next(csv.reader(line.decode("utf-8-sig" if k == 0 else "utf-8") for k, line in enumerate(fh)),
-                        None)
+        with open(path, "rb") as fh:  # decode only the header's line: a bad byte further on is the reader's
+            first = fh.readline()
+            header = next(csv.reader([first.decode("utf-8-sig")]), None)
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
+    if header is not None and first.count(b'"') % 2:
+        raise ScoringError(f"{path}: line 1: the header has a quote that is not closed on its line; fix the export")
+    return header
 
 
 def _csv_names(header: list[str]) -> list[str]:
@@ -250,6 +261,9 @@ def _csv_batches(path: Path, names: list[str]) -> Iterator[pa.Table]:
         shorts.append((row.number - 2, row.text))
         return "skip"
 
+    line = _first_non_utf8_line(path)  # first: the row handler cannot be given text that is not UTF-8
+    if line is not None:
+        raise ScoringError(f"{path}: line {line} is not UTF-8 text; export the file as UTF-8")
     pos = done
     try:
         for b in _csv_open(path, names, done, handler):
@@ -260,9 +274,6 @@ def _csv_batches(path: Path, names: list[str]) -> Iterator[pa.Table]:
             row, cells = longs[0]
             raise ScoringError(f"{path}: row {row} has {cells} cells, the header {len(names)}; fix the export "
                                f"(a separator inside an unquoted value?)") from e
-        line = _first_non_utf8_line(path)
-        if line is not None:
-            raise ScoringError(f"{path}: line {line} is not UTF-8 text; export the file as UTF-8") from e
         raise _cannot_read(path, e) from e
     if shorts:
         yield _place_short_rows(pa.table({c: pa.array([], pa.large_string()) for c in names}), pos, shorts, names)[0]
@@ -289,14 +300,19 @@ def _place_short_rows(t: pa.Table, pos: int, shorts: list[tuple[int, str]], name
 
 
 def _first_non_utf8_line(path: Path) -> int | None:
-    """1-based number of the first line of a file that is not UTF-8 (None if every line is)."""
+    """1-based number of the first line of a file that is not UTF-8 (None if the whole file is)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
     with open(path, "rb") as fh:
-        for k, line in enumerate(fh, 1):
+        while True:
+            block = fh.read(16 << 20)
             try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return k
-    return None
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:  # e.start counts the (at most 3) bytes held from the block before
+                return lines + block[:max(0, e.start)].count(b"\n") + 1
+            if not block:
+                return None
+            lines += block.count(b"\n")
 
 
 def _read_whole(path: Path, fmt: str) -> pa.Table | None:
@@ -523,7 +539,7 @@ def _gz_partitions(path: Path, chunk_size: int, work: Path, **common) -> list[Pa
                     out = None
                     parts.append((str(fp), first))
     except (OSError, EOFError) as e:
-        raise ScoringError(f"{path}: cannot read: {e}") from e
+        raise ScoringError(CANNOT_READ.format(path=path, error=e)) from e
     finally:
         if out is not None:
             out.close()

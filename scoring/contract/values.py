@@ -98,6 +98,7 @@ NUMBER_RANGE = "{value} is out of range for a number (0, or 0.0001 to 1,000,000,
 DATE_RANGE = f"{{value}} is out of range for a date ({DATE_MIN} to {DATE_MAX})"
 NOT_UNICODE = "{value} is not valid Unicode text (a lone surrogate); re-export the input as UTF-8"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels of JSON"
+CANNOT_READ = "{path}: cannot read: {error}"  # a whole input, e.g. a .gz file cut short
 SHORT_ROW = "the row ends after {have} of {want} cells (missing trailing cells, or a truncated file)"
 
 
@@ -268,6 +269,14 @@ def date_from_text(s: str) -> str:
     raise Bad(f"{show(s)} is not a date (YYYY-MM-DD)")
 
 
+def _day(t: _dt.datetime, v: Any) -> str:
+    """'YYYY-MM-DD' of a timestamp; one outside Python's calendar (pandas holds some) is out of range."""
+    try:
+        return t.date().isoformat()
+    except (ValueError, OverflowError, NotImplementedError):
+        raise Bad(DATE_RANGE.format(value=show(v))) from None
+
+
 Converter = Callable[[Any], Any]
 
 
@@ -372,6 +381,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
 
         def text(s):
             if _INT_RE.fullmatch(s):
+                if len(s.lstrip("+-").lstrip("0")) > 19:  # beyond 64 bits (and maybe beyond int()'s digits)
+                    raise Bad(INT_RANGE.format(value=show(s)))
                 return check_int(int(s), s)
             if _NUM_RE.fullmatch(s):
                 x = float(s)
@@ -426,13 +437,13 @@ def converters(f: Field) -> tuple[Converter, Converter]:
             if isinstance(v, _dt.datetime):  # includes pd.Timestamp; must precede date
                 if v is _NAT:
                     return None
-                return v.date().isoformat()
+                return _day(v, v)
             if isinstance(v, _dt.date):
                 return v.isoformat()
             if isinstance(v, np.datetime64):
                 if np.isnat(v):
                     return None
-                return pd.Timestamp(v).date().isoformat()
+                return _day(pd.Timestamp(v), v)
             if is_null(v):
                 return None
             if isinstance(v, Unreadable):
