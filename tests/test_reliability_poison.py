@@ -233,8 +233,9 @@ def test_short_csv_rows_are_rejects_with_their_row(tmp_path):
     reason = "the row ends after {} of 4 cells (missing trailing cells, or a truncated file)"
     assert res.rejects == [
         {"id": "B", "field": "needs_understood", "row": 2, "reason": reason.format(2)},
-        {"id": "C", "field": "contacts[0].role", "row": 3,
-         "reason": "the row ends after 2 of 3 cells (missing trailing cells, or a truncated file) (contacts.csv row 2)"},
+        {"id": "C", "field": "contacts[0].role", "row": 3, "reason": "the row ends after 2 of 3 cells "
+                                                                      "(missing trailing cells, or a truncated file) "
+                                                                      "(contacts.csv row 2)"},
         {"id": "D", "field": "amount", "row": 4, "reason": reason.format(3)},
     ]
     good, rejects = _stream_accounted(folder, chunk_size=1)  # hash-bucketed partitions decide the same
@@ -290,7 +291,8 @@ def test_record_without_as_of_and_one_with_the_run_date_are_one_snapshot(tmp_pat
 
 
 def test_nightly_run_writes_one_row_per_id_and_as_of(tmp_path):
-    path = _jsonl(tmp_path, '{"id": "A", "stage": "solution"}', '{"id": "A", "stage": "solution", "as_of": "2026-11-26"}')
+    path = _jsonl(tmp_path, '{"id": "A", "stage": "solution"}',
+                  '{"id": "A", "stage": "solution", "as_of": "2026-11-26"}')
     out = tmp_path / "s.jsonl"
     res = CliRunner().invoke(main, ["score", str(path), "--out", str(out), "--rules", str(ROOT / "rules" / "default"),
                                     "--as-of", "2026-11-26", "--workers", "1", "--max-rejected-share", "1", "--json"])

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from scoring.contract.nested import normalise, record_key, scan_undeclared
 from scoring.contract.schema import CHILD_KEY
-from scoring.contract.values import (AS_OF, BROKEN_JSON, CANNOT_READ, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY, TOO_DEEP,
-                                     JSONConstant, Schema, compiled)
+from scoring.contract.entities import compiled
+from scoring.contract.values import (AS_OF, BROKEN_JSON, CANNOT_READ, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY,
+                                     TOO_DEEP, JSONConstant, Schema)
 from scoring.errors import RecordError, ScoringError
 
 __all__ = ["JsonlPart", "read_lines"]
@@ -62,6 +63,11 @@ def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 
         1-based number of the line at ``start``.
     as_of_default : str, optional
         The ``as_of`` of records without one ('YYYY-MM-DD', checked by the caller).
+
+    Raises
+    ------
+    ScoringError
+        The file cannot be read to its end (e.g. a ``.gz`` cut short).
     """
     path = Path(path)
     comp = compiled(schema)

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring.contract.schema import CONTRACT
+from scoring.contract.entities import Compiled, Entity, compiled
 from scoring.contract.values import (AS_OF, HISTORY_MISSING, ID, MAX_DEPTH, MISSING, NOT_A_LIST, NOT_A_RECORD,
-                                     NOT_AN_OBJECT, NOT_UNICODE, OPPORTUNITY, Bad, Compiled, Entity, Schema, compiled,
-                                     exceeds, free_value_problem, is_text, safe_name, show)
+                                     NOT_AN_OBJECT, NOT_UNICODE, OPPORTUNITY, Bad, Schema, exceeds, free_value_problem,
+                                     is_text, safe_name, show)
 from scoring.errors import RecordError
 
 __all__ = ["validate_record"]

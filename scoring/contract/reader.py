@@ -34,6 +34,9 @@ across partitions: ``chunk.needs_dedupe`` is then True and the caller must
 pass the chunks, in partition order, through one :class:`DuplicateFilter`
 (``InputStream.__iter__`` does it; a batch that loads partitions in worker
 processes applies it in the parent, in partition order).
+With ``as_of_default`` (the run's date), a record without ``as_of`` takes that
+date (in the records and the frames), so it and a record of the same id with
+that ``as_of`` are one snapshot: the later one is the duplicate.
 
 Frames
 ------
@@ -66,7 +69,8 @@ from scoring.contract.schema import CHILD_KEY, CONTRACT
 from scoring.contract.sources import (PartitionSpec, arrow_table, jsonl_partitions, no_child_key, plain_table,
                                       read_partition_tables, resolve, table_partitions)
 from scoring.contract.tables import Table, output_names, validate_tables
-from scoring.contract.values import AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, compiled, date_from_text, show
+from scoring.contract.entities import compiled
+from scoring.contract.values import AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, date_from_text, show
 from scoring.errors import InputError
 
 __all__ = ["ReadResult", "Chunk", "PartitionSpec", "InputStream", "DuplicateFilter", "load_partition",

@@ -8,11 +8,7 @@ Input forms
 * a single ``.csv`` / ``.parquet`` file: an opportunities table without child
   tables (child tables beside it are NOT read; pass the folder).
 
-CSV is read with every column as text (``pyarrow.csv``); duplicate header
-names get pandas' suffixes (``name``, ``name.1``), an empty one ``Unnamed: k``.
-A short row (fewer cells than the header) is kept with nulls for its missing
-cells, for the validator to reject; a row with more cells, or text that is not
-UTF-8, stops the read with an error naming the row or line.
+CSV is read with every column as text (:mod:`scoring.contract.csvtext`).
 
 Partitioning
 ------------
@@ -32,10 +28,7 @@ Partitioning
 """
 from __future__ import annotations
 
-import codecs
-import csv
 import gzip
-import io
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -49,9 +42,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scoring.contract.columns import cell_values, is_str_type, np_bool, plain
+from scoring.contract.csvtext import csv_batches, csv_names
 from scoring.contract.schema import CHILD_KEY
 from scoring.contract.tables import Table
-from scoring.contract.values import CANNOT_READ, ID, OPPORTUNITY, Schema, compiled
+from scoring.contract.entities import compiled
+from scoring.contract.values import CANNOT_READ, CANNOT_READ_TABLE, ID, OPPORTUNITY, Schema
 from scoring.errors import ScoringError
 
 __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
@@ -61,7 +56,6 @@ SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket fi
 TABLE_SUFFIXES = (".csv", ".parquet")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _BATCH_ROWS = 131_072
-_CSV_BLOCK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -153,41 +147,10 @@ def no_child_key(label: str) -> ScoringError:
 
 
 def _cannot_read(path: Path, e: Exception) -> ScoringError:
-    return ScoringError(f"{path}: cannot read the table: {e}")
+    return ScoringError(CANNOT_READ_TABLE.format(path=path, error=e))
 
 
 # --------------------------------------------------------------------------- reading tables
-def _csv_header(path: Path) -> list[str] | None:
-    """The names of the header line (None for an empty or unreadable file).
-
-    Raises
-    ------
-    ScoringError
-        The header runs over several lines (a quote left open would swallow the rows under it).
-    """
-    try:
-        with open(path, "rb") as fh:  # decode only the header's line: a bad byte further on is the reader's
-            first = fh.readline()
-            header = next(csv.reader([first.decode("utf-8-sig")]), None)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-    if header is not None and first.count(b'"') % 2:
-        raise ScoringError(f"{path}: line 1: the header has a quote that is not closed on its line; fix the export")
-    return header
-
-
-def _csv_names(header: list[str]) -> list[str]:
-    """pandas' names for duplicate and empty headers (``name``, ``name.1``, ...; ``Unnamed: 3``)."""
-    seen: dict[str, int] = {}
-    names = []
-    for i, h in enumerate(header):
-        h = h or f"Unnamed: {i}"
-        k = seen.get(h, 0)
-        names.append(h if k == 0 else f"{h}.{k}")
-        seen[h] = k + 1
-    return names
-
-
 def _pandas_index_columns(schema: pa.Schema) -> list[str]:
     md = schema.pandas_metadata or {}
     return [c for c in md.get("index_columns", []) if isinstance(c, str)]
@@ -214,105 +177,7 @@ def iter_batches(path: Path, fmt: str) -> Iterator[pa.Table]:
             for b in pa.ipc.open_stream(fh):
                 yield pa.Table.from_batches([b])
         return
-    header = _csv_header(path)
-    if not header:
-        raise _cannot_read(path, ValueError("no header line (an empty file, or not UTF-8 text)"))
-    yield from _csv_batches(path, _csv_names(header))
-
-
-def _csv_open(path: Path, names: list[str], skip: int = 0, handler: Callable | None = None) -> Any:
-    """A streaming pyarrow CSV reader of every column as text, after the header and ``skip`` data rows.
-
-    With a ``handler`` of rows whose cell count differs from the header's, the read is single-threaded,
-    so that the handler learns each row's number.
-    """
-    import pyarrow.csv as pacsv
-
-    return pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK, encoding="utf8", column_names=names, skip_rows=1,
-                                       skip_rows_after_names=skip, use_threads=handler is None),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=handler),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.large_string() for c in names},
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
-    )
-
-
-def _csv_batches(path: Path, names: list[str]) -> Iterator[pa.Table]:
-    """The rows of a CSV table.  A short row (fewer cells than the header: missing trailing cells,
-    or a file truncated at a cell boundary) is kept, in its place, with nulls for its missing cells
-    (any other cell is text, ``""`` when empty): the validator rejects it.  A row with more cells
-    than the header, or text that is not UTF-8, is an error naming the row or line."""
-    done = 0
-    try:
-        for b in _csv_open(path, names):
-            done += b.num_rows
-            yield pa.Table.from_batches([b])
-        return
-    except (pa.ArrowException, OSError):  # a row of another length, or not UTF-8: read the rest row by row
-        pass
-    shorts: list[tuple[int, str]] = []  # (0-based data row, text)
-    longs: list[tuple[int, int]] = []  # (1-based data row, cells)
-
-    def handler(row: Any) -> str:
-        if row.number is None or row.actual_columns > row.expected_columns:
-            longs.append((-1 if row.number is None else row.number - 1, row.actual_columns))
-            return "error"
-        shorts.append((row.number - 2, row.text))
-        return "skip"
-
-    line = _first_non_utf8_line(path)  # first: the row handler cannot be given text that is not UTF-8
-    if line is not None:
-        raise ScoringError(f"{path}: line {line} is not UTF-8 text; export the file as UTF-8")
-    pos = done
-    try:
-        for b in _csv_open(path, names, done, handler):
-            t, pos = _place_short_rows(pa.Table.from_batches([b]), pos, shorts, names)
-            yield t
-    except (pa.ArrowException, OSError) as e:
-        if longs:
-            row, cells = longs[0]
-            raise ScoringError(f"{path}: row {row} has {cells} cells, the header {len(names)}; fix the export "
-                               f"(a separator inside an unquoted value?)") from e
-        raise _cannot_read(path, e) from e
-    if shorts:
-        yield _place_short_rows(pa.table({c: pa.array([], pa.large_string()) for c in names}), pos, shorts, names)[0]
-
-
-def _place_short_rows(t: pa.Table, pos: int, shorts: list[tuple[int, str]], names: list[str]) -> tuple[pa.Table, int]:
-    """Batch ``t`` (the good rows from data row ``pos`` on) with the short rows among them put back in
-    their places; ``shorts`` loses those.  Returns the batch and the data row after it."""
-    m = t.num_rows
-    idx = np.array([i for i, _ in shorts], np.int64)
-    cand = np.arange(pos, pos + m + len(idx), dtype=np.int64)
-    good = cand[~np.isin(cand, idx)][:m]
-    end = int(good[-1]) + 1 if m else pos + len(idx)
-    mine = [(i, text) for i, text in shorts if i < end]
-    if not mine:
-        return t, end
-    del shorts[:len(mine)]
-    cells = [next(csv.reader(io.StringIO(text)), []) for _, text in mine]
-    extra = pa.table({c: pa.array([r[k] if k < len(r) else None for r in cells], pa.large_string())
-                      for k, c in enumerate(names)})
-    both = pa.concat_tables([t.cast(extra.schema), extra])
-    where = np.concatenate([good, np.array([i for i, _ in mine], np.int64)])
-    return both.take(pa.array(np.argsort(where, kind="stable"))), end
-
-
-def _first_non_utf8_line(path: Path) -> int | None:
-    """1-based number of the first line of a file that is not UTF-8 (None if the whole file is)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 0
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(16 << 20)
-            try:
-                decoder.decode(block, final=not block)
-            except UnicodeDecodeError as e:  # e.start counts the (at most 3) bytes held from the block before
-                return lines + block[:max(0, e.start)].count(b"\n") + 1
-            if not block:
-                return None
-            lines += block.count(b"\n")
+    yield from csv_batches(path)
 
 
 def _read_whole(path: Path, fmt: str) -> pa.Table | None:
@@ -387,8 +252,8 @@ def _table_schemas(source: Source) -> list[pa.Schema | None]:
                                     (pa.large_string() if pa.types.is_string_view(f.type) else f.type))
                            for f in s if f.name not in drop])
         else:
-            header = _csv_header(path)
-            s = None if header is None else pa.schema([pa.field(h, pa.large_string()) for h in _csv_names(header)])
+            names = csv_names(path)
+            s = None if names is None else pa.schema([pa.field(h, pa.large_string()) for h in names])
         if s is not None and entity != OPPORTUNITY and CHILD_KEY not in s.names:
             raise no_child_key(label)
         out.append(s)

@@ -10,8 +10,8 @@ deals in column form (:meth:`Validated.frames`) or as nested records
 
 Each bad record yields one reject naming its first error, in this order: a
 short CSV row (a row that ends before its header does: a null cell of CSV
-text is a missing cell, an empty cell is ``""``), opportunity fields in schema order (a bad value, then a missing required
-value), the ``max_field`` checks, the history's outcome, then its child rows
+text is a missing cell, an empty cell is ``""``), opportunity fields in
+schema order (a bad value, then a missing required value), the ``max_field`` checks, the history's outcome, then its child rows
 (in child table order), then duplicates of an accepted ``(id, as_of)``.
 Row numbers (``row`` of rejects and orphans, ``(contacts.csv row N)`` in
 reasons) are 1-based rows of the whole source table.  With ``as_of_default``
@@ -28,13 +28,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.contract.columns import (Col, cell_values, is_str_type, np_bool, plain, raw_values, text_array, text_column,
-                                      typed_column)
+from scoring.contract.columns import (Col, cell_values, is_str_type, np_bool, plain, raw_values, text_array,
+                                      text_column, typed_column)
 from scoring.contract.frames import ROW, Frames
 from scoring.contract.schema import CHILD_KEY, Field
+from scoring.contract.entities import Entity, compiled
 from scoring.contract.values import (AS_OF, CHILD_ROW, DUPLICATE, HISTORY_MISSING, ID, MISSING, OPPORTUNITY,
-                                     SHORT_ROW, Entity, Schema, compiled, converters, exceeds, orphan_reason,
-                                     safe_name)
+                                     SHORT_ROW, Schema, converters, exceeds, orphan_reason, safe_name)
 
 __all__ = ["Table", "Validated", "validate_tables", "output_names"]
 

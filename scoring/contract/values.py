@@ -24,22 +24,12 @@ Normalised values: ``bool`` -> ``bool``, ``int`` -> ``int``, ``number`` ->
 
 Limits
 ------
-Every value a record can carry is range-checked here, so that no value
-reaches the rule engine, the frames or an output file that one of them
-cannot take (a value outside a limit is a bad value: its record is rejected
-with a reason, never the whole run):
-
-* whole numbers: 64-bit integers (:data:`INT_MIN` .. :data:`INT_MAX`);
-* real numbers: finite, and 0 or of a magnitude from :data:`NUMBER_TINY` to
-  :data:`NUMBER_MAX` (every such number prints without an exponent, which the
-  rule engine needs; a tiny nonzero value is rejected, never rounded to 0:
-  a rule may test ``> 0``);
-* dates: :data:`DATE_MIN` .. :data:`DATE_MAX` (Python's calendar);
-* text: valid Unicode (no lone surrogate such as ``"\\ud800"``), keys and
-  undeclared values included;
-* nesting: at most :data:`MAX_DEPTH` levels of JSON a record.
-
-A reason quotes at most :data:`EXCERPT` characters of a bad value (:func:`show`).
+Every value is range-checked here (:data:`INT_MIN` .. :data:`INT_MAX`; 0 or
+:data:`NUMBER_TINY` .. :data:`NUMBER_MAX` in magnitude; :data:`DATE_MIN` ..
+:data:`DATE_MAX`; valid Unicode; :data:`MAX_DEPTH` levels of JSON), so that a
+value the rule engine, the frames or an output cannot take is a bad value of
+its record, never an exception (docs/contract.md, "Limits").  A reason
+quotes at most :data:`EXCERPT` characters of a value (:func:`show`).
 """
 from __future__ import annotations
 
@@ -48,7 +38,6 @@ import math
 import re
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -99,6 +88,7 @@ DATE_RANGE = f"{{value}} is out of range for a date ({DATE_MIN} to {DATE_MAX})"
 NOT_UNICODE = "{value} is not valid Unicode text (a lone surrogate); re-export the input as UTF-8"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels of JSON"
 CANNOT_READ = "{path}: cannot read: {error}"  # a whole input, e.g. a .gz file cut short
+CANNOT_READ_TABLE = "{path}: cannot read the table: {error}"
 SHORT_ROW = "the row ends after {have} of {want} cells (missing trailing cells, or a truncated file)"
 
 
@@ -453,75 +443,3 @@ def converters(f: Field) -> tuple[Converter, Converter]:
         return native, date_from_text
 
     raise ValueError(f"field {f.name!r}: unknown type {t!r}")  # merge_schema keeps this out
-
-
-# --------------------------------------------------------------------------- compiled schema
-@dataclass(frozen=True)
-class Entity:
-    """The converters of every field of one entity, in schema order."""
-
-    name: str
-    names: tuple[str, ...]
-    fields: tuple[Field, ...]
-    native: tuple[Converter, ...]
-    text: tuple[Converter, ...]
-    required: tuple[bool, ...]
-    pairs: tuple[tuple[str, str], ...]  # (field, max_field)
-    declared: frozenset[str]
-    conv_map: dict  # name -> native converter
-    required_names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """A schema compiled into per-field converters (see :func:`compiled`)."""
-
-    opp: Entity
-    children: tuple[Entity, ...]
-    child_names: frozenset[str]
-
-
-def _compile_entity(name: str, fields: Mapping[str, Field]) -> Entity:
-    names, flds, nat, txt, req, pairs = [], [], [], [], [], []
-    for fname, f in fields.items():
-        native, text = converters(f)
-        names.append(fname)
-        flds.append(f)
-        nat.append(native)
-        txt.append(text)
-        req.append(bool(f.required))
-        if f.max_field is not None:
-            if f.max_field not in fields:
-                raise ValueError(f"{name}.{fname}: max_field {f.max_field!r} is not a field of {name}")
-            pairs.append((fname, f.max_field))
-    return Entity(name, tuple(names), tuple(flds), tuple(nat), tuple(txt), tuple(req), tuple(pairs),
-                  frozenset(names), dict(zip(names, nat)), tuple(n for n, r in zip(names, req) if r))
-
-
-_CACHE: dict[int, tuple[Schema, Compiled]] = {}
-_CACHE_MAX = 64
-
-
-def compiled(schema: Schema) -> Compiled:
-    """Compile a schema once; cached by identity (the cache holds the schema, so ids are not reused).
-
-    Treat a schema as immutable once it has been used.
-
-    Raises
-    ------
-    ValueError
-        The schema has no ``opportunity`` entity with an ``id``, or a field
-        has an unknown type or a ``max_field`` outside its entity.
-    """
-    hit = _CACHE.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    if OPPORTUNITY not in schema or ID not in schema[OPPORTUNITY]:
-        raise ValueError(f"a schema needs the entity {OPPORTUNITY!r} with an {ID!r} field")
-    opp = _compile_entity(OPPORTUNITY, schema[OPPORTUNITY])
-    children = tuple(_compile_entity(e, flds) for e, flds in schema.items() if e != OPPORTUNITY)
-    comp = Compiled(opp, children, frozenset(c.name for c in children))
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[id(schema)] = (schema, comp)
-    return comp
