@@ -115,7 +115,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
     with output_lock(output):
         out_w = AtomicWriter(output)
         rej_w = AtomicWriter(rejects)
-        stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=_workdir(output))
+        stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=_workdir(output),
+                             as_of_default=as_of)
         try:
             specs = stream.partitions()
             from tqdm import tqdm
