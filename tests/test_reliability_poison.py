@@ -301,6 +301,18 @@ def test_nightly_run_writes_one_row_per_id_and_as_of(tmp_path):
     assert json.loads(res.stdout)["rejected"] == 1
 
 
+def test_score_frame_takes_a_deal_without_as_of_as_the_snapshot_of_the_scorer_s_date():
+    import pandas as pd
+
+    from scoring import Scorer
+
+    scorer = Scorer(model=None, rules=ROOT / "rules" / "default", as_of="2026-11-26")
+    opps = pd.DataFrame({"id": ["A", "A"], "stage": ["solution", "solution"], "as_of": [None, "2026-11-26"]})
+    with pytest.raises(RecordError, match="duplicate"):
+        scorer.score_frame(opps)
+    assert len(scorer.score_frame(opps.iloc[:1])) == 1
+
+
 # --------------------------------------------------------------------------- #
 # 4. reasons quote a short excerpt of a bad value
 # --------------------------------------------------------------------------- #

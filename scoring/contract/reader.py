@@ -244,26 +244,28 @@ def _pandas_table(df: pd.DataFrame, label: str) -> Table:
 
 def validate_dataframes(opps: pd.DataFrame, children: Mapping[str, pd.DataFrame] | None = None,
                         schema: Schema = CONTRACT, *, history: bool = False, fields: Mapping | None = None,
-                        dates: str = "text") -> Chunk:
+                        dates: str = "text", as_of_default: str | None = None) -> Chunk:
     """Validate deals given as pandas tables (the table form in memory) into a :class:`Chunk`.
 
     Typed columns are checked as Parquet columns are (a bool field must hold
     booleans, ...); a column that mixes Python types is checked cell by cell.
     Child tables carry ``opportunity_id`` (and ``as_of`` for several
-    snapshots per id).
+    snapshots per id).  ``as_of_default`` as for :class:`InputStream`: a deal
+    without ``as_of`` is the snapshot of that date (for the duplicate check).
 
     Raises
     ------
     ScoringError
         A child table without ``opportunity_id``.
     """
+    as_of_default = _as_of_date(as_of_default)
     parts: dict[str, Table] = {}
     for name, df in (children or {}).items():
         if CHILD_KEY not in df.columns:
             raise no_child_key(name)
         parts[name] = _pandas_table(df, name)
     o = _pandas_table(opps, OPPORTUNITY)
-    v = validate_tables(o, parts, schema, history, False)
+    v = validate_tables(o, parts, schema, history, False, as_of_default)
     return Chunk(frames=v.frames(fields, dates), rejects=v.rejects, orphans=v.orphans, n_read=v.n_read,
                  undeclared_fields=v.undeclared_fields, positions=v.positions, partition=0)
 
