@@ -301,6 +301,21 @@ def test_nightly_run_writes_one_row_per_id_and_as_of(tmp_path):
     assert json.loads(res.stdout)["rejected"] == 1
 
 
+def test_an_overlong_id_is_a_reject_without_the_id_in_every_form(tmp_path):
+    long_id = "P" * 5_000
+    path = _jsonl(tmp_path, json.dumps({"id": long_id, "stage": "solution"}), '{"id": "B", "stage": "solution"}')
+    folder = csv_folder(tmp_path, f"id,stage\n{long_id},solution\nB,solution\n")
+    pq_folder = tmp_path / "pq"
+    pq_folder.mkdir()
+    pq.write_table(pa.table({"id": [long_id, "B"], "stage": ["solution"] * 2}), pq_folder / "opportunities.parquet")
+    for res in (read_records(path), read_records(folder), read_records(pq_folder)):
+        assert [r["id"] for r in res.records] == ["B"]
+        (rej,) = res.rejects
+        assert rej["id"] is None and rej["field"] == "id" and "(5,000 characters) is longer than 256" in rej["reason"]
+    with pytest.raises(RecordError, match="longer than 256"):
+        validate_record({"id": long_id, "stage": "solution"})
+
+
 def test_score_frame_takes_a_deal_without_as_of_as_the_snapshot_of_the_scorer_s_date():
     import pandas as pd
 

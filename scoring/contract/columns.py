@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scoring.contract.schema import Field
-from scoring.contract.values import (DATE_PATTERN, FALSE_WORDS, INT_PATTERN, NUM_PATTERN, NUMBER_MAX, NUMBER_TINY,
-                                     TRUE_WORDS, Bad, Unreadable, is_null)
+from scoring.contract.values import (DATE_PATTERN, FALSE_WORDS, ID_MAX, INT_PATTERN, NUM_PATTERN, NUMBER_MAX,
+                                     NUMBER_TINY, TRUE_WORDS, Bad, Unreadable, is_null)
 
 _KIND = {"bool": "bool", "int": "int", "number": "float"}
 _NP = {"bool": np.bool_, "int": np.int64, "float": np.float64}
@@ -33,6 +33,10 @@ _FALSE = pa.array(sorted(FALSE_WORDS))
 _DIM = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _DAY_MIN, _DAY_MAX = -719162, 2932896  # DATE_MIN and DATE_MAX as days since 1970-01-01
 
+
+def _fits_id(a: pa.Array) -> np.ndarray:
+    """Where a required text (an id) is at most :data:`~scoring.contract.values.ID_MAX` characters."""
+    return np_bool(pc.less_equal(pc.utf8_length(a), ID_MAX))
 
 def number_ok(x: np.ndarray) -> np.ndarray:
     """Where real numbers are within the contract's range (finite; 0 or NUMBER_TINY..NUMBER_MAX in magnitude)."""
@@ -218,7 +222,7 @@ def text_column(a: pa.Array | pa.ChunkedArray, f: Field, text_conv: Callable) ->
     if t == "string":
         data, kind, na = a, "str", empty.copy()
         if f.required:
-            suspect = ~empty & ~np_bool(pc.match_substring_regex(a, _NONBLANK))
+            suspect = ~empty & ~(np_bool(pc.match_substring_regex(a, _NONBLANK)) & _fits_id(a))
     elif t == "enum":
         ok = np_bool(pc.is_in(a, value_set=pa.array(list(f.values), a.type)))
         data, kind, na, suspect = a, "str", ~ok, ~ok & ~empty
@@ -293,7 +297,7 @@ def typed_column(arr: pa.Array | pa.ChunkedArray | np.ndarray, f: Field, native:
             data = arr
             if t == "string":
                 if f.required:
-                    suspect = ~null & ~np_bool(pc.match_substring_regex(arr, _NONBLANK))
+                    suspect = ~null & ~(np_bool(pc.match_substring_regex(arr, _NONBLANK)) & _fits_id(arr))
             elif t == "enum":
                 suspect = ~np_bool(pc.is_in(arr, value_set=pa.array(list(f.values), typ))) & ~null
             else:

@@ -17,7 +17,7 @@ from typing import Any
 
 from scoring.contract.schema import CONTRACT
 from scoring.contract.entities import Compiled, Entity, compiled
-from scoring.contract.values import (AS_OF, HISTORY_MISSING, ID, MAX_DEPTH, MISSING, NOT_A_LIST, NOT_A_RECORD,
+from scoring.contract.values import (AS_OF, HISTORY_MISSING, ID, ID_MAX, MAX_DEPTH, MISSING, NOT_A_LIST, NOT_A_RECORD,
                                      NOT_AN_OBJECT, NOT_UNICODE, OPPORTUNITY, Bad, Schema, exceeds, free_value_problem,
                                      is_text, safe_name, show)
 from scoring.errors import RecordError
@@ -97,7 +97,7 @@ def _first_field_error(raw: Mapping, ent: Entity, prefix: str) -> None:
 def _record_id(raw: Mapping) -> str | None:
     """The id a reject names: the record's id when it is a valid one, else None."""
     rid = raw.get(ID)
-    return rid if isinstance(rid, str) and rid.strip() and is_text(rid) else None
+    return rid if isinstance(rid, str) and rid.strip() and len(rid) <= ID_MAX and is_text(rid) else None
 
 
 def normalise(raw: Mapping, comp: Compiled, history: bool, undeclared: dict[str, set] | None = None) -> dict:

@@ -66,6 +66,8 @@ NUMBER_TINY, NUMBER_MAX = 1e-4, 1e15
 DATE_MIN, DATE_MAX = "0001-01-01", "9999-12-31"
 #: JSON nesting levels of one record: the record is level 1, a child list 2, a child row 3.
 MAX_DEPTH = 32
+#: Characters of a required text (an id): a longer one makes its record a reject whose id is unknown.
+ID_MAX = 256
 #: Characters of a bad value that a reason quotes; a longer value is cut, with "..." and its length.
 EXCERPT = 40
 
@@ -302,6 +304,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
             if isinstance(v, str):
                 if required and not v.strip():
                     raise Bad(f"{show(v)} is blank; a non-empty string is required")
+                if required and len(v) > ID_MAX:
+                    raise Bad(f"{show(v)} is longer than {ID_MAX} characters")
                 if not is_text(v):
                     raise Bad(NOT_UNICODE.format(value=show(v)))
                 return str(v)
