@@ -26,6 +26,7 @@ as a formula are neutralised, :func:`neutralise_formulas`).
 """
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -154,12 +155,7 @@ class RunFiles:
         IsADirectoryError
             A file to write is an existing folder (exit code 4).
         """
-        for path in self.tables().values():
-            output_format(path)
         written = self.written()
-        for what, path in written.items():
-            if path.is_dir():
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         seen: dict[str, str] = {}
         for what, path in written.items():
             key = os.path.realpath(path)
@@ -172,6 +168,11 @@ class RunFiles:
             key = os.path.realpath(path)
             if key in seen and not (what == "--previous" and seen[key] == "--out"):
                 raise InputError(f"{seen[key]} would overwrite {what} {path}: give it another name")
+        for path in self.tables().values():
+            output_format(path)
+        for path in written.values():
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
 
 
 # --------------------------------------------------------------------------- temporary files
@@ -261,7 +262,9 @@ class AtomicWriter:
             for c in df.columns:
                 if pa.types.is_list(table.schema.field(c).type):
                     df[c] = [json.dumps(list(v), ensure_ascii=False) if v is not None else "[]" for v in df[c]]
-            df.to_csv(self._fh, index=False, header=self._header, lineterminator="\n")
+            # a bare CR inside a cell is not quoted by the minimal rule with "\n" line ends: quote every text cell
+            quoting = csv.QUOTE_NONNUMERIC if _has_cr(table) else csv.QUOTE_MINIMAL
+            df.to_csv(self._fh, index=False, header=self._header, lineterminator="\n", quoting=quoting)
         else:
             for row in table.to_pylist():
                 self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -334,9 +337,17 @@ def neutralise_formulas(table: pa.Table) -> pa.Table:
             col = table.column(i)
             hit = pc.match_substring_regex(col, _NEEDS_QUOTE)
             if pc.any(hit).as_py():
-                table = table.set_column(i, field, pc.if_else(hit, pc.binary_join_element_wise(_QUOTE, col, ""),
+                quote, empty = pa.scalar(_QUOTE, field.type), pa.scalar("", field.type)
+                table = table.set_column(i, field, pc.if_else(hit, pc.binary_join_element_wise(quote, col, empty),
                                                               col))
     return table
+
+
+def _has_cr(table: pa.Table) -> bool:
+    import pyarrow.compute as pc
+
+    return any(pc.any(pc.match_substring(table.column(i), "\r")).as_py()
+               for i, f in enumerate(table.schema) if pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
 
 
 def restore_formulas(values: pd.Series) -> pd.Series:
@@ -377,13 +388,13 @@ def remove_stale(files: RunFiles, spill_base: Path | None) -> list[Path]:
         for entry in _entries(folder):
             m = _TMP.match(entry.name)
             if m and m["name"] in own and _left_by_dead_run(int(m["pid"])) and not entry.is_dir(follow_symlinks=False):
-                entry.unlink(missing_ok=True)
-                removed.append(entry)
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
     for entry in _entries(spill_base or Path(tempfile.gettempdir())):
         m = _SPILL.match(entry.name)
         if m and entry.is_dir(follow_symlinks=False) and _left_by_dead_run(int(m["pid"])):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
     return removed
 
 
