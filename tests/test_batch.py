@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from scoring.model.artifact import load_model
 from scoring.batch.chunks import ChunkScorer
-from scoring.batch.output import output_lock
+from scoring.batch.files import output_lock
 from scoring.batch.run import run_batch
 from scoring.cli import main
 from scoring.errors import ScoringError

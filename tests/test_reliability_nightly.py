@@ -27,7 +27,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring.batch.output import AtomicWriter, FORMULA_STARTS, RunFiles, failed_path, read_output, remove_stale
+from scoring.batch.files import RunFiles, failed_path, remove_stale
+from scoring.batch.output import FORMULA_STARTS, AtomicWriter, read_output
 from scoring.cli import main
 from scoring.errors import ExitCode, InputError, ScoringError
 
@@ -183,7 +184,7 @@ def test_a_dead_runs_lock_is_taken_over_with_a_warning(tmp_path):
 
 def test_a_held_lock_names_its_live_holder(tmp_path):
     out = tmp_path / "scores.jsonl"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from scoring.batch.output import output_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from scoring.batch.files import output_lock\n"
                                f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
@@ -436,7 +437,7 @@ def test_an_output_path_that_is_a_folder_is_refused_before_work(tmp_path):
 
 def test_a_summary_that_cannot_be_written_replaces_nothing(tmp_path, monkeypatch):
     """A failure after every table is written (here the summary) still leaves last night's files."""
-    import scoring.batch.output as output
+    from scoring.batch import output
 
     out = tmp_path / "scores.jsonl"
     assert score(SAMPLE, "--out", out).exit_code == 0

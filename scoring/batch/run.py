@@ -8,7 +8,7 @@
       -> OUTPUT (.parquet / .jsonl / .csv), REJECTS, summary, forecast (output.py, summary.py)
 
 Nothing is lost: every input record is in OUTPUT or in REJECTS.  The files are
-written atomically under the output lock (see :mod:`scoring.batch.output`).
+written atomically under the output lock (see :mod:`scoring.batch.output` and :mod:`scoring.batch.files`).
 
 The per-record durable-rules path (:mod:`scoring.evidence.durable`) stays the reference;
 ``tests/test_batch.py`` checks the batch gives the same results.
@@ -28,8 +28,8 @@ import pyarrow as pa
 
 from scoring.batch import DEFAULT_CHUNK_SIZE
 from scoring.batch.chunks import ChunkScorer, as_of_date, text_column
-from scoring.batch.output import (AtomicWriter, RunFiles, failed_path, make_spill_dir, output_lock, rejects_table,
-                                  remove_stale, write_atomic)
+from scoring.batch.files import RunFiles, failed_path, make_spill_dir, output_lock, remove_stale
+from scoring.batch.output import AtomicWriter, rejects_table, write_atomic
 from scoring.batch.previous import PreviousRun
 from scoring.batch.summary import RunSummary
 from scoring.errors import InputError, ScoringError
@@ -90,7 +90,7 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         Run on the summary of the finished run before anything is replaced.  When one
         raises a ScoringError, the run fails: OUTPUT, REJECTS, the summary and the
         forecast keep what they had, this run's rejects and summary are written under
-        their failed names (:func:`scoring.batch.output.failed_path`, e.g.
+        their failed names (:func:`scoring.batch.files.failed_path`, e.g.
         ``scores.parquet.rejects.failed.csv``; the summary says ``"status": "failed"``),
         and the error is raised with the summary as its ``summary`` attribute.
         A successful run removes the failed files of an earlier one.
