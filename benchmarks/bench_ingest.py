@@ -44,7 +44,7 @@ def write_input(n: int, folder: Path, fmt: str, slice_deals: int = 250_000) -> d
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from dealscore_datasets.generate import _arrow
+    from dealscore_datasets.forms import arrow_table
 
     folder.mkdir(parents=True, exist_ok=True)
     writers: dict[str, object] = {}
@@ -55,7 +55,7 @@ def write_input(n: int, folder: Path, fmt: str, slice_deals: int = 250_000) -> d
         m = min(slice_deals, n - done)
         tables = generate_tables(m, seed=1000 + k, id_offset=done)
         for name in TABLES:
-            t = _arrow(tables[name])
+            t = arrow_table(tables[name])
             counts[name] += t.num_rows
             if name not in writers:
                 path = folder / f"{name}.{fmt}"

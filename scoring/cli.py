@@ -12,9 +12,11 @@ code  meaning
       rejected some records (each named on stderr), ``rules check`` found a
       rule example that does not end in its stated status
 2     usage or input error: a bad option or argument (click's usage errors), a
-      bad date, rule pack, model or input file, two files of one run that would
-      be the same file, another run writing the same output; one line
-      ``error: ...`` on stderr, nothing written
+      bad date, rule pack, model or input file, a ``--previous`` that is not an
+      output of ``score``, an input ``score --strict`` refuses (a missing child
+      table, an undeclared field), two files of one run that would be the same
+      file, another run writing the same output; one line ``error: ...`` on
+      stderr, nothing written
 3     ``score``: a larger share of the input was rejected than
       ``--max-rejected-share``: the previous output, rejects, summary and
       forecast are kept; this run's rejects and summary are written under their
@@ -38,8 +40,8 @@ import click
 from scoring import paths
 from scoring.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEEP, DEFAULT_MAX_REJECTED_SHARE
 from scoring.errors import ExitCode, ScoringError
-from scoring.score.flags import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
-from scoring.score.labels import LANGS
+from scoring.evidence import LANGS
+from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
 
 
 def _fail_clean(fn):
@@ -142,9 +144,12 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--workers", type=int, default=None, help="Processes (default: every core).")
 @click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--strict", is_flag=True,
+              help=f"Exit with code {ExitCode.USAGE:d}, replacing no output, when the input lacks a child table "
+                   "or has undeclared fields (otherwise warnings in the summary).")
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
-          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json):
+          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
     from scoring.batch.run import run_batch
     from scoring.batch.summary import check_rejected_share, format_summary
@@ -160,16 +165,14 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
         click.echo("note: no model (scoring the rule score only); train and promote one for probabilities", err=True)
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
 
-    def show(summary):
-        for w in summary.get("warnings") or ():
-            click.echo(f"warning: {w}", err=True)
+    def show(summary):  # its warnings are printed with it (see format_summary), and are in its JSON
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_summary(summary))
 
     try:
         summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
                             as_of=as_of, keep=keep_fields, forecast=forecast,
                             thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)),
-                            workers=workers, chunk_size=chunk_size,
+                            workers=workers, chunk_size=chunk_size, strict=strict,
                             checks=[lambda s: check_rejected_share(s, max_rejected_share)])
     except ScoringError as exc:  # a failed check: the previous output is kept, this run's summary is shown
         if getattr(exc, "summary", None) is not None:

@@ -3,15 +3,24 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from scoring.evidence.durable import Engine
 from scoring.evidence.pack import load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property and differential tests draw NEW random cases on every run, in CI too (Hypothesis's own
+# "ci" profile, loaded when $CI is set, would replay one fixed derandomised set); a failure prints
+# the blob that reproduces it (@reproduce_failure).
+settings.register_profile("dealscore", settings.get_profile("ci" if os.environ.get("CI") else "default"),
+                          derandomize=False, print_blob=True)
+settings.load_profile("dealscore")
 DATA = Path(__file__).resolve().parent / "data"
 
 

@@ -125,7 +125,7 @@ def test_files_of_one_run_that_collide_are_refused_before_work(tmp_path, args):
     before = sorted(tmp_path.rglob("*"))
     res = score(src, "--out", out, *[a.format(**fill) for a in args])
     assert res.exit_code == ExitCode.USAGE == 2
-    assert len(error_lines(res)) == 1 and "same file" in res.stderr or "overwrite" in res.stderr
+    assert len(error_lines(res)) == 1 and ("same file" in res.stderr or "overwrite" in res.stderr)
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
     assert (tmp_path / "in.jsonl").read_bytes() == SAMPLE.read_bytes()
 
@@ -177,9 +177,9 @@ def test_a_dead_runs_lock_is_taken_over_with_a_warning(tmp_path):
     res = score(SAMPLE, "--out", out)
     assert res.exit_code == 0
     assert f"warning: the run with pid {pid} that held {out}.lock is gone (killed?); its lock is taken over" \
-        in res.stderr
+        in res.stdout  # in the summary, with its other warnings
     assert (tmp_path / "scores.jsonl.lock").read_text() == ""  # released cleanly: no pid left
-    assert score(SAMPLE, "--out", out).stderr.count("warning: the run") == 0
+    assert score(SAMPLE, "--out", out).stdout.count("warning: the run") == 0
 
 
 def test_a_held_lock_names_its_live_holder(tmp_path):
@@ -254,7 +254,7 @@ def test_kill_9_leaves_no_worker_no_lock_and_the_next_run_cleans_up(tmp_path):
 
     res = score(SAMPLE, "--out", out)  # the next run starts, takes the lock over, and cleans up
     assert res.exit_code == 0, res.output
-    assert f"warning: the run with pid {proc.pid}" in res.stderr
+    assert f"warning: the run with pid {proc.pid}" in res.stdout
     assert leftovers(out_dir) == []
     assert pq.read_table(out).num_rows == 300
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dealscore_datasets import generate as synth
-from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT
+from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 from scoring.contract.nested import validate_record
 from scoring.contract.reader import read_records
 
@@ -115,7 +115,7 @@ def test_history_snapshots_before_close_and_unique(history):
     assert per_id.between(1, 4).all() and per_id.max() > 1
     # later snapshots of a deal never go back a stage and know at least as much
     o = opp.sort_values(["id", "as_of"])
-    stage = o["stage"].map(synth.STAGES.index).to_numpy()
+    stage = o["stage"].map(STAGES.index).to_numpy()
     same = (o["id"].to_numpy()[1:] == o["id"].to_numpy()[:-1])
     assert (stage[1:][same] >= stage[:-1][same]).all()
     for col in ("decision_chain_mapped", "tender_leans_to_us", "site_visits"):

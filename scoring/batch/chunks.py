@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 #: list<string> columns of the output (JSON text in CSV)
 LIST_COLUMNS = ("milestones_passed", "red_flags", "unverified_flags", "reasons_positive", "reasons_negative",
                 "next_actions", "analysis_meeting")
+#: provenance columns of the output: which model and rule pack scored a row, and when
+PROVENANCE_COLUMNS = ("model_version", "rule_pack_version", "scored_at")
+#: the columns every output has, in order, before the carried input fields (what marks a file as an
+#: output of this tool, e.g. for ``--previous``)
+SCORE_COLUMNS = ("id", "as_of", "stage", "win_probability", "probability_change", "rule_score", "data_completeness",
+                 "milestones_passed", "red_flags", "unverified_flags", "reasons_positive", "reasons_negative",
+                 "next_actions", "analysis_meeting", *PROVENANCE_COLUMNS)
 #: input fields always carried into the output: needed by the previous-run flags (T2) and the forecast
 CARRIED = ("expected_close", "close_date_pushes", "amount", "currency", "owner", "region")
 

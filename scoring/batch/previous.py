@@ -2,9 +2,20 @@
 
 :class:`PreviousRun` reads the previous output and lines it up with tonight's
 rows by deal id; what the flags mean is defined in :mod:`scoring.score.flags`.
+
+A previous run must be an output of this tool, checked before use: its columns
+(:data:`~scoring.batch.chunks.SCORE_COLUMNS`, with the provenance columns) and
+provenance values (a rule pack version and a ``scored_at`` time on every row).
+Yesterday's *input* given instead would make every red flag look new (T3) and
+hide every slip (T2); it is refused, as is a file that cannot be parsed, with
+one line naming the file (:class:`~scoring.errors.ScoringError`, exit code 2;
+a file the system refuses to read: ``OSError``, exit code 4).  The file is
+only read.
 """
 from __future__ import annotations
 
+import csv
+import errno
 import json
 import math
 from pathlib import Path
@@ -14,7 +25,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from scoring.batch.output import read_output
+from scoring.batch.chunks import SCORE_COLUMNS
+from scoring.batch.output import output_format, read_output
+from scoring.errors import ScoringError
 from scoring.score.flags import Thresholds, new_red_flags, new_slip, t3, with_history_flags
 from scoring.score.ragged import Ragged
 
@@ -28,11 +41,24 @@ class PreviousRun:
         A batch output (``.parquet``, ``.jsonl`` or ``.csv``).
     """
 
-    COLUMNS = ("id", "as_of", "win_probability", "red_flags", "expected_close", "close_date_pushes")
+    COLUMNS = ("id", "as_of", "win_probability", "red_flags", "expected_close", "close_date_pushes",
+               "rule_pack_version", "scored_at")
 
     def __init__(self, path: Path):
         path = Path(path)
-        df = read_output(path, columns=self.COLUMNS)
+        columns = _header(path)
+        if columns is None:  # an empty JSON Lines file: the output of a run that scored nothing
+            df = pd.DataFrame(columns=list(self.COLUMNS))
+        else:
+            _check_is_output(path, columns)
+            try:
+                df = read_output(path, columns=self.COLUMNS)
+                df["red_flags"] = df["red_flags"].map(_as_list)
+            except OSError as e:
+                raise _unreadable(path, e) from e
+            except (ValueError, TypeError, pa.ArrowException) as e:  # parse errors of pandas and json are ValueErrors
+                raise _not_output(path, f"cannot be read as {output_format(path)}: {_first_line(e)}") from e
+            _check_provenance(path, df)
         if "as_of" in df.columns:
             df = df.sort_values("as_of", kind="stable")
         df = df.drop_duplicates("id", keep="last").set_index("id")
@@ -79,9 +105,95 @@ def _numbers(prev: pd.DataFrame, name: str, n: int) -> np.ndarray:
 
 
 def _as_list(v: Any) -> list:
-    """A list column's value as read back from any output format (JSON text in CSV)."""
+    """A list column's value as read back from any output format (JSON text in CSV); ValueError if not a list."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return []
     if isinstance(v, str):
-        return json.loads(v)
-    return list(v)
+        v = json.loads(v)
+    if isinstance(v, (str, bytes, dict)) or not hasattr(v, "__iter__"):
+        raise ValueError(f"red_flags holds {type(v).__name__} values, not lists of rule ids")
+    return [str(x) for x in v]
+
+
+# --------------------------------------------------------------------------- is it an output of this tool?
+
+#: what to do when ``--previous`` is refused
+_WHAT_TO_DO = "pass the output (--out) of an earlier `scoring score` run, or leave --previous out"
+
+
+def _not_output(path: Path, why: str) -> ScoringError:
+    return ScoringError(f"--previous {path}: {why}; {_WHAT_TO_DO}")
+
+
+def _unreadable(path: Path, e: OSError) -> OSError:
+    """The system's refusal to read ``path``, with what to do (the command prints it with exit code 4)."""
+    why = e.strerror or e.__class__.__name__
+    return OSError(e.errno or errno.EIO, f"{why} (reading --previous); {_WHAT_TO_DO}", str(path))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0][:200].rstrip(". ") if text else "") or e.__class__.__name__
+
+
+def _header(path: Path) -> list[str] | None:
+    """The column names of an output file, read without reading its rows (None: an empty JSON Lines file)."""
+    try:
+        fmt = output_format(path)
+    except ScoringError:
+        raise _not_output(path, "not an output of `scoring score` (a .parquet, .jsonl or .csv file)") from None
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with open(path, encoding="utf-8", newline="") as fh:
+            if fmt == "csv":
+                return next(csv.reader(fh), [])
+            for line in fh:
+                if line.strip():
+                    row = json.loads(line)
+                    return list(row) if isinstance(row, dict) else []
+            return None
+    except OSError as e:
+        raise _unreadable(path, e) from e
+    except (ValueError, csv.Error, pa.ArrowException) as e:  # JSON, UTF-8 and Parquet footer errors
+        raise _not_output(path, f"cannot be read as {fmt}: {_first_line(e)}") from e
+
+
+def _check_is_output(path: Path, columns: list[str]) -> None:
+    """Refuse a file without the columns of an output (e.g. yesterday's input instead of its scores)."""
+    missing = [c for c in SCORE_COLUMNS if c not in columns]
+    if not missing:
+        return
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    kind = "the records input of a run, not its output" if "id" in columns and "stage" in columns \
+        and "rule_score" not in columns else "not an output of `scoring score`"
+    raise _not_output(path, f"{kind}: no column {shown}")
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """The text values of a column; None for any other value (a number is no date)."""
+    return s.map(lambda v: v if isinstance(v, str) else None).astype(object)
+
+
+def _check_provenance(path: Path, df: pd.DataFrame) -> None:
+    """Every row names the rule pack that scored it and when (the provenance of an output)."""
+    if not len(df):
+        return
+    bad_id = int((~df["id"].map(lambda v: isinstance(v, str) and v != "")).sum())
+    bad_as_of = int(pd.to_datetime(_text(df["as_of"]), format="%Y-%m-%d", errors="coerce").isna().sum())
+    pack = df["rule_pack_version"]
+    bad_pack = int((pack.isna() | (pack.astype(str).str.strip() == "")).sum())
+    when = df["scored_at"]  # datetimes when pandas' JSON reader recognised them
+    when = pd.to_datetime(when if pd.api.types.is_datetime64_any_dtype(when) else _text(when), errors="coerce",
+                          utc=True, format="ISO8601")
+    bad_when = int(when.isna().sum())
+    probs = df["win_probability"]
+    nums = pd.to_numeric(probs, errors="coerce")
+    bad_prob = int(((probs.notna() & nums.isna()) | (nums < 0) | (nums > 1)).sum())
+    problems = [f"{n:,} rows without {what}" for n, what in
+                ((bad_id, "an id"), (bad_as_of, "an as_of date"), (bad_pack, "a rule_pack_version"),
+                 (bad_when, "a scored_at time"), (bad_prob, "a win_probability between 0 and 1 (or empty)")) if n]
+    if problems:
+        raise _not_output(path, "not an output of `scoring score`: " + ", ".join(problems))

@@ -32,6 +32,7 @@ from scoring.batch.files import RunFiles, failed_path, make_spill_dir, output_lo
 from scoring.batch.output import AtomicWriter, rejects_table, write_atomic
 from scoring.batch.previous import PreviousRun
 from scoring.batch.summary import RunSummary
+from scoring.contract.sources import resolve
 from scoring.errors import InputError, ScoringError
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import Thresholds
@@ -52,7 +53,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
               as_of: str | None = None, keep: Sequence[str] = (), forecast: str | os.PathLike | None = None,
               thresholds: Thresholds | None = None, workers: int | None = None,
               chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool | None = None,
-              summary_path: str | os.PathLike | None = None, checks: Sequence[RunCheck] = ()) -> dict[str, Any]:
+              summary_path: str | os.PathLike | None = None, strict: bool = False,
+              checks: Sequence[RunCheck] = ()) -> dict[str, Any]:
     """Score every record of ``source`` into ``output``; return the run summary.
 
     Parameters
@@ -86,6 +88,9 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         Show a progress bar (default: when writing to a terminal).
     summary_path : path, default ``<output file name>.summary.json``
         Where the summary is written.
+    strict : bool
+        Refuse (a ScoringError, before any output is replaced) an input the summary warns about:
+        a missing child table, an undeclared field (:meth:`~scoring.batch.summary.RunSummary.warnings`).
     checks : sequence of callables
         Run on the summary of the finished run before anything is replaced.  When one
         raises a ScoringError, the run fails: OUTPUT, REJECTS, the summary and the
@@ -125,15 +130,16 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         raise InputError(f"--keep names fields that are not declared: {', '.join(undeclared_keep)}")
     scorer = ChunkScorer(pack, model, thresholds=thresholds, keep=keep, as_of_default=as_of)
     prev = PreviousRun(previous) if previous else None
-    summary = RunSummary()
+    summary = RunSummary(resolve(source, pack.schema), pack.schema)
     reject_rows: list[dict] = []
     duplicates = DuplicateFilter()  # across partitions (JSON Lines): only the keys come back from workers
-    warnings: list[str] = []
+    warnings: list[dict[str, Any]] = []  # besides the summary's own (see RunSummary.warnings)
 
     with output_lock(output) as lock:
         if lock.taken_over_from is not None:
-            warnings.append(f"the run with pid {lock.taken_over_from} that held {lock.path} is gone "
-                            "(killed?); its lock is taken over")
+            warnings.append({"kind": "lock_taken_over", "pid": lock.taken_over_from,
+                             "message": f"the run with pid {lock.taken_over_from} that held {lock.path} is gone "
+                                        "(killed?); its lock is taken over"})
         spill_base = _spill_base(output)
         remove_stale(files, spill_base)
         writers = [AtomicWriter(output), AtomicWriter(files.rejects)]
@@ -160,8 +166,7 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                 summary.n_read += meta["n_read"]
                 summary.n_rejected += len(meta["rejects"]) + len(dups)
                 summary.n_orphans += len(meta["orphans"])
-                for ent, names in (meta["undeclared_fields"] or {}).items():
-                    summary.undeclared.setdefault(ent, set()).update(names)
+                summary.add_undeclared(meta["undeclared_fields"], meta["n_read"])
                 reject_rows.extend(_reject_rows(list(meta["rejects"]) + dups, meta["orphans"]))
                 if len(reject_rows) >= _REJECTS_BLOCK:
                     rej_w.write(rejects_table(reject_rows))
@@ -172,6 +177,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
             bar.close()
             if reject_rows:
                 rej_w.write(rejects_table(reject_rows))
+            if strict:
+                summary.check_strict()  # refused: nothing written, nothing replaced
             out_w.close(empty_schema=scorer.output_schema())
             rej_w.close(empty_schema=rejects_table([]).schema)
 

@@ -11,4 +11,10 @@
 ``arrays``    a field of a chunk as numpy arrays, and each check of the grammar on it
 ``review``    reviewing a pack: its own examples, and which rules an edit changes
               (its effect on records' scores is :mod:`scoring.score.review`)
+
+The languages of a pack's texts are defined here, where the command line reads
+them without loading a pack.
 """
+
+#: The languages a pack writes its titles and actions in (English first: the fallback).
+LANGS: tuple[str, ...] = ("en", "zh")

@@ -21,6 +21,7 @@ import yaml
 
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
 from scoring.errors import RulePackError
+from scoring.evidence import LANGS
 from scoring.evidence.compiled import CompiledPack
 from scoring.evidence.grammar import (
     EV_PREFIX, FIELDS_FILE, PACK_FILE, RESERVED, Cond, Scope, distinct_tests, inputs, parse_condition,
@@ -32,7 +33,6 @@ KINDS = ("checklist", "milestone", "red_flag", "trigger")
 #: endings of the files a pack is made of (its rules, fields and metadata): what its fingerprint covers
 PACK_SUFFIXES = (".yaml", ".yml")
 SCORED_KINDS = ("checklist", "milestone")
-LANGS = ("en", "zh")
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RULE_KEYS = {

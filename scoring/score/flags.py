@@ -22,6 +22,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from scoring.contract.schema import STAGE_INDEX, STAGES
+from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
 from scoring.evidence.compiled import days_between
 from scoring.score.ragged import Ragged
 
@@ -30,11 +31,6 @@ STALLED = "STALLED"
 T2 = "T2"
 T3 = "T3"
 
-#: Days in a stage after which a deal counts as stalled.
-DEFAULT_STALL_DAYS: Mapping[str, int] = {"technical_promotion": 90, "relationship": 90, "partner": 60,
-                                         "solution": 60, "bidding": 45}
-#: T3 fires when the probability dropped by more than this since the last run (absolute, 0-1).
-DEFAULT_T3_DROP = 0.10
 
 
 @dataclass

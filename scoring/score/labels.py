@@ -1,7 +1,7 @@
 """Words shown to people, in English and Chinese: defined once, used by explain, the model and the CLI."""
 from __future__ import annotations
 
-from scoring.evidence.pack import LANGS, RulePack  # noqa: F401  (LANGS, re-exported: the languages of a pack's texts)
+from scoring.evidence.pack import RulePack
 from scoring.score.flags import STALLED, T3
 
 EXPLAIN_LABELS = {
