@@ -201,26 +201,26 @@ class Scorer:
             children = {k: v[v["opportunity_id"].astype(str).isin(ids)] for k, v in children.items()}
         elif other_deals != "raise":
             raise InputError(f"other_deals must be 'raise' or 'ignore', not {other_deals!r}")
-        frames, rejects, orphans = self._validate_tables(opportunities, children)
+        as_of = as_of_date(self.as_of)
+        frames, rejects, orphans = self._validate_tables(opportunities, children, as_of)
         if rejects:
             r = rejects[0]
             raise RecordError(r.get("id"), r.get("field"), r.get("reason"))
         if orphans:
             o = orphans[0]
             raise RecordError(o.get("opportunity_id"), f"{o.get('table')}.opportunity_id", o.get("reason"))
-        as_of = as_of_date(self.as_of)
         if (self._chunk_scorer is None or tuple(keep) != self._chunk_scorer.keep
                 or as_of != self._chunk_scorer.as_of_default):
             self._chunk_scorer = ChunkScorer(self.pack, self.model, keep=keep, thresholds=self.thresholds,
                                              as_of_default=as_of)
         return self._chunk_scorer.score(frames).to_pandas()
 
-    def _validate_tables(self, opportunities, children):
+    def _validate_tables(self, opportunities, children, as_of: str):
         """Column-wise validation by the contract's one table validator (a column mixing Python types
-        is checked cell by cell there)."""
+        is checked cell by cell there); a deal without ``as_of`` is the snapshot of ``as_of``."""
         from scoring.contract.reader import validate_dataframes
 
-        chunk = validate_dataframes(opportunities, children, self.pack.schema)
+        chunk = validate_dataframes(opportunities, children, self.pack.schema, as_of_default=as_of)
         return chunk.frames, chunk.rejects, chunk.orphans
 
     def output_schema(self, keep: Sequence[str] = ()) -> pa.Schema:

@@ -17,6 +17,7 @@ from contract_cases import (BAD, assert_accounted, base, csv_folder, write_csv_t
 from scoring.contract.nested import validate_record
 from scoring.contract.reader import read_records
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field, merge_schema
+from scoring.contract.values import NUMBER_MAX, NUMBER_TINY
 from scoring.errors import RecordError, ScoringError
 
 DATA = Path(__file__).parent / "data"
@@ -399,7 +400,7 @@ def _value(f: Field):
     if f.type == "int":
         return st.integers(0, 10**6)
     if f.type == "number":
-        return st.one_of(st.integers(0, 10**9), st.floats(0, 1e15, allow_nan=False, allow_infinity=False))
+        return st.one_of(st.integers(0, 10**9), st.just(0.0), st.floats(NUMBER_TINY, NUMBER_MAX))  # the contract's range
     return st.dates(min_value=dt.date(1900, 1, 1)).map(dt.date.isoformat)
 
 
@@ -496,6 +497,8 @@ def test_history_table_without_outcome_is_rejected(tmp_path):
     assert (res.rejects[0]["id"], res.rejects[0]["field"]) == ("B", "outcome")
 
 
-def test_csv_short_rows_read_as_unknown(tmp_path):
-    res = read_records(csv_folder(tmp_path, "id,stage,needs_understood,amount\nA,solution\n"))
-    assert res.records[0]["needs_understood"] is None and res.records[0]["amount"] is None
+def test_csv_short_rows_are_rejected_not_read_as_unknown(tmp_path):
+    res = read_records(csv_folder(tmp_path, "id,stage,needs_understood,amount\nA,solution\nB,solution,,\n"))
+    assert [r["id"] for r in res.records] == ["B"] and res.records[0]["amount"] is None  # empty cells: unknown
+    assert res.rejects == [{"id": "A", "field": "needs_understood", "row": 1,
+                            "reason": "the row ends after 2 of 4 cells (missing trailing cells, or a truncated file)"}]

@@ -54,6 +54,16 @@ def test_current_model_dir_is_none_without_a_pointer(tmp_path):
     assert Reg.current_model_dir(tmp_path / "models") is None
 
 
+@pytest.mark.parametrize("name", ["../elsewhere", "/tmp", "a/../../b", ".."])
+def test_a_current_pointer_outside_the_models_folder_is_refused(tmp_path, name):
+    models = tmp_path / "models"
+    (tmp_path / "elsewhere").mkdir()
+    models.mkdir()
+    (models / "CURRENT").write_text(name)
+    with pytest.raises(ModelError, match="not a folder under"):
+        Reg.current_model_dir(models)
+
+
 def test_promotion_keeps_the_better_model_and_rollback_restores(good_result, worse_result, dirty_history, tmp_path):
     models = tmp_path / "models"
     g = A.save_model(good_result, models / "good")

@@ -148,7 +148,7 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         stream = None
         try:
             spill = make_spill_dir(spill_base)
-            stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=spill)
+            stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=spill, as_of_default=as_of)
             specs = stream.partitions()
             from tqdm import tqdm
 

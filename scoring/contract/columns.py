@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scoring.contract.schema import Field
-from scoring.contract.values import DATE_PATTERN, FALSE_WORDS, INT_PATTERN, NUM_PATTERN, TRUE_WORDS, Bad, is_null
+from scoring.contract.values import (DATE_PATTERN, FALSE_WORDS, INT_PATTERN, NUM_PATTERN, NUMBER_MAX, NUMBER_TINY,
+                                     TRUE_WORDS, Bad, Unreadable, is_null)
 
 _KIND = {"bool": "bool", "int": "int", "number": "float"}
 _NP = {"bool": np.bool_, "int": np.int64, "float": np.float64}
@@ -30,6 +31,13 @@ _DATE_TEXT = f"^{DATE_PATTERN}$"
 _TRUE = pa.array(sorted(TRUE_WORDS))
 _FALSE = pa.array(sorted(FALSE_WORDS))
 _DIM = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_DAY_MIN, _DAY_MAX = -719162, 2932896  # DATE_MIN and DATE_MAX as days since 1970-01-01
+
+
+def number_ok(x: np.ndarray) -> np.ndarray:
+    """Where real numbers are within the contract's range (finite; 0 or NUMBER_TINY..NUMBER_MAX in magnitude)."""
+    a = np.abs(x)
+    return (a == 0) | ((a >= NUMBER_TINY) & (a <= NUMBER_MAX))
 
 
 def np_bool(x: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -65,11 +73,26 @@ def cell_values(arr: pa.Array) -> np.ndarray:
     """
     from pandas.io._util import arrow_table_to_pandas
 
-    s = arrow_table_to_pandas(pa.table({"c": arr}), dtype_backend="numpy_nullable")["c"]
+    try:
+        s = arrow_table_to_pandas(pa.table({"c": arr}), dtype_backend="numpy_nullable")["c"]
+    except (ValueError, OverflowError, pa.ArrowException):  # a cell Python cannot hold, e.g. a date in year 0
+        return np.array([_cell(arr, i) for i in range(len(arr))], dtype=object)
     try:
         return s.to_numpy(dtype=object, na_value=None)
     except (TypeError, ValueError):  # pragma: no cover - exotic extension dtypes
         return np.array([None if is_null(v) else v for v in s.tolist()], dtype=object)
+
+
+def _cell(arr: pa.Array, i: int) -> Any:
+    """One cell as a Python value; :class:`~scoring.contract.values.Unreadable` when Python cannot hold it."""
+    try:
+        return arr[i].as_py()
+    except (ValueError, OverflowError, pa.ArrowException):
+        t = arr.type
+        storage = pa.int32() if pa.types.is_date32(t) or pa.types.is_time32(t) else pa.int64()
+        raw = arr.slice(i, 1).cast(storage)[0].as_py() if pa.types.is_temporal(t) else "?"
+        unit = " days from 1970-01-01" if pa.types.is_date32(t) else ""
+        return Unreadable(f"{t} {raw}{unit}")
 
 
 class Col:
@@ -222,7 +245,7 @@ def text_column(a: pa.Array | pa.ChunkedArray, f: Field, text_conv: Callable) ->
                 data[np.flatnonzero(m)] = vals
         bad = ~m
         if t == "number":
-            bad |= ~np.isfinite(data)
+            bad |= ~number_ok(data)
         if f.min is not None:
             bad |= m & (data < f.min)
         na = bad.copy()
@@ -289,7 +312,7 @@ def typed_column(arr: pa.Array | pa.ChunkedArray | np.ndarray, f: Field, native:
                     bad = ~na & ~((np.floor(x) == x) & (np.abs(x) < 2.0**63))
                     data = np.where(bad, 0, x).astype(np.int64)
                 else:
-                    bad = ~np.isfinite(x)
+                    bad = ~number_ok(x)
                     data = x
             else:
                 try:
@@ -299,7 +322,9 @@ def typed_column(arr: pa.Array | pa.ChunkedArray | np.ndarray, f: Field, native:
                 else:
                     if t == "number":
                         data = data.astype(np.float64)
-                    bad = np.zeros(n, bool)
+                        bad = ~na & ~number_ok(data)
+                    else:
+                        bad = np.zeros(n, bool)
             if data is not None:
                 if f.min is not None:
                     bad |= ~na & (data < f.min)
@@ -308,9 +333,12 @@ def typed_column(arr: pa.Array | pa.ChunkedArray | np.ndarray, f: Field, native:
         elif t == "date" and (pa.types.is_date(typ) or (pa.types.is_timestamp(typ) and typ.tz is None)):
             days = pc.cast(pc.cast(arr, pa.date32()) if pa.types.is_timestamp(typ) else arr, pa.date32())
             d = days.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
-            # 0001-01-01 .. 9999-12-31 as days since 1970-01-01
-            if not ((d < -719162) | (d > 2932896)).any():
-                data = pc.cast(days, pa.string())
+            out = (d < _DAY_MIN) | (d > _DAY_MAX)
+            if out.any():  # those rows go to the per-value converter, which rejects them
+                days = pc.if_else(pa.array(~out), days, pa.scalar(None, pa.date32()))
+                suspect = out
+                na = na | out
+            data = pc.cast(days, pa.string())
     if data is None:  # any other type: every value through the per-value converter
         if not ref:
             ref.append(cell_values(arr))

@@ -1,22 +1,27 @@
 """The JSON Lines loop: one nested record a line, validated by :mod:`scoring.contract.nested`.
 
-Blank lines are skipped.  A broken line, a line that is not an object and a
-bad record each give one reject with its 1-based ``line``; the second and
-later records with the same ``(id, as_of)`` within what one call reads are
+Blank lines are skipped.  A broken line, a line nested deeper than
+:data:`~scoring.contract.values.MAX_DEPTH` levels, a line that is not an object
+and a bad record each give one reject with its 1-based ``line``; the second
+and later records with the same ``(id, as_of)`` within what one call reads are
 rejected as duplicates (across partitions: :class:`scoring.contract.reader.DuplicateFilter`).
+With ``as_of_default`` (the run's date), a record without ``as_of`` takes that
+date, so it and a record of the same id with that ``as_of`` are one snapshot.
 """
 from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field as _dc_field
 from pathlib import Path
 
 from scoring.contract.nested import normalise, record_key, scan_undeclared
 from scoring.contract.schema import CHILD_KEY
-from scoring.contract.values import (BROKEN_JSON, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY, JSONConstant,
-                                     Schema, compiled)
-from scoring.errors import RecordError
+from scoring.contract.entities import compiled
+from scoring.contract.values import (AS_OF, BROKEN_JSON, CANNOT_READ, DUPLICATE, ID, NOT_AN_OBJECT_LINE, OPPORTUNITY,
+                                     TOO_DEEP, JSONConstant, Schema)
+from scoring.errors import RecordError, ScoringError
 
 __all__ = ["JsonlPart", "read_lines"]
 
@@ -34,8 +39,16 @@ class JsonlPart:
     n_read: int = 0
 
 
+def _lines(fh: Iterable[bytes], path: Path) -> Iterator[bytes]:
+    """The lines of an open file; a file that cannot be read to its end (a .gz cut short) is an error."""
+    try:
+        yield from fh
+    except (OSError, EOFError) as e:
+        raise ScoringError(CANNOT_READ.format(path=path, error=e)) from e
+
+
 def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 0, end: int = -1,
-               first_line: int = 1) -> JsonlPart:
+               first_line: int = 1, as_of_default: str | None = None) -> JsonlPart:
     """Read and validate the lines of ``path`` that start in the byte range ``[start, end)``.
 
     Parameters
@@ -48,6 +61,13 @@ def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 
         Byte range (``end`` -1: to the end of the file); ``start`` is a line start.
     first_line : int
         1-based number of the line at ``start``.
+    as_of_default : str, optional
+        The ``as_of`` of records without one ('YYYY-MM-DD', checked by the caller).
+
+    Raises
+    ------
+    ScoringError
+        The file cannot be read to its end (e.g. a ``.gz`` cut short).
     """
     path = Path(path)
     comp = compiled(schema)
@@ -64,7 +84,7 @@ def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 
     with opener(path, "rb") as fh:
         if start:
             fh.seek(start)
-        for line in fh:
+        for line in _lines(fh, path):
             if 0 <= end <= pos:
                 break
             pos += len(line)
@@ -79,6 +99,9 @@ def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 
             except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
                 bad.append({"id": None, "field": None, "reason": BROKEN_JSON.format(error=e), "line": lineno})
                 continue
+            except RecursionError:  # nested far deeper than MAX_DEPTH
+                bad.append({"id": None, "field": None, "reason": TOO_DEEP, "line": lineno})
+                continue
             if not isinstance(raw, dict):
                 bad.append({"id": None, "field": None, "reason": NOT_AN_OBJECT_LINE.format(kind=type(raw).__name__),
                             "line": lineno})
@@ -88,6 +111,10 @@ def read_lines(path: str | Path, schema: Schema, history: bool, *, start: int = 
             except RecordError as e:
                 bad.append({**e.to_dict(), "line": lineno})
                 scan_undeclared(raw, comp, undeclared)
+    if as_of_default is not None and AS_OF in comp.opp.declared:
+        for _, rec in good:
+            if rec[AS_OF] is None:
+                rec[AS_OF] = as_of_default
     seen: set = set()
     for ln, rec in good:
         key = record_key(rec)

@@ -6,7 +6,9 @@ Every declared opportunity field is present: a Python value or ``None``
 (unknown; never ``False``, never NaN), typed by :mod:`scoring.contract.values`.
 Each child list (``contacts``, ``competitors``, ``partners``, and any child
 entity of the schema) is a list of child dicts normalised the same way.
-Undeclared fields are kept untouched (a rule pack may declare them later).
+Undeclared fields are kept untouched (a rule pack may declare them later),
+once checked to be valid Unicode (names and values) and nested at most
+:data:`~scoring.contract.values.MAX_DEPTH` levels deep in the record.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring.contract.schema import CONTRACT
-from scoring.contract.values import (AS_OF, HISTORY_MISSING, ID, MISSING, NOT_A_LIST, NOT_A_RECORD, NOT_AN_OBJECT,
-                                     OPPORTUNITY, Bad, Compiled, Entity, Schema, compiled, exceeds)
+from scoring.contract.entities import Compiled, Entity, compiled
+from scoring.contract.values import (AS_OF, HISTORY_MISSING, ID, MAX_DEPTH, MISSING, NOT_A_LIST, NOT_A_RECORD,
+                                     NOT_AN_OBJECT, NOT_UNICODE, OPPORTUNITY, Bad, Schema, exceeds, free_value_problem,
+                                     is_text, safe_name, show)
 from scoring.errors import RecordError
 
 __all__ = ["validate_record"]
@@ -27,10 +31,15 @@ class _FieldError(Exception):
         self.reason = reason
 
 
-def _norm_row(raw: Mapping, ent: Entity, skip: frozenset, prefix: str, seen: set | None = None) -> dict:
+_OPP_LEVEL, _CHILD_LEVEL = 1, 3  # JSON nesting level of a record and of a child row
+
+
+def _norm_row(raw: Mapping, ent: Entity, skip: frozenset, prefix: str, seen: set | None = None,
+              level: int = _OPP_LEVEL) -> dict:
     """Normalise one row of an entity (fast path over the keys present).
 
-    Undeclared keys are kept; ``seen`` (if given) collects their names.
+    Undeclared keys are kept (checked by :func:`~scoring.contract.values.free_value_problem`,
+    the row being at JSON nesting ``level``); ``seen`` (if given) collects their names.
     """
     out = dict.fromkeys(ent.names)
     convs = ent.conv_map
@@ -58,7 +67,14 @@ def _norm_row(raw: Mapping, ent: Entity, skip: frozenset, prefix: str, seen: set
             raise _FieldError(prefix + a, exceeds(a, va, b, vb))
     if extra is not None:
         for k in extra:
-            out[k] = raw[k]
+            v = raw[k]
+            if isinstance(k, str) and not is_text(k):
+                raise _FieldError(prefix + safe_name(k), NOT_UNICODE.format(value=show(k)))
+            if isinstance(v, (str, Mapping, list, tuple)):
+                problem = free_value_problem(v, MAX_DEPTH - level)
+                if problem is not None:
+                    raise _FieldError(prefix + safe_name(k), problem)
+            out[k] = v
         if seen is not None:
             seen.update(extra)
     return out
@@ -79,8 +95,9 @@ def _first_field_error(raw: Mapping, ent: Entity, prefix: str) -> None:
 
 
 def _record_id(raw: Mapping) -> str | None:
+    """The id a reject names: the record's id when it is a valid one, else None."""
     rid = raw.get(ID)
-    return rid if isinstance(rid, str) and rid.strip() else None
+    return rid if isinstance(rid, str) and rid.strip() and is_text(rid) else None
 
 
 def normalise(raw: Mapping, comp: Compiled, history: bool, undeclared: dict[str, set] | None = None) -> dict:
@@ -107,7 +124,7 @@ def normalise(raw: Mapping, comp: Compiled, history: bool, undeclared: dict[str,
             for i, row in enumerate(lst):
                 if not isinstance(row, Mapping):
                     raise _FieldError(f"{child.name}[{i}]", NOT_AN_OBJECT.format(kind=type(row).__name__))
-                rows.append(_norm_row(row, child, skip, f"{child.name}[{i}].", seen.get(child.name)))
+                rows.append(_norm_row(row, child, skip, f"{child.name}[{i}].", seen.get(child.name), _CHILD_LEVEL))
             out[child.name] = rows
     except _FieldError as e:
         raise RecordError(rid, e.field, e.reason) from None
@@ -115,14 +132,15 @@ def normalise(raw: Mapping, comp: Compiled, history: bool, undeclared: dict[str,
 
 
 def scan_undeclared(raw: Mapping, comp: Compiled, undeclared: dict[str, set]) -> None:
-    """Add the undeclared field names of one (rejected) nested record to ``undeclared``."""
-    undeclared[OPPORTUNITY].update(raw.keys() - comp.opp.declared - comp.child_names)
+    """Add the undeclared field names of one (rejected) nested record to ``undeclared``
+    (as :func:`~scoring.contract.values.safe_name` writes them)."""
+    undeclared[OPPORTUNITY].update(map(safe_name, raw.keys() - comp.opp.declared - comp.child_names))
     for child in comp.children:
         lst = raw.get(child.name)
         if isinstance(lst, (list, tuple)):
             for row in lst:
                 if isinstance(row, Mapping):
-                    undeclared[child.name].update(row.keys() - child.declared)
+                    undeclared[child.name].update(map(safe_name, row.keys() - child.declared))
 
 
 def record_key(rec: Mapping) -> tuple[Any, Any]:

@@ -34,6 +34,9 @@ across partitions: ``chunk.needs_dedupe`` is then True and the caller must
 pass the chunks, in partition order, through one :class:`DuplicateFilter`
 (``InputStream.__iter__`` does it; a batch that loads partitions in worker
 processes applies it in the parent, in partition order).
+With ``as_of_default`` (the run's date), a record without ``as_of`` takes that
+date (in the records and the frames), so it and a record of the same id with
+that ``as_of`` are one snapshot: the later one is the duplicate.
 
 Frames
 ------
@@ -66,7 +69,9 @@ from scoring.contract.schema import CHILD_KEY, CONTRACT
 from scoring.contract.sources import (PartitionSpec, arrow_table, jsonl_partitions, no_child_key, plain_table,
                                       read_partition_tables, resolve, table_partitions)
 from scoring.contract.tables import Table, output_names, validate_tables
-from scoring.contract.values import AS_OF, DUPLICATE, ID, OPPORTUNITY, Schema, compiled
+from scoring.contract.entities import compiled
+from scoring.contract.values import AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, date_from_text, show
+from scoring.errors import InputError
 
 __all__ = ["ReadResult", "Chunk", "PartitionSpec", "InputStream", "DuplicateFilter", "load_partition",
            "read_records", "validate_dataframes"]
@@ -160,42 +165,59 @@ def load_partition(spec: PartitionSpec) -> Chunk:
     with _gc_paused():
         if spec.kind == "jsonl":
             part = read_lines(spec.path, spec.schema, spec.history, start=spec.start, end=spec.end,
-                              first_line=spec.first_line)
+                              first_line=spec.first_line, as_of_default=spec.as_of_default)
             frames = records_to_frames(part.records, _output_fields(spec.schema, spec.fields), dates=spec.dates)
             return Chunk(frames=frames, rejects=part.rejects, orphans=[], n_read=part.n_read,
                          undeclared_fields=part.undeclared_fields, positions=np.asarray(part.lines, dtype=np.int64),
                          partition=spec.index, needs_dedupe=spec.needs_dedupe)
         opps, children = read_partition_tables(spec)
-        v = validate_tables(opps, children, spec.schema, spec.history, spec.text)
+        v = validate_tables(opps, children, spec.schema, spec.history, spec.text, spec.as_of_default)
         return Chunk(frames=v.frames(spec.fields, spec.dates), rejects=v.rejects, orphans=v.orphans,
                      n_read=v.n_read, undeclared_fields=v.undeclared_fields, positions=v.positions,
                      partition=spec.index)
 
 
-def read_records(source: str | Path, schema: Schema = CONTRACT, history: bool = False) -> ReadResult:
+def read_records(source: str | Path, schema: Schema = CONTRACT, history: bool = False, *,
+                 as_of_default: str | None = None) -> ReadResult:
     """Read any input form (see :mod:`scoring.contract.sources`) as nested records.
 
     The input is one partition: the same validation as :class:`InputStream`,
     with the records, rejects, orphans and undeclared fields in input order.
+    ``as_of_default`` as for :class:`InputStream`.
 
     Raises
     ------
     FileNotFoundError, ScoringError
         As :func:`scoring.contract.sources.resolve`, and for an unreadable
         table or a child table without ``opportunity_id``.
+    InputError
+        ``as_of_default`` is not a date ``YYYY-MM-DD``.
     """
     src = resolve(source, schema)
-    common = dict(schema=schema, history=history)
+    as_of_default = _as_of_date(as_of_default)
+    common = dict(schema=schema, history=history, as_of_default=as_of_default)
     with _gc_paused():
         if src.kind == "jsonl":
-            part = read_lines(src.path, schema, history)
+            part = read_lines(src.path, schema, history, as_of_default=as_of_default)
             return ReadResult(records=part.records, rejects=part.rejects, undeclared_fields=part.undeclared_fields,
                               n_read=part.n_read)
         (spec,) = table_partitions(src, 1 << 62, _no_workdir, **common)
         opps, children = read_partition_tables(spec)
-        v = validate_tables(opps, children, schema, history, spec.text)
+        v = validate_tables(opps, children, schema, history, spec.text, as_of_default)
         return ReadResult(records=v.records(), rejects=v.rejects, orphans=v.orphans,
                           undeclared_fields=v.undeclared_fields, n_read=v.n_read)
+
+
+def _as_of_date(as_of: str | None) -> str | None:
+    """A run's default ``as_of``, checked to be a date ``YYYY-MM-DD`` (None stays None)."""
+    if as_of is None:
+        return None
+    try:
+        if isinstance(as_of, str):
+            return date_from_text(as_of)
+    except Bad:
+        pass
+    raise InputError(f"as_of_default {show(as_of)} is not a date YYYY-MM-DD")
 
 
 def _no_workdir() -> Path:  # pragma: no cover - one partition never buckets
@@ -208,40 +230,42 @@ def _pandas_table(df: pd.DataFrame, label: str) -> Table:
     df = df.reset_index(drop=True)
     try:
         return arrow_table(plain_table(pa.Table.from_pandas(df, preserve_index=False)), label)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):  # UnicodeError: a lone surrogate
         pass
     columns: dict[str, Any] = {}
     for name in df.columns:
         s = df[name]
         try:
             columns[str(name)] = plain_table(pa.Table.from_pandas(s.to_frame(), preserve_index=False)).column(0)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):
             columns[str(name)] = s.to_numpy(dtype=object, na_value=None)
     return Table(columns, np.arange(len(df), dtype=np.int64), label)
 
 
 def validate_dataframes(opps: pd.DataFrame, children: Mapping[str, pd.DataFrame] | None = None,
                         schema: Schema = CONTRACT, *, history: bool = False, fields: Mapping | None = None,
-                        dates: str = "text") -> Chunk:
+                        dates: str = "text", as_of_default: str | None = None) -> Chunk:
     """Validate deals given as pandas tables (the table form in memory) into a :class:`Chunk`.
 
     Typed columns are checked as Parquet columns are (a bool field must hold
     booleans, ...); a column that mixes Python types is checked cell by cell.
     Child tables carry ``opportunity_id`` (and ``as_of`` for several
-    snapshots per id).
+    snapshots per id).  ``as_of_default`` as for :class:`InputStream`: a deal
+    without ``as_of`` is the snapshot of that date (for the duplicate check).
 
     Raises
     ------
     ScoringError
         A child table without ``opportunity_id``.
     """
+    as_of_default = _as_of_date(as_of_default)
     parts: dict[str, Table] = {}
     for name, df in (children or {}).items():
         if CHILD_KEY not in df.columns:
             raise no_child_key(name)
         parts[name] = _pandas_table(df, name)
     o = _pandas_table(opps, OPPORTUNITY)
-    v = validate_tables(o, parts, schema, history, False)
+    v = validate_tables(o, parts, schema, history, False, as_of_default)
     return Chunk(frames=v.frames(fields, dates), rejects=v.rejects, orphans=v.orphans, n_read=v.n_read,
                  undeclared_fields=v.undeclared_fields, positions=v.positions, partition=0)
 
@@ -341,11 +365,15 @@ class InputStream:
         Validation always covers the whole schema.
     dates : str
         ``"text"`` ('YYYY-MM-DD' strings, default) or ``"datetime64"``.
+    as_of_default : str, optional
+        The run's date ('YYYY-MM-DD'): a record without ``as_of`` takes it, so
+        it and a record of the same id with that ``as_of`` are one snapshot
+        (the second is a duplicate).  Default: records without ``as_of`` keep none.
     """
 
     def __init__(self, source: str | Path, schema: Schema = CONTRACT, *, history: bool = False,
                  chunk_size: int = 50_000, workdir: str | Path | None = None, fields: Mapping | None = None,
-                 dates: str = "text"):
+                 dates: str = "text", as_of_default: str | None = None):
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if dates not in ("text", "datetime64"):
@@ -357,6 +385,7 @@ class InputStream:
         self.chunk_size = int(chunk_size)
         self.fields = None if fields is None else {k: tuple(v) for k, v in fields.items()}
         self.dates = dates
+        self.as_of_default = _as_of_date(as_of_default)
         self._workdir_arg = workdir
         self._tmp: Path | None = None
         self._specs: list[PartitionSpec] | None = None
@@ -377,7 +406,7 @@ class InputStream:
         if self._specs is None:
             cut = jsonl_partitions if self.kind == "jsonl" else table_partitions
             self._specs = cut(self._src, self.chunk_size, self._workdir, schema=self.schema, history=self.history,
-                              fields=self.fields, dates=self.dates)
+                              fields=self.fields, dates=self.dates, as_of_default=self.as_of_default)
         return list(self._specs)
 
     def load(self, spec: PartitionSpec) -> Chunk:

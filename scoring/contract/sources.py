@@ -8,8 +8,7 @@ Input forms
 * a single ``.csv`` / ``.parquet`` file: an opportunities table without child
   tables (child tables beside it are NOT read; pass the folder).
 
-CSV is read with every column as text (``pyarrow.csv``; pandas' parser for
-headers pyarrow does not take: duplicate or empty names, ragged rows).
+CSV is read with every column as text (:mod:`scoring.contract.csvtext`).
 
 Partitioning
 ------------
@@ -29,7 +28,6 @@ Partitioning
 """
 from __future__ import annotations
 
-import csv
 import gzip
 import math
 import os
@@ -44,9 +42,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scoring.contract.columns import cell_values, is_str_type, np_bool, plain
+from scoring.contract.csvtext import csv_batches, csv_names
 from scoring.contract.schema import CHILD_KEY
 from scoring.contract.tables import Table
-from scoring.contract.values import ID, OPPORTUNITY, Schema, compiled
+from scoring.contract.entities import compiled
+from scoring.contract.values import CANNOT_READ, CANNOT_READ_TABLE, ID, OPPORTUNITY, Schema
 from scoring.errors import ScoringError
 
 __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
@@ -56,7 +56,6 @@ SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket fi
 TABLE_SUFFIXES = (".csv", ".parquet")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _BATCH_ROWS = 131_072
-_CSV_BLOCK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class PartitionSpec:
     of ``(entity, path or None, label, arrow schema)``; ``text`` is True for
     CSV; ``fmt`` is ``"csv"``, ``"parquet"`` (source files) or ``"ipc"``
     (bucket files).  JSON Lines: ``path`` with the byte range ``[start, end)``
-    and the number of its first line.
+    and the number of its first line.  ``as_of_default``: the ``as_of`` of records without one.
     """
 
     kind: str
@@ -95,6 +94,7 @@ class PartitionSpec:
     end: int = -1
     first_line: int = 1
     needs_dedupe: bool = False
+    as_of_default: str | None = None
 
 
 def resolve(source: str | Path, schema: Schema) -> Source:
@@ -147,50 +147,10 @@ def no_child_key(label: str) -> ScoringError:
 
 
 def _cannot_read(path: Path, e: Exception) -> ScoringError:
-    return ScoringError(f"{path}: cannot read the table: {e}")
+    return ScoringError(CANNOT_READ_TABLE.format(path=path, error=e))
 
 
 # --------------------------------------------------------------------------- reading tables
-def _csv_header(path: Path) -> list[str] | None:
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            return next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-
-
-def _csv_names(header: list[str]) -> list[str]:
-    """pandas' names for duplicate headers (``name``, ``name.1``, ...)."""
-    seen: dict[str, int] = {}
-    names = []
-    for h in header:
-        k = seen.get(h, 0)
-        names.append(h if k == 0 else f"{h}.{k}")
-        seen[h] = k + 1
-    return names
-
-
-def _pandas_csv_batches(path: Path, skip_rows: int) -> Iterator[pa.Table]:
-    """CSV through pandas' parser (every cell text), in chunks, as all-text Arrow tables."""
-    try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
-                             chunksize=_BATCH_ROWS)
-        seen = 0
-        for df in reader:
-            if seen + len(df) <= skip_rows:
-                seen += len(df)
-                continue
-            if seen < skip_rows:
-                df = df.iloc[skip_rows - seen:]
-            seen += len(df)
-            names = [str(c) for c in df.columns]
-            arrays = [pa.array(df.iloc[:, k].to_numpy(dtype=object), pa.large_string(), from_pandas=True)
-                      for k in range(df.shape[1])]
-            yield pa.table(arrays, names=names)
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise _cannot_read(path, e) from e
-
-
 def _pandas_index_columns(schema: pa.Schema) -> list[str]:
     md = schema.pandas_metadata or {}
     return [c for c in md.get("index_columns", []) if isinstance(c, str)]
@@ -217,30 +177,7 @@ def iter_batches(path: Path, fmt: str) -> Iterator[pa.Table]:
             for b in pa.ipc.open_stream(fh):
                 yield pa.Table.from_batches([b])
         return
-    import pyarrow.csv as pacsv
-
-    header = _csv_header(path)
-    use_pandas = header is None or not header or len(set(header)) != len(header) or "" in header
-    done = 0
-    if not use_pandas:
-        try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK, encoding="utf8"),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.large_string() for c in header},
-                    strings_can_be_null=False, quoted_strings_can_be_null=False),
-            )
-            if reader.schema.names != header:
-                raise pa.ArrowInvalid("header differs")
-            for b in reader:
-                done += b.num_rows
-                yield pa.Table.from_batches([b])
-            return
-        except (pa.ArrowException, OSError):  # ragged rows, odd headers...: pandas' parser
-            pass
-    yield from _pandas_csv_batches(path, done)
+    yield from csv_batches(path)
 
 
 def _read_whole(path: Path, fmt: str) -> pa.Table | None:
@@ -315,8 +252,8 @@ def _table_schemas(source: Source) -> list[pa.Schema | None]:
                                     (pa.large_string() if pa.types.is_string_view(f.type) else f.type))
                            for f in s if f.name not in drop])
         else:
-            header = _csv_header(path)
-            s = None if header is None else pa.schema([pa.field(h, pa.large_string()) for h in _csv_names(header)])
+            names = csv_names(path)
+            s = None if names is None else pa.schema([pa.field(h, pa.large_string()) for h in names])
         if s is not None and entity != OPPORTUNITY and CHILD_KEY not in s.names:
             raise no_child_key(label)
         out.append(s)
@@ -467,7 +404,7 @@ def _gz_partitions(path: Path, chunk_size: int, work: Path, **common) -> list[Pa
                     out = None
                     parts.append((str(fp), first))
     except (OSError, EOFError) as e:
-        raise ScoringError(f"{path}: cannot read: {e}") from e
+        raise ScoringError(CANNOT_READ.format(path=path, error=e)) from e
     finally:
         if out is not None:
             out.close()

@@ -8,12 +8,15 @@ returns a :class:`Validated` that knows each row's fate and hands out the good
 deals in column form (:meth:`Validated.frames`) or as nested records
 (:meth:`Validated.records`).
 
-Each bad record yields one reject naming its first error, in this order:
-opportunity fields in schema order (a bad value, then a missing required
-value), the ``max_field`` checks, the history's outcome, then its child rows
+Each bad record yields one reject naming its first error, in this order: a
+short CSV row (a row that ends before its header does: a null cell of CSV
+text is a missing cell, an empty cell is ``""``), opportunity fields in
+schema order (a bad value, then a missing required value), the ``max_field`` checks, the history's outcome, then its child rows
 (in child table order), then duplicates of an accepted ``(id, as_of)``.
 Row numbers (``row`` of rejects and orphans, ``(contacts.csv row N)`` in
-reasons) are 1-based rows of the whole source table.
+reasons) are 1-based rows of the whole source table.  With ``as_of_default``
+(the run's date) a deal without ``as_of`` takes that date: it and a deal of
+the same id with that ``as_of`` are one snapshot.
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.contract.columns import Col, cell_values, is_str_type, plain, raw_values, text_array, text_column, typed_column
+from scoring.contract.columns import (Col, cell_values, is_str_type, np_bool, plain, raw_values, text_array,
+                                      text_column, typed_column)
 from scoring.contract.frames import ROW, Frames
 from scoring.contract.schema import CHILD_KEY, Field
+from scoring.contract.entities import Entity, compiled
 from scoring.contract.values import (AS_OF, CHILD_ROW, DUPLICATE, HISTORY_MISSING, ID, MISSING, OPPORTUNITY,
-                                     Entity, Schema, compiled, converters, exceeds, orphan_reason)
+                                     SHORT_ROW, Schema, converters, exceeds, orphan_reason, safe_name)
 
 __all__ = ["Table", "Validated", "validate_tables", "output_names"]
 
@@ -135,12 +140,30 @@ def _py(v: Any) -> Any:
     return v.as_py() if isinstance(v, pa.Scalar) else v
 
 
+def _short_rows(tab: Table) -> dict[int, tuple[str, str]]:
+    """CSV rows that end before the header does: row -> (first missing column, reason)."""
+    names = list(tab.columns)
+    first_null = None
+    for k in range(len(names) - 1, -1, -1):
+        arr = tab.columns[names[k]]
+        if isinstance(arr, np.ndarray) or not arr.null_count:
+            continue
+        if first_null is None:
+            first_null = np.full(tab.n, len(names), np.int64)
+        first_null[np_bool(arr.is_null())] = k
+    if first_null is None:
+        return {}
+    rows = np.flatnonzero(first_null < len(names))
+    return {i: (safe_name(names[k]), SHORT_ROW.format(have=k, want=len(names)))
+            for i, k in zip(rows.tolist(), first_null[rows].tolist())}
+
+
 def _convert_entity(tab: Table, ent: Entity, text: bool) -> tuple[dict[str, Col], dict[int, tuple[str, str]]]:
-    """Convert every declared column of one table and find each row's first error: fields in
-    schema order (a bad value, then a missing required value), then the ``max_field`` pairs."""
+    """Convert every declared column of one table and find each row's first error: a short CSV row,
+    fields in schema order (a bad value, then a missing required value), then the ``max_field`` pairs."""
     n = tab.n
     cols: dict[str, Col] = {}
-    first: dict[int, tuple[str, str]] = {}
+    first: dict[int, tuple[str, str]] = _short_rows(tab) if text else {}
     for name, f, native, text_conv, req in zip(ent.names, ent.fields, ent.native, ent.text, ent.required):
         col = None
         if name in tab.columns:
@@ -192,6 +215,7 @@ class Validated:
     rejects: list[dict] = _dc_field(default_factory=list)
     orphans: list[dict] = _dc_field(default_factory=list)
     undeclared_fields: dict[str, list[str]] = _dc_field(default_factory=dict)
+    as_of_default: str | None = None
 
     @property
     def n_read(self) -> int:
@@ -219,6 +243,9 @@ class Validated:
             col = self.cols.get(name)
             ftype = opp_fields[name].type
             out[name] = empty_array(ftype, len(ok), dates) if col is None else col.take(ok, ftype, dates)
+        if self.as_of_default is not None and AS_OF in out:
+            fill = pd.Timestamp(self.as_of_default) if dates == "datetime64" else self.as_of_default
+            out[AS_OF] = pd.Series(out[AS_OF], copy=False).fillna(fill).array
         opps = pd.DataFrame(out, index=pd.RangeIndex(len(ok)))
         present = {c.entity.name: c for c in self.children}
         children: dict[str, pd.DataFrame] = {}
@@ -243,6 +270,8 @@ class Validated:
         for r in recs:
             for c in comp.children:
                 r[c.name] = []
+            if self.as_of_default is not None and r.get(AS_OF, "") is None:
+                r[AS_OF] = self.as_of_default
         for child in self.children:
             items = _rows(child.table, child.entity, child.cols, self.undeclared_fields.get(child.entity.name, ()),
                           self.text, None)
@@ -267,7 +296,7 @@ def _rows(tab: Table, ent: Entity, cols: dict[str, Col], undeclared, text: bool,
 
 
 def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, history: bool,
-                    text: bool) -> Validated:
+                    text: bool, as_of_default: str | None = None) -> Validated:
     """Validate opportunity rows plus child tables column-wise.
 
     Parameters
@@ -285,6 +314,8 @@ def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, 
     text : bool
         True when every cell is CSV text (the contract's CSV typing), False
         for typed columns (Parquet, pandas).
+    as_of_default : str, optional
+        The ``as_of`` of deals without one ('YYYY-MM-DD', checked by the caller).
     """
     comp = compiled(schema)
     n = opps.n
@@ -391,7 +422,11 @@ def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, 
         bad[list(first)] = True
     ok_idx = np.flatnonzero(~bad)
     if len(ok_idx):
-        dup = pd.Series(oid_code[ok_idx] * n_as + oas_code[ok_idx]).duplicated(keep="first").to_numpy()
+        as_code = oas_code
+        if as_of_default is not None and (oas_code == 0).any():  # the run's date for deals without as_of
+            same = _equal_to(as_key, as_of_default)
+            as_code = np.where(oas_code == 0, int(oas_code[same][0]) if same.any() else n_as, oas_code)
+        dup = pd.Series(oid_code[ok_idx] * (n_as + 1) + as_code[ok_idx]).duplicated(keep="first").to_numpy()
         for i in ok_idx[dup].tolist():
             first[i] = (ID, DUPLICATE)
         ok_idx = ok_idx[~dup]
@@ -400,4 +435,11 @@ def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, 
     rejects = [{"id": idc.py(i) if idc is not None else None, "field": first[i][0], "reason": first[i][1],
                 "row": int(src[i]) + 1} for i in sorted(first)]
     return Validated(schema=schema, text=text, opps=opps, cols=cols, ok=ok_idx, children=kids, rejects=rejects,
-                     orphans=orphans, undeclared_fields=undeclared)
+                     orphans=orphans, undeclared_fields=undeclared, as_of_default=as_of_default)
+
+
+def _equal_to(key: Any, value: str) -> np.ndarray:
+    """Where a key array (Arrow strings or Python values) equals ``value``."""
+    if isinstance(key, np.ndarray):
+        return np.fromiter((v == value for v in key.tolist()), bool, len(key))
+    return np_bool(pc.equal(key, pa.scalar(value, key.type))) if is_str_type(key.type) else np.zeros(len(key), bool)

@@ -21,14 +21,23 @@ Typing per input form
 Normalised values: ``bool`` -> ``bool``, ``int`` -> ``int``, ``number`` ->
 ``float``, ``date`` -> ``'YYYY-MM-DD'``, ``enum`` -> one of its values,
 ``string`` -> ``str``; unknown is ``None`` (never ``False``, never NaN).
+
+Limits
+------
+Every value is range-checked here (:data:`INT_MIN` .. :data:`INT_MAX`; 0 or
+:data:`NUMBER_TINY` .. :data:`NUMBER_MAX` in magnitude; :data:`DATE_MIN` ..
+:data:`DATE_MAX`; valid Unicode; :data:`MAX_DEPTH` levels of JSON), so that a
+value the rule engine, the frames or an output cannot take is a bad value of
+its record, never an exception (docs/contract.md, "Limits").  A reason
+quotes at most :data:`EXCERPT` characters of a value (:func:`show`).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import math
 import re
+import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -48,6 +57,18 @@ AS_OF = "as_of"
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
 
+# --------------------------------------------------------------------------- limits
+#: Whole numbers are 64-bit integers (the frames' Int64).
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+#: Real numbers are 0 or of a magnitude from NUMBER_TINY to NUMBER_MAX (no exponent form when printed).
+NUMBER_TINY, NUMBER_MAX = 1e-4, 1e15
+#: Dates are in Python's calendar.
+DATE_MIN, DATE_MAX = "0001-01-01", "9999-12-31"
+#: JSON nesting levels of one record: the record is level 1, a child list 2, a child row 3.
+MAX_DEPTH = 32
+#: Characters of a bad value that a reason quotes; a longer value is cut, with "..." and its length.
+EXCERPT = 40
+
 # --------------------------------------------------------------------------- reason words
 MISSING = "required field is missing"
 HISTORY_MISSING = "required field is missing (history needs the outcome)"
@@ -59,8 +80,16 @@ NOT_A_LIST = "must be a list of objects, not {kind}"
 NOT_AN_OBJECT = "must be an object, not {kind}"
 CHILD_ROW = "{reason} ({table} row {row})"
 NO_CHILD_KEY = f"{CHILD_KEY} is missing"
-NO_SNAPSHOT = "no opportunity with id {id!r} and as_of {as_of!r}"
-NO_DEAL = "no opportunity with id {id!r}"
+NO_SNAPSHOT = "no opportunity with id {id} and as_of {as_of}"
+NO_DEAL = "no opportunity with id {id}"
+INT_RANGE = "{value} is out of range for a whole number (64 bits)"
+NUMBER_RANGE = "{value} is out of range for a number (0, or 0.0001 to 1,000,000,000,000,000 in magnitude)"
+DATE_RANGE = f"{{value}} is out of range for a date ({DATE_MIN} to {DATE_MAX})"
+NOT_UNICODE = "{value} is not valid Unicode text (a lone surrogate); re-export the input as UTF-8"
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels of JSON"
+CANNOT_READ = "{path}: cannot read: {error}"  # a whole input, e.g. a .gz file cut short
+CANNOT_READ_TABLE = "{path}: cannot read the table: {error}"
+SHORT_ROW = "the row ends after {have} of {want} cells (missing trailing cells, or a truncated file)"
 
 
 def exceeds(a: str, va: Any, b: str, vb: Any) -> str:
@@ -72,7 +101,7 @@ def orphan_reason(oid: Any, keyed: bool, as_of: Any = None) -> str:
     """Why a child row found no deal."""
     if oid is None:
         return NO_CHILD_KEY
-    return NO_SNAPSHOT.format(id=oid, as_of=as_of) if keyed else NO_DEAL.format(id=oid)
+    return NO_SNAPSHOT.format(id=show(oid), as_of=show(as_of)) if keyed else NO_DEAL.format(id=show(oid))
 
 
 # --------------------------------------------------------------------------- text patterns
@@ -103,20 +132,93 @@ class JSONConstant:
         return self.text
 
 
+class Unreadable:
+    """A typed cell that Python cannot hold (e.g. a Parquet ``date32`` outside Python's years).
+
+    It stands in for the cell so that its converter rejects it; ``text`` says what it was.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
 _NA = pd.NA
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # a whole number is a 64-bit integer (the frames' Int64)
 _NAT = pd.NaT
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, EXCERPT, EXCERPT, 6, 4
+
+
+def excerpt(text: str) -> str:
+    """``text``, cut to :data:`EXCERPT` characters with ``...`` and its length when longer."""
+    if len(text) <= EXCERPT:
+        return text
+    return f"{text[:EXCERPT]}... ({len(text):,} characters)"
 
 
 def show(v: Any) -> str:
-    """A value as a reason shows it: strings quoted, booleans as in JSON."""
+    """A value as a reason shows it: strings quoted (escapes for what is not printable), booleans as
+    in JSON, anything longer than :data:`EXCERPT` characters cut (see :func:`excerpt`).
+
+    >>> show("x" * 50)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (50 characters)"
+    """
     if isinstance(v, str):
-        return repr(str(v))
+        return repr(str(v)) if len(v) <= EXCERPT else f"{str(v)[:EXCERPT]!r}... ({len(v):,} characters)"
     if v is True or v is False or isinstance(v, np.bool_):
         return "true" if v else "false"
     if isinstance(v, np.generic):
         v = v.item()
-    return str(v)
+    if isinstance(v, Unreadable):
+        return v.text
+    if isinstance(v, int):
+        try:
+            return excerpt(str(v))
+        except ValueError:  # more digits than Python converts to text
+            return f"a whole number of about {int(v.bit_length() * 0.30103):,} digits"
+    if isinstance(v, (list, tuple, dict, set, np.ndarray)):
+        return excerpt(_REPR.repr(v))
+    return excerpt(str(v))
+
+
+def is_text(s: str) -> bool:
+    """Whether a ``str`` is valid Unicode (no lone surrogate: it can be written as UTF-8)."""
+    return s.isascii() or _SURROGATE.search(s) is None
+
+
+def safe_name(name: Any) -> str:
+    """A field name as an output may carry it: lone surrogates escaped, cut as :func:`excerpt` cuts."""
+    name = str(name)
+    if not is_text(name):
+        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return excerpt(name)
+
+
+def free_value_problem(v: Any, levels: int) -> str | None:
+    """Why an undeclared value cannot be carried (None if it can): a string that is not valid
+    Unicode (values and keys), or nesting deeper than ``levels`` lists/objects."""
+    stack = [(v, 0)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, str):
+            if not is_text(x):
+                return NOT_UNICODE.format(value=show(x))
+            continue
+        if isinstance(x, Mapping):
+            items: Any = [*x.keys(), *x.values()]
+        elif isinstance(x, (list, tuple)):
+            items = x
+        else:
+            continue
+        if d >= levels:
+            return TOO_DEEP
+        stack.extend((c, d + 1) for c in items)
+    return None
 
 
 def _num_words(x: float) -> str:
@@ -157,6 +259,14 @@ def date_from_text(s: str) -> str:
     raise Bad(f"{show(s)} is not a date (YYYY-MM-DD)")
 
 
+def _day(t: _dt.datetime, v: Any) -> str:
+    """'YYYY-MM-DD' of a timestamp; one outside Python's calendar (pandas holds some) is out of range."""
+    try:
+        return t.date().isoformat()
+    except (ValueError, OverflowError, NotImplementedError):
+        raise Bad(DATE_RANGE.format(value=show(v))) from None
+
+
 Converter = Callable[[Any], Any]
 
 
@@ -192,6 +302,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
             if isinstance(v, str):
                 if required and not v.strip():
                     raise Bad(f"{show(v)} is blank; a non-empty string is required")
+                if not is_text(v):
+                    raise Bad(NOT_UNICODE.format(value=show(v)))
                 return str(v)
             if is_null(v):
                 return None
@@ -237,8 +349,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
     if t == "int":
 
         def check_int(n, v):
-            if not _INT_MIN <= n <= _INT_MAX:
-                raise Bad(f"{show(v)} is out of range for a whole number (64 bits)")
+            if not INT_MIN <= n <= INT_MAX:
+                raise Bad(INT_RANGE.format(value=show(v)))
             return check_min(n)
 
         def native(v):
@@ -259,6 +371,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
 
         def text(s):
             if _INT_RE.fullmatch(s):
+                if len(s.lstrip("+-").lstrip("0")) > 19:  # beyond 64 bits (and maybe beyond int()'s digits)
+                    raise Bad(INT_RANGE.format(value=show(s)))
                 return check_int(int(s), s)
             if _NUM_RE.fullmatch(s):
                 x = float(s)
@@ -269,6 +383,12 @@ def converters(f: Field) -> tuple[Converter, Converter]:
         return native, text
 
     if t == "number":
+
+        def check_number(x, v):
+            a = abs(x)
+            if a > NUMBER_MAX or 0 < a < NUMBER_TINY:
+                raise Bad(NUMBER_RANGE.format(value=show(v)))
+            return check_min(x)
 
         def native(v):
             tv = type(v)
@@ -287,14 +407,14 @@ def converters(f: Field) -> tuple[Converter, Converter]:
                 return None  # a NaN in Python data is pandas' "missing"
             if math.isinf(x):
                 raise Bad(f"{show(v)} is not a finite number")
-            return check_min(x)
+            return check_number(x, v)
 
         def text(s):
             if _NUM_RE.fullmatch(s):
                 x = float(s)
                 if math.isinf(x):
                     raise Bad(f"{show(s)} is not a finite number")
-                return check_min(x)
+                return check_number(x, s)
             raise Bad(f"{show(s)} is not a number")
 
         return native, text
@@ -307,89 +427,19 @@ def converters(f: Field) -> tuple[Converter, Converter]:
             if isinstance(v, _dt.datetime):  # includes pd.Timestamp; must precede date
                 if v is _NAT:
                     return None
-                return v.date().isoformat()
+                return _day(v, v)
             if isinstance(v, _dt.date):
                 return v.isoformat()
             if isinstance(v, np.datetime64):
                 if np.isnat(v):
                     return None
-                return pd.Timestamp(v).date().isoformat()
+                return _day(pd.Timestamp(v), v)
             if is_null(v):
                 return None
+            if isinstance(v, Unreadable):
+                raise Bad(DATE_RANGE.format(value=show(v)))
             raise Bad(f"{show(v)} is not a date (YYYY-MM-DD)")
 
         return native, date_from_text
 
     raise ValueError(f"field {f.name!r}: unknown type {t!r}")  # merge_schema keeps this out
-
-
-# --------------------------------------------------------------------------- compiled schema
-@dataclass(frozen=True)
-class Entity:
-    """The converters of every field of one entity, in schema order."""
-
-    name: str
-    names: tuple[str, ...]
-    fields: tuple[Field, ...]
-    native: tuple[Converter, ...]
-    text: tuple[Converter, ...]
-    required: tuple[bool, ...]
-    pairs: tuple[tuple[str, str], ...]  # (field, max_field)
-    declared: frozenset[str]
-    conv_map: dict  # name -> native converter
-    required_names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """A schema compiled into per-field converters (see :func:`compiled`)."""
-
-    opp: Entity
-    children: tuple[Entity, ...]
-    child_names: frozenset[str]
-
-
-def _compile_entity(name: str, fields: Mapping[str, Field]) -> Entity:
-    names, flds, nat, txt, req, pairs = [], [], [], [], [], []
-    for fname, f in fields.items():
-        native, text = converters(f)
-        names.append(fname)
-        flds.append(f)
-        nat.append(native)
-        txt.append(text)
-        req.append(bool(f.required))
-        if f.max_field is not None:
-            if f.max_field not in fields:
-                raise ValueError(f"{name}.{fname}: max_field {f.max_field!r} is not a field of {name}")
-            pairs.append((fname, f.max_field))
-    return Entity(name, tuple(names), tuple(flds), tuple(nat), tuple(txt), tuple(req), tuple(pairs),
-                  frozenset(names), dict(zip(names, nat)), tuple(n for n, r in zip(names, req) if r))
-
-
-_CACHE: dict[int, tuple[Schema, Compiled]] = {}
-_CACHE_MAX = 64
-
-
-def compiled(schema: Schema) -> Compiled:
-    """Compile a schema once; cached by identity (the cache holds the schema, so ids are not reused).
-
-    Treat a schema as immutable once it has been used.
-
-    Raises
-    ------
-    ValueError
-        The schema has no ``opportunity`` entity with an ``id``, or a field
-        has an unknown type or a ``max_field`` outside its entity.
-    """
-    hit = _CACHE.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    if OPPORTUNITY not in schema or ID not in schema[OPPORTUNITY]:
-        raise ValueError(f"a schema needs the entity {OPPORTUNITY!r} with an {ID!r} field")
-    opp = _compile_entity(OPPORTUNITY, schema[OPPORTUNITY])
-    children = tuple(_compile_entity(e, flds) for e, flds in schema.items() if e != OPPORTUNITY)
-    comp = Compiled(opp, children, frozenset(c.name for c in children))
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[id(schema)] = (schema, comp)
-    return comp

@@ -1,6 +1,8 @@
 """Evidence: a rule pack and what it finds in deals.
 
 ``pack``      loading and validating a rule pack (YAML) into :class:`RulePack`
+``packfiles`` a pack's files: reading the folder, its fingerprint, its YAML (bounded aliases and depth,
+              no duplicate keys)
 ``grammar``   the safe subset of the durable-rules condition grammar
 ``compiled``  the ONE compiled form of a pack: condition trees, counts,
               computed fields, layers and status resolution

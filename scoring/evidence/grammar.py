@@ -53,6 +53,11 @@ RESERVED = frozenset({"id", "sid", "_layer"})
 FIELDS_FILE = "fields.yaml"
 PACK_FILE = "pack.yaml"
 MAX_DEPTH = 20
+#: numbers a pack may hold in a condition (or a field's ``min``): durable-rules refuses the ruleset
+#: (error 204) when a number prints in exponent form (magnitude 1e16 and over, or under 1e-4),
+#: and NaN or infinity never compare sensibly
+MAX_NUMBER = 10**15
+MIN_FRACTION = 1e-4
 
 
 # --------------------------------------------------------------------------- nodes
@@ -202,7 +207,10 @@ def parse_item_condition(raw: Any, lst: str, scope: Scope, file: str, rule: str)
 def _one_key(cond, at: _Where, where: str) -> tuple[str, Any]:
     if not isinstance(cond, dict) or len(cond) != 1:
         at.fail(f"{where}: each condition is a mapping with exactly one key, got {cond!r}")
-    return next(iter(cond.items()))
+    key, value = next(iter(cond.items()))
+    if not isinstance(key, str):
+        at.fail(f"{where}: {key!r} is not a field name or an operator")
+    return key, value
 
 
 def _refuse_operator(op: str, at: _Where):
@@ -212,28 +220,42 @@ def _refuse_operator(op: str, at: _Where):
     at.fail(f"unknown operator {op}")
 
 
+def number_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a number of a pack, or None when it can: an int or float from
+    -:data:`MAX_NUMBER` to :data:`MAX_NUMBER` (so not NaN or infinite), 0 or at least :data:`MIN_FRACTION`
+    in magnitude.
+
+    >>> number_problem(2.5) is None, number_problem(float("inf"))
+    (True, 'inf is outside -10^15 .. 10^15')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number"
+    if not -MAX_NUMBER <= value <= MAX_NUMBER:  # NaN compares false too
+        return f"{value!r} is outside -10^15 .. 10^15"
+    if value and abs(value) < MIN_FRACTION:
+        return f"{value!r} is too small: a number other than 0 must be at least {MIN_FRACTION} in magnitude"
+    return None
+
+
 def _check_value(ref: Ref, field: Field | None, value, at: _Where, *, compare: bool = False) -> None:
     """Refuse a value that a test of ``ref`` can never match sensibly."""
     name = ref.input
     if isinstance(value, (dict, list)) or value is None:
         at.fail(f"{name}: the value must be a plain string, number or boolean (references between facts and "
                 f"null are not allowed), got {value!r}")
-    if ref.kind in ("count", "computed"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            at.fail(f"{name} is a number; {value!r} is not")
-        return
     if ref.kind == "status":
         if value not in STATUS_WORDS:
             at.fail(f"{name} is a rule status: one of {', '.join(sorted(STATUS_WORDS))}, not {value!r}")
         if compare:
             at.fail(f"{name} is a status; it cannot be compared with <, >")
         return
-    t = field.type
+    t = field.type if field is not None else "int"  # counts and computed fields are whole numbers
     if compare and t not in ("int", "number"):
         at.fail(f"{name} is a {t} field; comparisons (<, >) are only allowed on numeric fields")
     if t in ("int", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            at.fail(f"{name} is a number; {value!r} is not")
+        problem = number_problem(value)
+        if problem:
+            at.fail(f"{name} is a number: {problem}")
     elif t == "bool":
         if not isinstance(value, bool):
             at.fail(f"{name} is true/false; {value!r} is not")

@@ -10,28 +10,24 @@ checking become the pack's compiled form (:attr:`RulePack.compiled`).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
 from scoring.errors import RulePackError
 from scoring.evidence import LANGS
 from scoring.evidence.compiled import CompiledPack
 from scoring.evidence.grammar import (
-    EV_PREFIX, FIELDS_FILE, PACK_FILE, RESERVED, Cond, Scope, distinct_tests, inputs, parse_condition,
-    parse_item_condition,
+    EV_PREFIX, FIELDS_FILE, PACK_FILE, RESERVED, Cond, Scope, distinct_tests, inputs, number_problem,
+    parse_condition, parse_item_condition,
 )
+from scoring.evidence.packfiles import PACK_SUFFIXES, fingerprint_of_files, read_pack_files, read_yaml
 from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
 KINDS = ("checklist", "milestone", "red_flag", "trigger")
-#: endings of the files a pack is made of (its rules, fields and metadata): what its fingerprint covers
-PACK_SUFFIXES = (".yaml", ".yml")
 SCORED_KINDS = ("checklist", "milestone")
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -40,6 +36,8 @@ RULE_KEYS = {
     "rationale", "when", "unknown_when", "examples",
 }
 REQUIRED_RULE_KEYS = ("id", "methodology", "kind", "points", "title", "action", "rationale", "when", "examples")
+#: the largest points of one rule (either sign): the score is a share of 100, a penalty is at most all of it
+MAX_POINTS = 100
 #: durable-rules fails with code 302 on facts of more than 252 fields.
 MAX_FACT_FIELDS = 240
 #: durable-rules loops forever building a ruleset with ~512 distinct tests on one field.
@@ -181,35 +179,6 @@ class RulePack:
 # --------------------------------------------------------------------------- loading
 
 
-def _read_yaml(path: Path, rel: str) -> Any:
-    try:
-        return yaml.safe_load(path.read_bytes())
-    except yaml.YAMLError as exc:
-        raise RulePackError(f"not valid YAML: {exc}", file=rel) from None
-
-
-def read_pack_files(folder: str | Path) -> dict[str, bytes]:
-    """The files of the pack folder ``folder``: relative POSIX path -> bytes, in path order
-    (``__pycache__`` ignored)."""
-    root = Path(folder)
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.relative_to(root).parts}
-
-
-def fingerprint_of_files(files: Mapping[str, bytes]) -> str:
-    """sha256 over a pack's YAML files (name and bytes), in name order: :attr:`RulePack.fingerprint`.
-
-    Computed from the files alone, so a pack folder whose edit does not load
-    (yet) has one too; only what the rules are made of counts (a README edit
-    does not change it).
-    """
-    h = hashlib.sha256()
-    for name in sorted(files):
-        if name.endswith(PACK_SUFFIXES):
-            h.update(name.encode() + b"\0" + files[name] + b"\0")
-    return h.hexdigest()
-
-
 def load_pack(path: str | Path) -> RulePack:
     """Load and validate the rule pack in folder ``path``.
 
@@ -234,7 +203,7 @@ def load_pack(path: str | Path) -> RulePack:
     if PACK_FILE not in files:
         raise RulePackError(f"missing {PACK_FILE}", file=str(root / PACK_FILE))
 
-    meta = _read_yaml(root / PACK_FILE, PACK_FILE) or {}
+    meta = read_yaml(files, PACK_FILE) or {}
     if not isinstance(meta, dict):
         raise RulePackError("must be a mapping", file=PACK_FILE)
     for key in ("name", "version"):
@@ -242,12 +211,12 @@ def load_pack(path: str | Path) -> RulePack:
             raise RulePackError(f"missing required key {key!r}", file=PACK_FILE)
     unknown = set(meta) - {"name", "version", "description", "counts", "computed", "fields", "rules"}
     if unknown:
-        raise RulePackError(f"unknown keys {sorted(unknown)}", file=PACK_FILE)
+        raise RulePackError(f"unknown keys {sorted(unknown, key=str)}", file=PACK_FILE)
 
     # fields: fields.yaml (or a `fields:` key in pack.yaml)
     declared_raw: dict = {}
     if FIELDS_FILE in files:
-        doc = _read_yaml(root / FIELDS_FILE, FIELDS_FILE) or {}
+        doc = read_yaml(files, FIELDS_FILE) or {}
         if not isinstance(doc, dict) or "fields" not in doc:
             raise RulePackError("must hold a 'fields:' mapping", file=FIELDS_FILE)
         declared_raw = doc["fields"] or {}
@@ -263,13 +232,13 @@ def load_pack(path: str | Path) -> RulePack:
     for name in yaml_files:
         if name in (FIELDS_FILE,):
             continue
-        doc = meta if name == PACK_FILE else _read_yaml(root / name, name)
+        doc = meta if name == PACK_FILE else read_yaml(files, name)
         if doc is None:
             continue
         if not isinstance(doc, dict):
             raise RulePackError("must be a mapping with a 'rules:' list", file=name)
         if name != PACK_FILE and set(doc) - {"rules"}:
-            raise RulePackError(f"unknown keys {sorted(set(doc) - {'rules'})} (a rule file holds only 'rules:')", file=name)
+            raise RulePackError(f"unknown keys {sorted(set(doc) - {'rules'}, key=str)} (a rule file holds only 'rules:')", file=name)
         rules = doc.get("rules") or []
         if not isinstance(rules, list):
             raise RulePackError("'rules' must be a list", file=name)
@@ -329,7 +298,9 @@ def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
                 raise RulePackError(f"type must be one of {', '.join(FIELD_TYPES)}", file=fname, rule=where)
             extra = set(spec) - {"type", "values", "min", "required", "meaning"}
             if extra:
-                raise RulePackError(f"unknown keys {sorted(extra)}", file=fname, rule=where)
+                raise RulePackError(f"unknown keys {sorted(extra, key=str)}", file=fname, rule=where)
+            if spec.get("min") is not None and number_problem(spec["min"]):
+                raise RulePackError(f"min: {number_problem(spec['min'])}", file=fname, rule=where)
             values = tuple(str(v) for v in spec.get("values") or ())
             if spec["type"] == "enum" and not values:
                 raise RulePackError("an enum needs 'values'", file=fname, rule=where)
@@ -355,6 +326,8 @@ def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
 def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
     out = {}
     opp = fields.get("opportunity", {})
+    if not isinstance(raw, dict):
+        raise RulePackError("'computed' must map names to {days_between: [...]} or {difference: [...]}", file=PACK_FILE)
     for name, spec in raw.items():
         if not NAME_RE.match(str(name)):
             raise RulePackError(f"computed name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
@@ -380,6 +353,8 @@ def _parse_computed(raw: Mapping, fields) -> dict[str, Computed]:
 def _parse_counts(raw: Mapping, fields, computed) -> dict[str, tuple[Count, Cond]]:
     out = {}
     opp = fields.get("opportunity", {})
+    if not isinstance(raw, dict):
+        raise RulePackError("'counts' must map names to {list: ..., where: ...}", file=PACK_FILE)
     for name, spec in raw.items():
         if not NAME_RE.match(str(name)):
             raise RulePackError(f"count name {name!r} must be letters, digits and _", file=PACK_FILE, rule=str(name))
@@ -410,18 +385,21 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
             raise RulePackError(f"missing required key {key!r}", file=fname, rule=rid)
     unknown = set(r) - RULE_KEYS
     if unknown:
-        raise RulePackError(f"unknown keys {sorted(unknown)}", file=fname, rule=rid)
+        raise RulePackError(f"unknown keys {sorted(unknown, key=str)}", file=fname, rule=rid)
     kind = r["kind"]
     if kind not in KINDS:
         raise RulePackError(f"kind {kind!r} is not one of {', '.join(KINDS)}", file=fname, rule=rid)
     meth = r["methodology"]
     if isinstance(meth, str):
         meth = [meth]
-    if not meth or not all(isinstance(m, str) and m for m in meth):
+    if not isinstance(meth, list) or not meth or not all(isinstance(m, str) and m for m in meth):
         raise RulePackError("'methodology' must list the methodology ids it encodes", file=fname, rule=rid)
     pts = r["points"]
     if isinstance(pts, bool) or not isinstance(pts, (int, float)):
         raise RulePackError(f"points must be a number, got {pts!r}", file=fname, rule=rid)
+    if not -MAX_POINTS <= pts <= MAX_POINTS:  # NaN compares false too
+        raise RulePackError(f"points must be a finite number from -{MAX_POINTS} to {MAX_POINTS}, got {pts!r}",
+                            file=fname, rule=rid)
     if kind in SCORED_KINDS and not pts > 0:
         raise RulePackError(f"a {kind} must have positive points", file=fname, rule=rid)
     if kind == "red_flag" and not pts < 0:

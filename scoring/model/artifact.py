@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import joblib
+import numpy as np
 
 from scoring import paths
-from scoring.errors import ModelError
+from scoring.errors import ModelError, RulePackError
 from scoring.evidence.pack import load_pack
 from scoring.model.logistic import Model
 
@@ -57,6 +58,8 @@ MODEL_FILE = "model.joblib"
 SPLIT_FILE = "split.json"
 RULES_DIR = "rules"
 _IGNORED = {"__pycache__"}
+#: a logistic regression on 0/1 evidence has coefficients of a few units; beyond this, scores overflow
+MAX_COEF = 1e6
 
 
 def _sha256(path: Path) -> str:
@@ -154,24 +157,75 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
     return target
 
 
+#: what the loader reads from a manifest: key -> (type, what it is)
+_MANIFEST_KEYS = {"format": (str, "the format name"), "model_id": (str, "the model's id"),
+                  "rule_pack": (dict, "the rule pack it was trained with"), "features": (list, "the feature names"),
+                  "files": (dict, "the sha256 of every file")}
+#: keys read later (report, promotion) when present: key -> type
+_OPTIONAL_KEYS = {"created_at": str, "libraries": dict, "training": dict, "metrics": dict}
+_SHA256_LEN = 64
+
+
 def read_manifest(path: str | Path) -> dict:
-    """The manifest of the artifact at ``path`` (not verified); ModelError when it is missing or malformed."""
-    mf = Path(path) / MANIFEST
+    """The manifest of the artifact at ``path`` (its files not verified).
+
+    Raises ModelError naming the artifact when the manifest is missing, not a
+    regular file inside the folder, not JSON, or lacks a key the loader needs
+    (:data:`_MANIFEST_KEYS`, and the pack's ``fingerprint``).
+    """
+    root = Path(path)
+    mf = root / MANIFEST
     if not mf.is_file():
         raise ModelError(f"{path} is not a model artifact: {MANIFEST} is missing")
+    if not mf.resolve().is_relative_to(root.resolve()):
+        raise ModelError(f"{mf}: a symbolic link leading outside the artifact folder; refused")
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{mf}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelError(f"{mf}: not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelError(f"{mf}: not a {FORMAT} manifest")
+    for key, (kind, what) in _MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise ModelError(f"{mf}: key {key!r} ({what}) is missing or not a {kind.__name__}: "
+                             "the manifest is damaged; retrain or restore the artifact")
+    for key, kind in _OPTIONAL_KEYS.items():
+        if manifest.get(key) is not None and not isinstance(manifest[key], kind):
+            raise ModelError(f"{mf}: key {key!r} is not a {kind.__name__}: the manifest is damaged; "
+                             "retrain or restore the artifact")
+    if not isinstance(manifest["rule_pack"].get("fingerprint"), str):
+        raise ModelError(f"{mf}: key 'rule_pack' lacks the pack's 'fingerprint': the manifest is damaged; "
+                         "retrain or restore the artifact")
     return manifest
+
+
+def _checked_entry(root: Path, rel: Any, digest: Any) -> Path:
+    """The file of manifest entry ``rel``, refused unless it stays inside the artifact folder ``root``."""
+    where = f"{root}: {MANIFEST} entry {str(rel)[:200]!r}"
+    if not isinstance(rel, str) or not isinstance(digest, str) or len(digest) != _SHA256_LEN:
+        raise ModelError(f"{where}: each entry of 'files' maps a relative path to a sha256; the manifest is damaged")
+    parts = rel.split("/")
+    if (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel or ":" in parts[0]
+            or any(p in ("", ".", "..") for p in parts)):
+        raise ModelError(f"{where}: not a plain relative path inside the artifact (absolute, '..', '.', "
+                         "empty part, drive or backslash); refused")
+    f = root / rel
+    try:
+        inside = f.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise ModelError(f"{where}: cannot be resolved ({exc})") from None
+    if not inside:
+        raise ModelError(f"{where}: leads outside the artifact folder (a symbolic link); refused")
+    return f
 
 
 def verify_artifact(path: str | Path) -> dict:
     """Check every file of the artifact at ``path`` against its manifest; return the manifest.
 
-    Raises ModelError naming the first missing, changed or unexpected file.
+    Raises ModelError naming the first missing, changed or unexpected file,
+    and any entry of the manifest's ``files`` that is not a plain relative path
+    inside the folder (absolute, with ``..``, or a symbolic link leading out):
+    nothing outside the artifact is ever read.
     """
     root = Path(path)
     if not root.is_dir():
@@ -181,8 +235,9 @@ def verify_artifact(path: str | Path) -> dict:
     for rel in (MODEL_FILE, SPLIT_FILE):
         if rel not in expected:
             raise ModelError(f"{root}: the manifest lists no {rel}")
+    checked = {rel: _checked_entry(root, rel, digest) for rel, digest in sorted(expected.items())}
     for rel, digest in sorted(expected.items()):
-        f = root / rel
+        f = checked[rel]
         if not f.is_file():
             raise ModelError(f"{root}: file {rel} is missing: the artifact is incomplete; retrain or restore it")
         if _sha256(f) != digest:
@@ -199,7 +254,10 @@ def load_model(path: str | Path) -> Model:
     """Load and verify the artifact at ``path``; the model scores with the pack in its ``rules/``."""
     root = Path(path)
     manifest = verify_artifact(root)
-    pack = load_pack(root / RULES_DIR)
+    try:
+        pack = load_pack(root / RULES_DIR)
+    except RulePackError as exc:
+        raise ModelError(f"{root}: the rule pack in {RULES_DIR}/ does not load ({exc}); retrain or restore it") from None
     if pack.fingerprint != manifest["rule_pack"]["fingerprint"]:
         raise ModelError(f"{root}: the pack in {RULES_DIR}/ is not the one the manifest names")
     try:
@@ -207,8 +265,15 @@ def load_model(path: str | Path) -> Model:
     except Exception as exc:
         raise ModelError(f"{root}: {MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc}); "
                          f"it was written with {manifest.get('libraries')}") from None
-    pipeline.named_steps["evidence"].use_pack(pack)
-    model = Model(pipeline, manifest=manifest, path=root)
+    try:
+        pipeline.named_steps["evidence"].use_pack(pack)
+        model = Model(pipeline, manifest=manifest, path=root)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a pickle of something else
+        raise ModelError(f"{root}: {MODEL_FILE} is not a fitted evidence + logistic model "
+                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not (np.all(np.abs(model.coef) <= MAX_COEF) and abs(model.intercept) <= MAX_COEF):  # NaN fails too
+        raise ModelError(f"{root}: the model's coefficients are not finite numbers within +-{MAX_COEF:g}; "
+                         "it would score NaN: retrain it")
     if model.feature_names != list(manifest.get("features", [])):
         raise ModelError(f"{root}: the model's features differ from the manifest's")
     return model

@@ -68,7 +68,7 @@ def current_model_dir(root: str | Path | None = None) -> Path | None:
     if not name:
         return None
     d = r / name
-    if not d.is_dir():
+    if "/" in name or "\\" in name or name in (".", "..") or not d.is_dir():
         raise ModelError(f"{f} names {name!r}, which is not a folder under {r}: "
                          "promote a model, roll back, or delete the pointer")
     return d
