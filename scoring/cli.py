@@ -14,10 +14,13 @@ code  meaning
 2     usage or input error: a bad option or argument (click's usage errors), a
       bad date, rule pack, model or input file, a ``--previous`` that is not an
       output of ``score``, an input ``score --strict`` refuses (a missing child
-      table, an undeclared field), another run writing the same output; one
-      line ``error: ...`` on stderr, nothing written
+      table, an undeclared field), two files of one run that would be the same
+      file, another run writing the same output; one line ``error: ...`` on
+      stderr, nothing written
 3     ``score``: a larger share of the input was rejected than
-      ``--max-rejected-share`` (the outputs and the rejects file are written)
+      ``--max-rejected-share``: the previous output, rejects, summary and
+      forecast are kept; this run's rejects and summary are written under their
+      failed names (``OUTPUT.rejects.failed.csv``, ``OUTPUT.summary.failed.json``)
 4     a file or folder could not be read or written (permission denied, a path
       that is a folder, disk full, ...): one line naming the path; a run's
       outputs are replaced only at its end, so the previous ones are intact
@@ -123,7 +126,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Score with this rule pack and no model (rule score only).")
 @click.option("--rejects", type=click.Path(path_type=Path),
-              help="Rejects file (default: <output stem>.rejects.csv).")
+              help="Rejects file (default: <output file name>.rejects.csv).")
 @click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Last run's output: adds probability_change, raises T3, and limits T2 to new slips.")
 @click.option("--as-of", "as_of", help="Date for records without as_of (default: today).")
@@ -161,15 +164,21 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     if model is None:
         click.echo("note: no model (scoring the rule score only); train and promote one for probabilities", err=True)
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
-    summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
-                        as_of=as_of, keep=keep_fields, forecast=forecast,
-                        thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)), workers=workers,
-                        chunk_size=chunk_size, strict=strict)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
-    else:
-        click.echo(format_summary(summary))
-    check_rejected_share(summary, max_rejected_share)
+
+    def show(summary):  # its warnings are printed with it (see format_summary), and are in its JSON
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_summary(summary))
+
+    try:
+        summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
+                            as_of=as_of, keep=keep_fields, forecast=forecast,
+                            thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)),
+                            workers=workers, chunk_size=chunk_size, strict=strict,
+                            checks=[lambda s: check_rejected_share(s, max_rejected_share)])
+    except ScoringError as exc:  # a failed check: the previous output is kept, this run's summary is shown
+        if getattr(exc, "summary", None) is not None:
+            show(exc.summary)
+        raise
+    show(summary)
 
 
 def _stall_days(text: str | None) -> dict[str, int]:

@@ -17,11 +17,11 @@ class ExitCode(IntEnum):
     #: the command ran, but something it checked did not pass: ``explain`` rejected some records,
     #: ``rules check`` found a rule example that does not end in its stated status
     FINDINGS = 1
-    #: usage or input error: a bad option or argument, a bad rule pack, model or input file
-    #: (every :class:`ScoringError` but the one below); nothing was written
+    #: usage or input error: a bad option or argument, a bad rule pack, model or input file, two files
+    #: of one run that would be one file (every :class:`ScoringError` but the one below); nothing was written
     USAGE = 2
     #: ``score``: a larger share of the input was rejected than ``--max-rejected-share``
-    #: (the outputs were written)
+    #: (the previous outputs are kept; this run's rejects and summary are written under their failed names)
     REJECTED_SHARE = 3
     #: a file or folder could not be read or written (permission denied, a path that is a folder,
     #: disk full, ...); outputs are replaced only at the end of a run, so the previous ones are intact
@@ -84,6 +84,6 @@ class ModelError(ScoringError):
 
 
 class RejectedShareError(ScoringError):
-    """A run rejected a larger share of its input than allowed (its outputs are written)."""
+    """A run rejected a larger share of its input than allowed (the previous outputs are kept)."""
 
     exit_code = ExitCode.REJECTED_SHARE

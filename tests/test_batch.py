@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from scoring.model.artifact import load_model
 from scoring.batch.chunks import ChunkScorer
-from scoring.batch.output import output_lock
+from scoring.batch.files import output_lock
 from scoring.batch.run import run_batch
 from scoring.cli import main
 from scoring.errors import ScoringError
@@ -98,7 +98,7 @@ def test_rerun_gives_same_output_apart_from_scored_at(pipeline_dir, tmp_path, mo
 def test_failed_run_leaves_previous_files_untouched(pipeline_dir, tmp_path, model, monkeypatch):
     out = tmp_path / "scores.parquet"
     _run(pipeline_dir, out, model)
-    before = out.read_bytes(), Path(str(tmp_path / "scores.rejects.csv")).read_bytes()
+    before = out.read_bytes(), Path(str(tmp_path / "scores.parquet.rejects.csv")).read_bytes()
     calls = {"n": 0}
     real = ChunkScorer.score
 
@@ -111,7 +111,7 @@ def test_failed_run_leaves_previous_files_untouched(pipeline_dir, tmp_path, mode
     monkeypatch.setattr(ChunkScorer, "score", crash_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         _run(pipeline_dir, out, model, workers=1)
-    assert (out.read_bytes(), (tmp_path / "scores.rejects.csv").read_bytes()) == before
+    assert (out.read_bytes(), (tmp_path / "scores.parquet.rejects.csv").read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp-" in p.name) == []
 
 

@@ -82,7 +82,7 @@ def test_score_writes_output_and_summary(tmp_path, trained_model_dir):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["read"] == summary["scored"] == 300
-    assert out.exists() and (tmp_path / "scores.summary.json").exists()
+    assert out.exists() and (tmp_path / "scores.csv.summary.json").exists()
 
 
 def test_rules_list_exports_every_output_code():

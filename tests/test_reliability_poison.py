@@ -215,7 +215,7 @@ def test_poison_records_do_not_abort_the_nightly_run(tmp_path):
     assert res.exit_code == ExitCode.OK, res.output
     summary = json.loads(res.stdout)
     assert (summary["read"], summary["scored"], summary["rejected"]) == (len(lines), 1, len(POISON_LINES))
-    with open(tmp_path / "scores.rejects.csv", encoding="utf-8") as fh:
+    with open(tmp_path / "scores.csv.rejects.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(POISON_LINES) and all(r["reason"] and r["where"].startswith("line ") for r in rows)
 

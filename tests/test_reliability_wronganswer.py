@@ -59,9 +59,8 @@ def score(*args):
 
 def last_night(out: Path) -> dict[Path, str]:
     """Put last night's output, rejects and summary beside ``out``; what they hold."""
-    stem = out.name.split(".")[0]
-    files = {out: LAST_NIGHT, out.with_name(f"{stem}.rejects.csv"): LAST_NIGHT,
-             out.with_name(f"{stem}.summary.json"): LAST_NIGHT}
+    files = {out: LAST_NIGHT, out.with_name(f"{out.name}.rejects.csv"): LAST_NIGHT,
+             out.with_name(f"{out.name}.summary.json"): LAST_NIGHT}
     for p, text in files.items():
         p.write_text(text)
     return files
@@ -197,7 +196,7 @@ def test_yesterdays_input_as_previous_is_refused_in_one_line(tables, outputs, tm
     assert untouched(files) and prev.read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["other.csv", "night1.rejects.csv", "night1.summary.json"])
+@pytest.mark.parametrize("name", ["other.csv", "night1.parquet.rejects.csv", "night1.parquet.summary.json"])
 def test_a_previous_of_another_schema_is_refused(outputs, tmp_path, name):
     prev = outputs / name
     if name == "other.csv":
@@ -347,6 +346,6 @@ def test_summary_and_forecast_never_hold_nan(rows):
 
 
 def test_the_summary_file_is_valid_json(outputs):
-    text = (outputs / "night1.summary.json").read_text()
+    text = (outputs / "night1.parquet.summary.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the summary"))
 

@@ -2,7 +2,8 @@
 
 ``chunks``    scoring one chunk of validated frames into output rows
 ``previous``  last night's output: probability change, T2 and T3
-``output``    writers, atomic replacement, reading an output back, and the output lock
+``files``     the run's file names and collisions, the output lock, what a killed run left
+``output``    writers, atomic replacement, reading an output back, safe CSV cells
 ``summary``   the run summary and the forecast
 ``run``       the run itself
 

@@ -8,7 +8,7 @@
       -> OUTPUT (.parquet / .jsonl / .csv), REJECTS, summary, forecast (output.py, summary.py)
 
 Nothing is lost: every input record is in OUTPUT or in REJECTS.  The files are
-written atomically under the output lock (see :mod:`scoring.batch.output`).
+written atomically under the output lock (see :mod:`scoring.batch.output` and :mod:`scoring.batch.files`).
 
 The per-record durable-rules path (:mod:`scoring.evidence.durable`) stays the reference;
 ``tests/test_batch.py`` checks the batch gives the same results.
@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
 from scoring.batch import DEFAULT_CHUNK_SIZE
 from scoring.batch.chunks import ChunkScorer, as_of_date, text_column
-from scoring.batch.output import (AtomicWriter, default_rejects_path, output_lock, rejects_table, sibling,
-                                  write_atomic)
+from scoring.batch.files import RunFiles, failed_path, make_spill_dir, output_lock, remove_stale
+from scoring.batch.output import AtomicWriter, rejects_table, write_atomic
 from scoring.batch.previous import PreviousRun
 from scoring.batch.summary import RunSummary
 from scoring.contract.sources import resolve
@@ -41,13 +43,18 @@ if TYPE_CHECKING:
 #: rejects are written in blocks of this many rows
 _REJECTS_BLOCK = 10_000
 
+#: a check of a finished run: called with its summary before anything is replaced; raises
+#: a ScoringError to fail the run (e.g. :func:`scoring.batch.summary.check_rejected_share`)
+RunCheck = Callable[[Mapping[str, Any]], None]
+
 
 def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: RulePack,
               model: Model | None = None, rejects: str | os.PathLike | None = None, previous: str | os.PathLike | None = None,
               as_of: str | None = None, keep: Sequence[str] = (), forecast: str | os.PathLike | None = None,
               thresholds: Thresholds | None = None, workers: int | None = None,
               chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool | None = None,
-              summary_path: str | os.PathLike | None = None, strict: bool = False) -> dict[str, Any]:
+              summary_path: str | os.PathLike | None = None, strict: bool = False,
+              checks: Sequence[RunCheck] = ()) -> dict[str, Any]:
     """Score every record of ``source`` into ``output``; return the run summary.
 
     Parameters
@@ -60,10 +67,11 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         The rule pack (the model's own when there is a model).
     model : Model, optional
         None: rule score only, no probability.
-    rejects : path, default ``<output stem>.rejects.csv``
+    rejects : path, default ``<output file name>.rejects.csv``
         One row per rejected record (id, field, reason, where) and per orphan child row.
     previous : path, optional
         Last night's output: adds ``probability_change``, raises T3, and limits T2 to new slips.
+        May be ``output`` itself (it is read whole before anything is replaced).
     as_of : str, optional
         The date for records without ``as_of`` (default: today, the run date).
     keep : sequence of str
@@ -73,33 +81,47 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
     thresholds : Thresholds, optional
         Of the STALLED and T3 flags (default: :class:`scoring.score.flags.Thresholds`).
     workers : int, optional
-        Processes (default: every core).
+        Processes (default: every core).  They die with the run, even a killed one.
     chunk_size : int
         Deals per chunk.
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal).
-    summary_path : path, default ``<output stem>.summary.json``
+    summary_path : path, default ``<output file name>.summary.json``
         Where the summary is written.
     strict : bool
         Refuse (a ScoringError, before any output is replaced) an input the summary warns about:
         a missing child table, an undeclared field (:meth:`~scoring.batch.summary.RunSummary.warnings`).
+    checks : sequence of callables
+        Run on the summary of the finished run before anything is replaced.  When one
+        raises a ScoringError, the run fails: OUTPUT, REJECTS, the summary and the
+        forecast keep what they had, this run's rejects and summary are written under
+        their failed names (:func:`scoring.batch.files.failed_path`, e.g.
+        ``scores.parquet.rejects.failed.csv``; the summary says ``"status": "failed"``),
+        and the error is raised with the summary as its ``summary`` attribute.
+        A successful run removes the failed files of an earlier one.
 
     Returns
     -------
     dict
-        The run summary (also written to ``summary_path``).
+        The run summary (also written to ``summary_path``); ``warnings`` lists what the
+        caller should show (e.g. a dead run's lock taken over).
 
     Raises
     ------
     ScoringError
-        Bad arguments (:class:`~scoring.errors.InputError`), another run writing ``output``,
-        an unreadable input.
+        Bad arguments (:class:`~scoring.errors.InputError`, among them two files of the
+        run that would be one file), another run writing ``output``, an unreadable
+        input, a failed check.
+    OSError
+        A file or folder that cannot be read or written (it names the path); the
+        previous files are intact and no temporary file remains.
     """
     from scoring.contract.reader import DuplicateFilter, InputStream
 
     t0 = time.perf_counter()
-    output = Path(output)
-    rejects = Path(rejects) if rejects else default_rejects_path(output)
+    files = RunFiles.of(output, rejects, summary_path, forecast)
+    files.check({"INPUT": source, "--previous": previous})
+    output = files.output
     as_of = as_of_date(as_of)
     thresholds = thresholds or Thresholds()
     workers = workers or os.cpu_count() or 1
@@ -111,13 +133,22 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
     summary = RunSummary(resolve(source, pack.schema), pack.schema)
     reject_rows: list[dict] = []
     duplicates = DuplicateFilter()  # across partitions (JSON Lines): only the keys come back from workers
+    warnings: list[dict[str, Any]] = []  # besides the summary's own (see RunSummary.warnings)
 
-    with output_lock(output):
-        out_w = AtomicWriter(output)
-        rej_w = AtomicWriter(rejects)
-        stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=_workdir(output),
-                             as_of_default=as_of)
+    with output_lock(output) as lock:
+        if lock.taken_over_from is not None:
+            warnings.append({"kind": "lock_taken_over", "pid": lock.taken_over_from,
+                             "message": f"the run with pid {lock.taken_over_from} that held {lock.path} is gone "
+                                        "(killed?); its lock is taken over"})
+        spill_base = _spill_base(output)
+        remove_stale(files, spill_base)
+        writers = [AtomicWriter(output), AtomicWriter(files.rejects)]
+        out_w, rej_w = writers
+        spill = None
+        stream = None
         try:
+            spill = make_spill_dir(spill_base)
+            stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=spill, as_of_default=as_of)
             specs = stream.partitions()
             from tqdm import tqdm
 
@@ -147,38 +178,90 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
             if reject_rows:
                 rej_w.write(rejects_table(reject_rows))
             if strict:
-                summary.check_strict()
-            out_w.commit(empty_schema=scorer.output_schema())
-            rej_w.commit(empty_schema=rejects_table([]).schema)
+                summary.check_strict()  # refused: nothing written, nothing replaced
+            out_w.close(empty_schema=scorer.output_schema())
+            rej_w.close(empty_schema=rejects_table([]).schema)
+
+            result = summary.to_dict()
+            result.update({
+                "status": "ok", "input": str(source), "output": str(output), "rejects": str(files.rejects),
+                "as_of_default": as_of, "model": scorer.model_version, "rule_pack": pack.version_tag,
+                "previous": str(previous) if previous else None, "scored_at": scorer.scored_at,
+                "seconds": round(time.perf_counter() - t0, 2), "workers": workers,
+            })
+            result["deals_per_second"] = round(result["read"] / result["seconds"]) if result["seconds"] else None
+            result.setdefault("warnings", []).extend(warnings)
+            fc = summary.forecast_frame()
+            result["forecast_total"] = fc[fc["dimension"] == "total"][["currency", "deals", "amount",
+                                                                        "expected_value"]].to_dict("records") \
+                if len(fc) else []
+            if files.forecast is not None:
+                writers.append(AtomicWriter(files.forecast))
+                writers[-1].write(pa.Table.from_pandas(fc, preserve_index=False))
+                writers[-1].close()
+                result["forecast"] = str(files.forecast)
+            _check(result, files, checks)
+            writers.append(AtomicWriter(files.summary, fmt="text"))
+            writers[-1].write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+            for w in writers:  # every file is complete on disk: only renames are left
+                w.commit()
+            for path in (failed_path(files.rejects), failed_path(files.summary)):
+                path.unlink(missing_ok=True)  # an earlier failed run's: this run supersedes it
+        except _RunFailed as failed:
+            for w in writers:
+                if w is not rej_w:
+                    w.abort()  # the output and the forecast: the previous ones stay
+            try:
+                rej_w.commit(to=failed_path(files.rejects))
+                write_atomic(failed_path(files.summary),
+                             json.dumps(failed.summary, indent=2, ensure_ascii=False) + "\n")
+            except BaseException:
+                rej_w.abort()
+                raise
+            failed.error.summary = failed.summary
+            raise failed.error from None
         except BaseException:
-            out_w.abort()
-            rej_w.abort()
+            for w in writers:
+                w.abort()
             raise
         finally:
-            stream.close()
+            if stream is not None:
+                stream.close()
+            if spill is not None:
+                shutil.rmtree(spill, ignore_errors=True)
+    return result
 
-        result = summary.to_dict()
-        result.update({
-            "input": str(source), "output": str(output), "rejects": str(rejects),
-            "as_of_default": as_of, "model": scorer.model_version, "rule_pack": pack.version_tag,
-            "previous": str(previous) if previous else None, "scored_at": scorer.scored_at,
-            "seconds": round(time.perf_counter() - t0, 2), "workers": workers,
-        })
-        result["deals_per_second"] = round(result["read"] / result["seconds"]) if result["seconds"] else None
+
+class _RunFailed(Exception):
+    """A check of the finished run failed (carries the error and the failed run's summary)."""
+
+    def __init__(self, error: ScoringError, summary: dict[str, Any]):
+        super().__init__(str(error))
+        self.error = error
+        self.summary = summary
+
+
+def _check(result: dict[str, Any], files: RunFiles, checks: Sequence[RunCheck]) -> None:
+    """Run the checks of a finished run; :class:`_RunFailed` when one fails.
+
+    The checks see the summary as the failed run writes it (its rejects under the failed
+    name), so their messages name the file the user should open."""
+    failed = {**result, "status": "failed", "rejects": str(failed_path(files.rejects)),
+              "summary": str(failed_path(files.summary)), "forecast": None}
+    try:
         if result["read"] != result["scored"] + result["rejected"]:  # the invariant users rely on
             raise ScoringError(f"internal error: read {result['read']} != scored {result['scored']} + "
                                f"rejected {result['rejected']}")
-        fc = summary.forecast_frame()
-        result["forecast_total"] = fc[fc["dimension"] == "total"][["currency", "deals", "amount", "expected_value"]] \
-            .to_dict("records") if len(fc) else []
-        if forecast:
-            fw = AtomicWriter(Path(forecast))
-            fw.write(pa.Table.from_pandas(fc, preserve_index=False))
-            fw.commit()
-            result["forecast"] = str(forecast)
-        write_atomic(Path(summary_path) if summary_path else sibling(output, ".summary.json"),
-                     json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    return result
+        for check in checks:
+            check(failed)
+    except ScoringError as exc:
+        failed["error"] = str(exc)
+        raise _RunFailed(exc, failed) from None
+
+
+def _spill_base(output: Path) -> Path | None:
+    """Temporary partitions go beside the output (same disk as the result), unless $TMPDIR is set."""
+    return None if os.environ.get("TMPDIR") else output.parent
 
 
 # --------------------------------------------------------------------------- workers
@@ -186,9 +269,40 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(scorer: ChunkScorer, stream) -> None:
+def _init_worker(scorer: ChunkScorer, stream, parent: int) -> None:
+    _die_with_parent(parent)
     _WORKER["scorer"] = scorer
     _WORKER["stream"] = stream
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when the run (``parent``) ends, even by SIGKILL.
+
+    Linux: the kernel's parent-death signal (``PR_SET_PDEATHSIG``).  Elsewhere: a
+    thread that watches the parent pid.  Either way a worker never outlives its run.
+    """
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before the signal was armed
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _work(spec) -> tuple[pa.Table, dict]:
@@ -210,11 +324,6 @@ def _chunk_meta(chunk) -> dict:
     return meta
 
 
-def _workdir(output: Path) -> Path | None:
-    """Temporary partitions go beside the output (same disk as the result), unless $TMPDIR is set."""
-    return None if os.environ.get("TMPDIR") else Path(output).parent
-
-
 def _map_ordered(specs, scorer: ChunkScorer, stream, workers: int) -> Iterator[tuple[pa.Table, dict]]:
     """Score partitions in order, at most ``workers + 1`` in flight (bounded memory)."""
     if workers <= 1 or len(specs) <= 1:
@@ -225,8 +334,9 @@ def _map_ordered(specs, scorer: ChunkScorer, stream, workers: int) -> Iterator[t
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(scorer, stream)) as ex:
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(scorer, stream, os.getpid()))
+    try:
         pending = []
         it = iter(specs)
         for spec in it:
@@ -240,6 +350,8 @@ def _map_ordered(specs, scorer: ChunkScorer, stream, workers: int) -> Iterator[t
             if nxt is not None:
                 pending.append(ex.submit(_work, nxt))
             yield res
+    finally:  # on an error, the chunks not started yet are dropped rather than scored
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- duplicates and rejects

@@ -259,7 +259,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     """A readable layout of a run summary (what ``scoring score`` prints)."""
     s = {**summary, **{k: _short(str(summary[k])) for k in ("input", "output", "rejects") if summary.get(k)}}
     lines = [
-        f"scored {s['input']} -> {s['output']}",
+        f"scored {s['input']} -> {s['output']}" if s.get("status") != "failed" else
+        f"scored {s['input']}: FAILED, {s['output']} not replaced (summary: {_short(s['summary'])})",
         f"  read {s['read']:,}  scored {s['scored']:,}  rejected {s['rejected']:,}  orphan child rows "
         f"{s['orphans']:,}  (rejects: {s['rejects']})",
         f"  model {s['model'] or 'none'}  rule pack {s['rule_pack']}",
