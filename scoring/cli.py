@@ -39,7 +39,7 @@ import click
 
 from scoring import paths
 from scoring.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEEP, DEFAULT_MAX_REJECTED_SHARE
-from scoring.errors import ExitCode, ScoringError
+from scoring.errors import ExitCode, RecordError, ScoringError
 from scoring.evidence import LANGS
 from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
 
@@ -94,7 +94,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
         click.echo(f"warning: {n}", err=True)
     res = read_records(file, engine.pack.schema)
     for rj in res.rejects:
-        click.echo(f"rejected: record {rj.get('id')}: field {rj.get('field')}: {rj.get('reason')}", err=True)
+        click.echo(f"rejected: {RecordError(rj.get('id'), rj.get('field'), rj.get('reason'))}", err=True)
     for ent, names in res.undeclared_fields.items():
         if names:
             click.echo(f"warning: undeclared {ent} fields (ignored by the rules): {', '.join(names)}", err=True)
