@@ -224,7 +224,9 @@ def read_output(path: Path, columns: Sequence[str] | None = None) -> pd.DataFram
         import pyarrow.parquet as pq
 
         have = pq.ParquetFile(path).schema_arrow.names
-        return pq.read_table(path, columns=[c for c in (columns or have) if c in have]).to_pandas()
+        table = pq.read_table(path, columns=[c for c in (columns or have) if c in have])
+        table.validate(full=True)  # a damaged file can hold text that is not UTF-8: ArrowInvalid here, not later
+        return table.to_pandas()
     if fmt == "jsonl":
         df = pd.read_json(path, lines=True, dtype=False)
     else:

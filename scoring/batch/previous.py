@@ -54,11 +54,13 @@ class PreviousRun:
             try:
                 df = read_output(path, columns=self.COLUMNS)
                 df["red_flags"] = df["red_flags"].map(_as_list)
+                problems = _provenance_problems(df)  # reads every value: a damaged file can fail here too
             except OSError as e:
                 raise _unreadable(path, e) from e
             except (ValueError, TypeError, pa.ArrowException) as e:  # parse errors of pandas and json are ValueErrors
                 raise _not_output(path, f"cannot be read as {output_format(path)}: {_first_line(e)}") from e
-            _check_provenance(path, df)
+            if problems:
+                raise _not_output(path, "not an output of `scoring score`: " + ", ".join(problems))
         if "as_of" in df.columns:
             df = df.sort_values("as_of", kind="stable")
         df = df.drop_duplicates("id", keep="last").set_index("id")
@@ -177,10 +179,11 @@ def _text(s: pd.Series) -> pd.Series:
     return s.map(lambda v: v if isinstance(v, str) else None).astype(object)
 
 
-def _check_provenance(path: Path, df: pd.DataFrame) -> None:
-    """Every row names the rule pack that scored it and when (the provenance of an output)."""
+def _provenance_problems(df: pd.DataFrame) -> list[str]:
+    """What is missing from the provenance of an output: every row names its deal, the rule pack that
+    scored it and when (empty when the frame is an output's)."""
     if not len(df):
-        return
+        return []
     bad_id = int((~df["id"].map(lambda v: isinstance(v, str) and v != "")).sum())
     bad_as_of = int(pd.to_datetime(_text(df["as_of"]), format="%Y-%m-%d", errors="coerce").isna().sum())
     pack = df["rule_pack_version"]
@@ -192,8 +195,6 @@ def _check_provenance(path: Path, df: pd.DataFrame) -> None:
     probs = df["win_probability"]
     nums = pd.to_numeric(probs, errors="coerce")
     bad_prob = int(((probs.notna() & nums.isna()) | (nums < 0) | (nums > 1)).sum())
-    problems = [f"{n:,} rows without {what}" for n, what in
-                ((bad_id, "an id"), (bad_as_of, "an as_of date"), (bad_pack, "a rule_pack_version"),
-                 (bad_when, "a scored_at time"), (bad_prob, "a win_probability between 0 and 1 (or empty)")) if n]
-    if problems:
-        raise _not_output(path, "not an output of `scoring score`: " + ", ".join(problems))
+    return [f"{n:,} rows without {what}" for n, what in
+            ((bad_id, "an id"), (bad_as_of, "an as_of date"), (bad_pack, "a rule_pack_version"),
+             (bad_when, "a scored_at time"), (bad_prob, "a win_probability between 0 and 1 (or empty)")) if n]
