@@ -24,6 +24,10 @@ code  meaning
 4     a file or folder could not be read or written (permission denied, a path
       that is a folder, disk full, ...): one line naming the path; a run's
       outputs are replaced only at its end, so the previous ones are intact
+5     the model is not useful: ``train`` saved a model that does not beat both
+      baselines (base rate, rule score alone) on its held-out deals by more
+      than noise (a warning says by how much; the verdict is in its manifest);
+      ``promote`` refuses such a model unless ``--force``
 ====  ==========================================================================
 
 An unexpected internal error ends in a Python traceback (exit code 1).
@@ -299,19 +303,38 @@ def rules_check(pack, against, current, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @_fail_clean
 def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json):
-    """Train a model on closed deals in HISTORY and save it as an artifact."""
+    """Train a model on closed deals in HISTORY and save it as an artifact.
+
+    Exits with code 5 (the artifact is still saved, to inspect) when the model does not beat both
+    baselines on its held-out deals by more than noise: do not promote it.
+    """
     from scoring.model.artifact import save_model
+    from scoring.model.metrics import usefulness_warning
     from scoring.model.train import train as train_model
 
     result = train_model(history, rules=rules_path or paths.default_rules(), seed=seed,
                          test_fraction=test_fraction, no_decision_as=no_decision_as,
                          min_per_class=min_per_class)
     path = save_model(result, out_dir)
+    verdict = result.metrics["usefulness"]
+    split_note = result.counts["split"]["note"]
+    if split_note:
+        click.echo(f"note: split: {split_note}", err=True)
     summary = {"model": str(path), "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score")},
-               "counts": result.counts, "params": result.params}
+               "usefulness": verdict, "counts": result.counts, "params": result.params}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
-        return
+    else:
+        _print_training(result, path)
+    if not verdict["useful"]:
+        click.echo(f"warning: {usefulness_warning(verdict)} Do not use it or promote it (scoring promote refuses "
+                   "it without --force); it is saved only to inspect (scoring report). Check the history (are "
+                   "the outcomes right? do the rules read the fields that carry signal?) and retrain.", err=True)
+        sys.exit(ExitCode.NOT_USEFUL)
+
+
+def _print_training(result, path: Path) -> None:
+    """The text summary of ``scoring train``."""
     c = result.counts
     click.echo(f"trained {path}")
     click.echo(f"  input: {c['input']['snapshots']} snapshots of {c['input']['deals']} deals, "
@@ -324,24 +347,43 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     for name, label in (("model", "model"), ("rule_score", "rule score (Platt)"), ("base_rate", "base rate")):
         m = result.metrics[name]
         click.echo(f"  {label:<24}{m['roc_auc']:>9.3f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}{m['ece']:>8.4f}")
-    click.echo(f"make it current: scoring promote {path}")
+    verdict = result.metrics["usefulness"]
+    for name, label in (("base_rate", "base rate"), ("rule_score", "rule score")):
+        b = verdict["baselines"][name]
+        click.echo(f"  beats {label + ':':<12}{'yes' if b['beats'] else 'NO':<4} log loss {b['difference']:+.4f} "
+                   f"({b['confidence']:.0%} interval {b['interval'][0]:+.4f} .. {b['interval'][1]:+.4f}, "
+                   f"paired bootstrap over {b['deals']} held-out deals)")
+    if verdict["useful"]:
+        click.echo(f"make it current: scoring promote {path}")
+    else:
+        click.echo("not useful: do not promote it (scoring promote refuses it without --force)")
 
 
 @main.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Promote even if it is worse than the current model.")
+@click.option("--force", is_flag=True,
+              help="Promote even if the model does not beat the baselines, is worse than the current model, "
+                   "or cannot be compared with it.")
 @click.option("--history", type=click.Path(exists=True, path_type=Path),
               help="Closed deals to compare on (default: the bundled sample history).")
 @_fail_clean
 def promote(model_dir, force, history):
-    """Make MODEL_DIR the current model, if it is no worse than the current one on the same held-out deals."""
+    """Make MODEL_DIR the current model, if it beat both baselines when trained (exit 5 otherwise) and
+    is no worse than the current one on enough of the same held-out deals (README, "Retrain")."""
     from scoring.model.registry import promote as promote_model
 
     rep = promote_model(model_dir, force=force, history=history)
+    for n in rep.get("notes", []):
+        click.echo(f"note: {n}", err=True)
     cmp = rep.get("comparison")
     if cmp:
-        click.echo(f"compared on {cmp['deals']} held-out deals: log loss {cmp['log_loss_new']:.4f} (new) vs "
-                   f"{cmp['log_loss_current']:.4f} (current)")
+        d = cmp["difference"]
+        click.echo(f"compared on {cmp['deals']} held-out deals ({cmp['held_out']}) of "
+                   f"{history or paths.sample_history()}: log loss {cmp['log_loss_new']:.4f} (new) vs "
+                   f"{cmp['log_loss_current']:.4f} (current), difference {d['difference']:+.4f} "
+                   f"({d['confidence']:.0%} interval {d['interval'][0]:+.4f} .. {d['interval'][1]:+.4f})")
+    elif rep.get("not_compared"):
+        click.echo(f"not compared with the current model: {rep['not_compared']}", err=True)
     if rep.get("promoted"):
         click.echo(f"current model: {rep['model']} (was {rep['previous'] or 'none'})" + (" [forced]" if force else ""))
     else:
@@ -374,7 +416,8 @@ def list_models_cmd():
 @click.argument("model_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), help="HTML file (default: out/report-<model id>.html).")
 @click.option("--history", type=click.Path(exists=True, path_type=Path),
-              help="History holding the model's test deals (default: the bundled sample history).")
+              help="History holding the model's test deals, for the curves and the per-rule rates (without it: "
+                   "only the held-out predictions stored in the model; an older model without them needs it).")
 @click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
 @click.option("--rule-stats", type=click.Choice(["all", "test"]), default="all", show_default=True,
               help="Per-rule fire and win rates on all history, or on the held-out deals only.")

@@ -26,6 +26,9 @@ class ExitCode(IntEnum):
     #: a file or folder could not be read or written (permission denied, a path that is a folder,
     #: disk full, ...); outputs are replaced only at the end of a run, so the previous ones are intact
     IO = 4
+    #: the model is not useful: ``train`` saved a model that does not beat both baselines (base rate, rule
+    #: score alone) on its held-out deals by more than noise; ``promote`` refuses such a model without ``--force``
+    NOT_USEFUL = 5
 
 
 class ScoringError(Exception):
@@ -87,3 +90,9 @@ class RejectedShareError(ScoringError):
     """A run rejected a larger share of its input than allowed (the previous outputs are kept)."""
 
     exit_code = ExitCode.REJECTED_SHARE
+
+
+class NotUsefulError(ModelError):
+    """A model does not beat both baselines on its held-out deals by more than noise."""
+
+    exit_code = ExitCode.NOT_USEFUL

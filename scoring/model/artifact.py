@@ -6,6 +6,8 @@ An artifact is a folder::
       manifest.json    what it is and how it was made (below), and the sha256 of every other file
       model.joblib     the fitted Pipeline (evidence + logistic regression)
       split.json       the deal ids of the training and test sets
+      held_out.json    the test snapshots' outcomes, weights and predictions (model, rule score baseline),
+                       so the report can draw its curves without the history (absent in older artifacts)
       rules/...        the exact rule pack files the model was trained with
 
 ``manifest.json`` holds: ``format``, ``model_id``, ``created_at`` (UTC), the
@@ -13,7 +15,8 @@ rule pack (name, version, version tag, fingerprint), the feature names, the
 library versions (python, scikit-learn, pandas, numpy, durable-rules, joblib,
 scoring), the training data fingerprint (sha256 of the canonical history, see
 :func:`scoring.model.train.canonical_fingerprint`) and counts, the parameters and
-seed, the CV table, the metrics of the model and of both baselines, and
+seed, the CV table, the metrics of the model and of both baselines (with
+``metrics.usefulness``, whether the model beats both by more than noise), and
 ``files``: relative path -> sha256 for every file but the manifest itself.
 
 :func:`save_model` writes into a temporary folder beside the target and
@@ -39,7 +42,7 @@ import shutil
 import uuid
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import joblib
 import numpy as np
@@ -56,6 +59,7 @@ FORMAT = "dealscore-model/1"
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 SPLIT_FILE = "split.json"
+HELD_OUT_FILE = "held_out.json"
 RULES_DIR = "rules"
 _IGNORED = {"__pycache__"}
 #: a logistic regression on 0/1 evidence has coefficients of a few units; beyond this, scores overflow
@@ -128,6 +132,9 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
             dest.write_bytes(data)
         joblib.dump(result.model.pipeline, tmp / MODEL_FILE)
         _json_dump({"train": list(result.train_ids), "test": list(result.test_ids)}, tmp / SPLIT_FILE)
+        if getattr(result, "held_out", None) is not None:
+            (tmp / HELD_OUT_FILE).write_text(json.dumps(_clean(result.held_out), separators=(",", ":"),
+                                                        allow_nan=False) + "\n", encoding="utf-8")
         files = {rel: _sha256(tmp / rel) for rel in files_under(tmp)}
         model_id = f"{created:%Y%m%dT%H%M%SZ}-{files[MODEL_FILE][:8]}"
         manifest = {
@@ -293,3 +300,17 @@ def model_no_decision_as(model: Model) -> str:
     """How ``model``'s training counted ``no_decision`` outcomes (``lost`` when its manifest does not say)."""
     params = (model.manifest.get("training") or {}).get("params") or {}
     return params.get("no_decision_as", "lost")
+
+
+def model_held_out(model: Model) -> dict[str, list] | None:
+    """The test snapshots' stored predictions of a (verified) artifact (see :data:`HELD_OUT_FILE`), or None
+    when the artifact predates them or the model is unsaved."""
+    if not model.path or not (Path(model.path) / HELD_OUT_FILE).is_file():
+        return None
+    return json.loads((Path(model.path) / HELD_OUT_FILE).read_text(encoding="utf-8"))
+
+
+def model_usefulness(model_or_manifest: Model | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The usefulness verdict recorded at training (``metrics.usefulness``), or None in older artifacts."""
+    manifest = model_or_manifest.manifest if isinstance(model_or_manifest, Model) else model_or_manifest
+    return (manifest.get("metrics") or {}).get("usefulness")

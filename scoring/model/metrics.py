@@ -111,3 +111,99 @@ def baseline_verdict(metrics: Mapping[str, Any]) -> str:
         return "unknown"
     beats_b, beats_r = m < b, m < r
     return "both" if beats_b and beats_r else "base_rate" if beats_b else "rule_score" if beats_r else "neither"
+
+
+# --------------------------------------------------------------------------- is the model useful?
+#: deals resampled (with replacement) this many times by :func:`paired_bootstrap`
+BOOTSTRAP_RESAMPLES = 2000
+#: the two-sided level of the bootstrap interval
+BOOTSTRAP_CONFIDENCE = 0.95
+#: the baselines a useful model must beat: metrics key -> words
+BASELINES = {"base_rate": "the base rate (the training win rate for every deal)",
+             "rule_score": "the rule score alone (mapped to a probability)"}
+
+
+def paired_bootstrap(y: ArrayLike, p_a: ArrayLike, p_b: ArrayLike, w: ArrayLike, deal: ArrayLike, *,
+                     resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = BOOTSTRAP_CONFIDENCE,
+                     seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap over deals of the weighted log-loss difference ``a - b``.
+
+    Deals (not snapshots) are resampled with replacement, each resample
+    keeping all of a deal's snapshots, and both predictions are scored on the
+    same resample, so the interval reflects how much the difference would move
+    with other deals of the same kind.  A negative difference means ``a`` is
+    better.
+
+    Returns
+    -------
+    dict
+        ``difference`` (on the deals given), ``interval`` ``[low, high]``
+        (percentiles at ``confidence``), ``deals``, ``resamples``, ``confidence``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([1, 0] * 50); good = np.where(y == 1, 0.8, 0.2)
+    >>> r = paired_bootstrap(y, good, np.full(100, 0.5), np.ones(100), np.arange(100))
+    >>> r["interval"][1] < 0
+    True
+    """
+    y = np.asarray(y, dtype=float)
+    w = np.asarray(w, dtype=float)
+    pa = np.clip(np.asarray(p_a, dtype=float), EPS, 1 - EPS)
+    pb = np.clip(np.asarray(p_b, dtype=float), EPS, 1 - EPS)
+
+    def loss(p: np.ndarray) -> np.ndarray:
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    _, group = np.unique(np.asarray(deal, dtype=object).astype(str), return_inverse=True)
+    n = int(group.max()) + 1 if len(group) else 0
+    num = np.bincount(group, weights=w * (loss(pa) - loss(pb)), minlength=n)
+    den = np.bincount(group, weights=w, minlength=n)
+    diff = float(num.sum() / den.sum()) if n else float("nan")
+    if n < 2:
+        return {"difference": diff, "interval": [float("nan"), float("nan")], "deals": n,
+                "resamples": resamples, "confidence": confidence}
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    boot = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return {"difference": diff, "interval": [float(low), float(high)], "deals": n,
+            "resamples": resamples, "confidence": confidence}
+
+
+def usefulness(y: ArrayLike, p_model: ArrayLike, baselines: Mapping[str, ArrayLike], w: ArrayLike,
+               deal: ArrayLike, *, seed: int = 0) -> dict[str, Any]:
+    """Whether the model beats every baseline on held-out log loss by more than noise.
+
+    For each baseline, :func:`paired_bootstrap` of ``model - baseline``; the
+    model beats it when the whole interval lies below 0.  ``useful`` is true
+    when it beats all of them.
+
+    Returns
+    -------
+    dict
+        ``useful``, ``baselines`` (name -> the bootstrap result plus ``beats``),
+        ``rule`` (the criterion in words).
+    """
+    out = {}
+    for name, p_base in baselines.items():
+        b = paired_bootstrap(y, p_model, p_base, w, deal, seed=seed)
+        out[name] = {**b, "beats": bool(b["interval"][1] < 0)}
+    return {"useful": all(v["beats"] for v in out.values()), "baselines": out,
+            "rule": (f"the {BOOTSTRAP_CONFIDENCE:.0%} interval of a paired bootstrap over held-out deals "
+                     f"({BOOTSTRAP_RESAMPLES} resamples) of the log-loss difference, model minus baseline, "
+                     "lies below 0 for every baseline")}
+
+
+def usefulness_warning(verdict: Mapping[str, Any]) -> str:
+    """The plain-words warning for a model that is not useful (see :func:`usefulness`)."""
+    parts = []
+    for name, b in verdict["baselines"].items():
+        if not b["beats"]:
+            lo, hi = b["interval"]
+            parts.append(f"{BASELINES.get(name, name)}: log loss {b['difference']:+.4f} against it, "
+                         f"{b['confidence']:.0%} interval {lo:+.4f} .. {hi:+.4f} over {b['deals']} held-out deals")
+    return ("this model does not beat " + ("both baselines" if len(parts) > 1 else "a baseline")
+            + " on its held-out deals by more than noise (" + "; ".join(parts) + "): its probabilities are "
+            "no better than the simpler figure.")

@@ -6,8 +6,10 @@ Registry
 ``models/HISTORY`` lists the folders that were made current, oldest first,
 one per line (its last line is the current one).  Both are replaced
 atomically (``os.replace``).  :func:`promote` makes a model current only if it
-is no worse than the current one on the same held-out deals (see its
-docstring), :func:`rollback` goes back one step.
+is useful (it beat both baselines by more than noise when trained, see
+:func:`scoring.model.metrics.usefulness`) and no worse than the current one
+on at least :data:`MIN_HELDOUT_DEALS` same held-out deals (see its
+docstring); ``force`` overrides both.  :func:`rollback` goes back one step.
 
 Which pack and model a command uses (:func:`resolve_scoring`)
 -------------------------------------------------------------
@@ -30,16 +32,18 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from scoring import paths
-from scoring.errors import ModelError
+from scoring.errors import ModelError, NotUsefulError
 from scoring.evidence.durable import Engine
 from scoring.evidence.pack import RulePack, fingerprint_of_files, load_pack, read_pack_files
-from scoring.model.artifact import RULES_DIR, load_model, model_no_decision_as, model_split, read_manifest
+from scoring.model.artifact import (RULES_DIR, load_model, model_no_decision_as, model_split, model_usefulness,
+                                    read_manifest)
 from scoring.model.logistic import Model
 
 CURRENT = "CURRENT"
 HISTORY = "HISTORY"
-#: fewer held-out deals than this make a comparison meaningless: promotion needs force
-MIN_HELDOUT_DEALS = 20
+#: the fewest overlapping held-out deals (seen by neither model) a comparison with the current model may use;
+#: with fewer the log-loss difference is mostly noise, so :func:`promote` refuses unless forced
+MIN_HELDOUT_DEALS = 50
 
 
 def _root(root: str | Path | None = None) -> Path:
@@ -109,9 +113,17 @@ def compare_models(new: Model, current: Model,
     ``history`` that neither model trained on is used instead.  Snapshots go
     through the same drops as in training (leakage, no outcome...) and are
     labelled with the new model's ``no_decision_as``; each deal weighs 1.
-    Each model scores with its own pack.
+    Each model scores with its own pack.  Fewer than :data:`MIN_HELDOUT_DEALS`
+    such deals, or one outcome only, raise :class:`ModelError`.
+
+    Returns ``held_out`` (which deals, in words), ``deals``, ``log_loss_new``,
+    ``log_loss_current``, ``no_worse`` and ``difference`` (the paired bootstrap
+    of new minus current, :func:`scoring.model.metrics.paired_bootstrap`).
     """
-    from scoring.model.train import prepare_history, score_log_loss
+    import numpy as np
+
+    from scoring.model.metrics import paired_bootstrap, weighted_log_loss
+    from scoring.model.train import prepare_history
 
     records = _held_out_history(history, [new.pack, current.pack])
     h = prepare_history(records, new.pack, no_decision_as=model_no_decision_as(new))
@@ -129,29 +141,54 @@ def compare_models(new: Model, current: Model,
                          f"with {'both outcomes' if len(labels) == 2 else 'one outcome'}; need at least "
                          f"{MIN_HELDOUT_DEALS} and both outcomes. Pass a history holding the new model's "
                          "test deals, or promote with force")
-    ll_new, n = score_log_loss(new, h, held)
-    ll_cur, _ = score_log_loss(current, h, held)
-    return {"held_out": rule, "deals": n, "log_loss_new": ll_new, "log_loss_current": ll_cur,
-            "no_worse": ll_new <= ll_cur + 1e-12}
+    m = np.isin(h.deal, list(held))
+    recs = [r for r, keep in zip(h.records, m) if keep]
+    p_new, p_cur = new.predict_proba(recs), current.predict_proba(recs)
+    ll_new, ll_cur = (weighted_log_loss(h.y[m], p, h.weight[m]) for p in (p_new, p_cur))
+    return {"held_out": rule, "deals": len(held), "log_loss_new": ll_new, "log_loss_current": ll_cur,
+            "no_worse": ll_new <= ll_cur + 1e-12,
+            "difference": paired_bootstrap(h.y[m], p_new, p_cur, h.weight[m], h.deal[m])}
 
 
 def promote(model_dir: str | Path, *, force: bool = False, history: Sequence[Mapping] | str | Path | None = None,
-            root: str | Path | None = None) -> dict[str, Any]:
+            root: str | Path | None = None, check_useful: bool = True) -> dict[str, Any]:
     """Make the model at ``model_dir`` current.
 
-    It must load (checksums verified) and, unless ``force``, be no worse than
-    the current model (weighted log loss on the same held-out deals, see
-    :func:`compare_models`); otherwise :class:`ModelError` says by how much.
+    It must load (checksums verified) and, unless ``force``:
+
+    * be useful: its training found it beats both baselines by more than
+      noise (``metrics.usefulness`` of its manifest); otherwise
+      :class:`~scoring.errors.NotUsefulError`.  An artifact older than that
+      verdict is promoted with a note.  ``check_useful=False`` skips this
+      check (to test the comparison alone);
+    * be no worse than the current model (weighted log loss on at least
+      :data:`MIN_HELDOUT_DEALS` same held-out deals, see
+      :func:`compare_models`); otherwise :class:`ModelError` says by how much,
+      or why the models cannot be compared.
+
     A model folder outside ``models/`` is first copied in (under its own name).
-    Returns a report: ``promoted``, ``model``, ``previous`` and the comparison.
+    Returns a report: ``promoted``, ``model``, ``previous``, the comparison
+    (None without a current model, or when forced past a comparison that
+    could not be made), ``not_compared`` (why, then) and ``notes``.
     """
+    from scoring.model.metrics import usefulness_warning
+
     r = _root(root)
     r.mkdir(parents=True, exist_ok=True)
     src = Path(model_dir)
     new = load_model(src)
     prev_dir = current_model_dir(r)
     report: dict[str, Any] = {"model": src.name, "previous": prev_dir.name if prev_dir else None,
-                              "forced": force, "comparison": None}
+                              "forced": force, "comparison": None, "not_compared": None, "notes": []}
+    verdict = model_usefulness(new)
+    if verdict is None:
+        report["notes"].append(f"model {src.name} records no verdict against the baselines (trained before "
+                               "that check): it was not checked against them")
+    elif check_useful and not verdict["useful"]:
+        if not force:
+            raise NotUsefulError(f"model {src.name}: {usefulness_warning(verdict)} Not promoted "
+                                 "(use force to promote it anyway)")
+        report["notes"].append(f"model {src.name} does not beat both baselines by more than noise")
     if prev_dir is not None and prev_dir.resolve() == src.resolve():
         return {**report, "promoted": False, "note": "already current"}
     if prev_dir is not None:
@@ -164,10 +201,11 @@ def promote(model_dir: str | Path, *, force: bool = False, history: Sequence[Map
         if cur is not None:
             try:
                 cmp = compare_models(new, cur, history)
-            except ModelError:
+            except ModelError as exc:
                 if not force:
                     raise
                 cmp = None
+                report["not_compared"] = str(exc)
             report["comparison"] = cmp
             if cmp is not None and not cmp["no_worse"] and not force:
                 raise ModelError(

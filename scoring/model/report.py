@@ -12,7 +12,11 @@ when a report is drawn).  It shows
   a sentence, computed from those numbers, saying whether the model beats both
   baselines on held-out log loss;
 * the reliability diagram and the ROC curve, recomputed on the model's
-  held-out test deals (``split.json``) found in ``history``;
+  held-out test deals (``split.json``) found in ``history``; without a
+  history, drawn from the held-out predictions stored in the artifact
+  (``held_out.json``), and then without the per-rule rates, which need the
+  history.  A report never draws from a history it was not given: an older
+  artifact without stored predictions needs ``history``;
 * the distribution of win probability and of rule score for won and lost deals;
 * the coefficient table as points, sorted so the biggest disagreements with
   the expert points come first;
@@ -48,7 +52,7 @@ import pandas as pd
 from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.status import MET, UNKNOWN
-from scoring.model.artifact import load_model, model_no_decision_as, model_split
+from scoring.model.artifact import load_model, model_held_out, model_no_decision_as, model_split
 from scoring.model.features import UNKNOWN_SUFFIX
 from scoring.model.logistic import Model, coef_to_points, sigmoid
 from scoring.model.metrics import baseline_verdict, probability_metrics, reliability_table
@@ -77,15 +81,10 @@ def _display_path(p: Path) -> str:
         return str(p)
 
 
-def _read_history(history: Sequence[Mapping] | str | Path | None, model: Model,
+def _read_history(history: Sequence[Mapping] | str | Path, model: Model,
                   lang: str = "en") -> tuple[list[dict], str]:
     from scoring.contract.reader import read_records
 
-    if history is None:
-        history = paths.sample_history()
-        if not Path(history).exists():
-            raise ModelError(f"no history given for the report's curves, and the bundled sample {history} "
-                             "does not exist: pass history=")
     if isinstance(history, (str, Path)):
         p = Path(history)
         if not p.exists():
@@ -258,6 +257,42 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
                                                                 "deals": int(len(set(h.deal[on])))}}
 
 
+def stored_report_data(model: Model, *, lang: str = "en") -> dict[str, Any]:
+    """What :func:`report_data` returns, from the artifact's stored held-out predictions alone.
+
+    The curves and histograms use the test snapshots' stored outcomes, weights
+    and predictions; the per-rule rates need the history and are left empty
+    (``rule_stats_on`` is ``"none"``).
+
+    Raises
+    ------
+    ModelError
+        The artifact stores no held-out predictions (it predates them): give the history.
+    """
+    words(lang)
+    stored = model_held_out(model)
+    if stored is None:
+        raise ModelError(f"model {model.path} stores no held-out predictions (trained by an older version): "
+                         "give the history it was trained on (--history FILE) to draw the report")
+    y, w = np.asarray(stored["y"], dtype=np.int64), np.asarray(stored["w"], dtype=float)
+    p_model, p_rule = np.asarray(stored["p_model"], dtype=float), np.asarray(stored["p_rule"], dtype=float)
+    deal = np.asarray(stored["deal"], dtype=object)
+    won = {d for d, yy in zip(deal, y) if yy == 1}
+    n_deals = len(set(deal))
+    held_out = None
+    if len(np.unique(y)) == 2:
+        held_out = {"deals": n_deals, "snapshots": int(len(y)), "won": len(won), "lost": n_deals - len(won),
+                    "fallback": False, "y": y, "w": w, "p_model": p_model, "p_rule": p_rule,
+                    "score": np.asarray(stored["score"], dtype=float),
+                    "metrics": {"model": probability_metrics(y, p_model, w),
+                                "rule_score": probability_metrics(y, p_rule, w)},
+                    "reliability": {"model": reliability_table(y, p_model, w),
+                                    "rule_score": reliability_table(y, p_rule, w)}}
+    return {"manifest": model.manifest, "verdict": baseline_verdict(model.manifest.get("metrics", {})),
+            "held_out": held_out, "coefficients": coefficient_points(model, lang),
+            "rules": pd.DataFrame(), "rule_stats_on": "none", "rule_stats_counts": {"snapshots": 0, "deals": 0}}
+
+
 def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path | None = None,
                  out: str | Path | None = None, lang: str = "en", *, rule_stats: str = "all") -> Path:
     """Write the model report of the artifact at ``model_dir`` as one self-contained HTML file.
@@ -268,7 +303,8 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
         A model artifact folder (loaded and verified with :func:`scoring.model.artifact.load_model`).
     history : path or sequence of records, optional
         The history holding the model's test deals, for the curves, histograms
-        and rule statistics; default the bundled ``datasets/sample/history.jsonl``.
+        and rule statistics; None draws only from the artifact's stored
+        held-out predictions (:func:`stored_report_data`), never from another history.
     out : path, optional
         The HTML file to write; default :func:`scoring.paths.default_report`.  It
         must not lie inside ``model_dir`` (an extra file there fails the
@@ -286,8 +322,8 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
     Raises
     ------
     ModelError
-        The artifact does not verify, the history is missing, ``out`` lies
-        inside the artifact, or ``lang`` / ``rule_stats`` is not one of its values.
+        The artifact does not verify, the history is missing (or not given to
+        an artifact that stores no held-out predictions), ``out`` lies inside the artifact, or ``lang`` / ``rule_stats`` is not one of its values.
     """
     words(lang)
     model = load_model(model_dir)
@@ -296,8 +332,11 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
     if Path(model_dir).resolve() in target.resolve().parents:
         raise ModelError(f"{target}: write the report outside the model folder {model_dir} "
                          "(an extra file there breaks the artifact's verification)")
-    records, desc = _read_history(history, model, lang)
-    data = report_data(model, records, model_split(model), rule_stats=rule_stats, lang=lang)
+    if history is None:
+        data, desc = stored_report_data(model, lang=lang), words(lang)["stored_held_out"]
+    else:
+        records, desc = _read_history(history, model, lang)
+        data = report_data(model, records, model_split(model), rule_stats=rule_stats, lang=lang)
     figs = draw_figures(data, lang)
     import matplotlib
 

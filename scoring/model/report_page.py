@@ -142,7 +142,7 @@ def page_view(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en"
     metric_columns, metric_rows = _metric_rows(metrics, w)
     verdict = baseline_verdict(metrics)
     rs = data["rule_stats_counts"]
-    rules_note = "rules_note_all" if data["rule_stats_on"] == "all" else "rules_note_test"
+    rules_note = {"all": "rules_note_all", "test": "rules_note_test"}.get(data["rule_stats_on"], "rules_note_none")
     return {
         "lang": lang, "words": w, "figures": {k: figs.get(k) for k in FIGURES},
         "model_id": manifest.get("model_id", ""), "version_tag": (manifest.get("rule_pack") or {}).get("version_tag"),

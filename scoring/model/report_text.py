@@ -103,6 +103,9 @@ WORDS: dict[str, dict[str, str]] = {
         "l_model": "model", "l_rule": "rule score (Platt)", "l_won": "won", "l_lost": "lost",
         "size_note": "marker area ∝ deals in bin",
         "records_given": "{n} records given",
+        "stored_held_out": "the held-out predictions stored in the model artifact",
+        "rules_note_none": ("Not computed: the report was drawn from the artifact's stored held-out predictions "
+                            "only; give the history (--history) for the per-rule rates."),
     },
     "zh": {
         "title": "赢单概率模型报告",
@@ -170,6 +173,8 @@ WORDS: dict[str, dict[str, str]] = {
         "l_model": "模型", "l_rule": "规则得分（Platt）", "l_won": "赢单", "l_lost": "丢单",
         "size_note": "点的面积 ∝ 分箱中的项目数",
         "records_given": "传入的 {n} 条记录",
+        "stored_held_out": "模型文件中保存的留出预测",
+        "rules_note_none": "未计算：本报告仅基于模型文件中保存的留出预测；请提供历史数据（--history）以计算各规则的比率。",
     },
 }
 

@@ -14,8 +14,10 @@ Steps, each with counts in the result
 4. **Split by deal and by time** (:func:`split_deals`): deals are ordered by
    ``closed_at`` (then id); the newest ``test_fraction`` of them form the test
    set.  Every snapshot of a deal is on its deal's side, so no id is on both
-   sides, and ``max(closed_at of train deals) <= min(closed_at of test deals)``
-   (equal only for deals closed on the same day).
+   sides, and ``max(closed_at of train deals) < min(closed_at of test deals)``
+   (a day whose deals straddle the cut goes to one side).  When close dates
+   cannot order the deals (e.g. all the same) the split falls back to a hash
+   of the deal id, and says so (``counts["split"]``).
 5. **Weights**: each deal weighs the same however many snapshots it has:
    ``sample_weight = 1 / n_snapshots`` of its deal (after the drops).  Fitting
    and every metric use these weights.
@@ -30,6 +32,10 @@ Steps, each with counts in the result
    training win rate as a constant and the rule score alone mapped to a
    probability by a 1-D logistic regression (Platt scaling) fitted on the
    training snapshots.
+8. **Is it useful** (:func:`scoring.model.metrics.usefulness`): a paired
+   bootstrap over held-out deals of the log-loss difference against each
+   baseline; the model is useful when both 95% intervals lie below 0
+   (``metrics["usefulness"]``; ``scoring train`` exits non-zero otherwise).
 
 Deterministic: records are put in ``(id, as_of)`` order first, the solver
 (lbfgs) and the folds are deterministic, so the same data and seed give
@@ -60,7 +66,8 @@ from scoring.errors import ModelError
 from scoring.evidence.pack import RulePack
 from scoring.model.features import EvidenceTransformer, as_pack
 from scoring.model.logistic import Model
-from scoring.model.metrics import N_BINS, WEIGHTING, probability_metrics, reliability_table, weighted_log_loss
+from scoring.model.metrics import (N_BINS, WEIGHTING, probability_metrics, reliability_table, usefulness,
+                                   weighted_log_loss)
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 CV_FOLDS = 5
@@ -178,11 +185,47 @@ def check_enough(h: History, min_per_class: int) -> None:
             + f"); need at least {min_per_class} of each. Add closed deals or lower min_per_class.")
 
 
-def split_deals(closed_at: Mapping[str, str], test_fraction: float) -> tuple[list[str], list[str]]:
+@dataclass
+class Split:
+    """The deals of each side of the held-out split, and how it was made.
+
+    Unpacks as ``train, test``.  ``method`` is ``"time"`` (the newest deals
+    are the test set) or ``"deal_hash"`` (the fallback when close dates cannot
+    order the deals: a fixed pseudo-random choice of deals by a hash of their
+    id); ``note`` says in words what was done when the split is not the plain
+    time split (None otherwise).
+    """
+
+    train: list[str]
+    test: list[str]
+    method: str
+    note: str | None = None
+
+    def __iter__(self):
+        return iter((self.train, self.test))
+
+
+#: how :func:`split_deals` made a split
+SPLIT_METHODS = ("time", "deal_hash")
+
+
+def _id_hash(deal_id: str) -> str:
+    return hashlib.sha256(str(deal_id).encode("utf-8")).hexdigest()
+
+
+def split_deals(closed_at: Mapping[str, str], test_fraction: float) -> Split:
     """Split deal ids by time: the newest ``test_fraction`` (by ``closed_at``, then id) are the test set.
 
-    Returns ``(train_ids, test_ids)``, each sorted by ``(closed_at, id)``; then
-    ``closed_at[t] <= closed_at[s]`` for every train deal ``t`` and test deal ``s``.
+    Returns a :class:`Split` (unpacks as ``train_ids, test_ids``, each in
+    ``(closed_at, id)`` order).  With ``method == "time"``,
+    ``closed_at[t] < closed_at[s]`` for every train deal ``t`` and test deal ``s``:
+    when deals closed on one day straddle the cut, the cut moves to the nearer
+    change of date (all of that day's deals on one side), provided the test set
+    stays between half and twice its intended size; the note says so.
+    When no such cut exists (e.g. every deal has the same ``closed_at``),
+    close dates cannot order the deals and the split falls back, explicitly
+    (``method == "deal_hash"``, with a note), to the intended number of test
+    deals chosen by a hash of their id: still by deal, but not by time.
 
     Raises
     ------
@@ -192,8 +235,27 @@ def split_deals(closed_at: Mapping[str, str], test_fraction: float) -> tuple[lis
     if not 0.0 < test_fraction < 1.0:
         raise ModelError(f"test_fraction must be between 0 and 1 (exclusive), not {test_fraction}")
     order = sorted(closed_at, key=lambda d: (closed_at[d], d))
-    n_test = min(len(order) - 1, max(1, int(round(test_fraction * len(order)))))
-    return order[: len(order) - n_test], order[len(order) - n_test:]
+    n = len(order)
+    n_test = min(n - 1, max(1, int(round(test_fraction * n))))
+    cut = n - n_test
+    if n < 2 or closed_at[order[cut - 1]] < closed_at[order[cut]]:
+        return Split(order[:cut], order[cut:], "time")
+    day = closed_at[order[cut]]
+    same = [i for i, d in enumerate(order) if closed_at[d] == day]
+    lo, hi = same[0], same[-1] + 1
+    fits = [c for c in (lo, hi) if 0 < c < n and n_test / 2 <= n - c <= 2 * n_test]
+    if fits:
+        c = min(fits, key=lambda c: (abs((n - c) - n_test), c))
+        side = "test" if c == lo else "training"
+        return Split(order[:c], order[c:], "time",
+                     f"{hi - lo} deals closed on {day} straddled the cut: all of them are on the {side} side "
+                     f"({n - c} test deals instead of {n_test})")
+    by_hash = sorted(order, key=lambda d: (_id_hash(d), d))
+    test = set(by_hash[:n_test])
+    return Split([d for d in order if d not in test], [d for d in order if d in test], "deal_hash",
+                 f"close dates cannot order the deals ({hi - lo} of {n} deals closed on {day}): the {n_test} "
+                 "test deals were chosen by a hash of their id instead of being the newest, so the held-out "
+                 "figures say how the model does on deals like the training ones, not on later ones")
 
 
 def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
@@ -223,7 +285,15 @@ class TrainResult:
     test_ids: list[str]
     data_fingerprint: str
     rule_score_platt: dict[str, float]  # the baseline's slope and intercept (on score / 100)
+    #: the test snapshots' predictions (lists ``deal``, ``y``, ``w``, ``p_model``, ``p_rule``, ``score``),
+    #: saved in the artifact so the report can draw its curves without the history
+    held_out: dict[str, list] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def useful(self) -> bool:
+        """Whether the model beats both baselines by more than noise (``metrics["usefulness"]``)."""
+        return bool(self.metrics["usefulness"]["useful"])
 
     @property
     def pipeline(self) -> Pipeline:
@@ -345,7 +415,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         history_records = rr.records
     h = prepare_history(history_records, pack, no_decision_as=no_decision_as)
     check_enough(h, min_per_class)
-    train_ids, test_ids = split_deals(h.closed_at, test_fraction)
+    split = split_deals(h.closed_at, test_fraction)
+    train_ids, test_ids = split
     in_test = np.isin(h.deal, test_ids)
     tr, te = np.flatnonzero(~in_test), np.flatnonzero(in_test)
     if set(h.deal[tr]) & set(h.deal[te]):  # by construction; a cheap guard that never trips silently
@@ -380,6 +451,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
                         "rule_score": reliability_table(y[te], p_rule, w[te])},
         "weighting": WEIGHTING,
         "calibration_bins": f"{N_BINS} equal-width bins of the predicted probability",
+        "usefulness": usefulness(y[te], p_model, {"base_rate": np.full(len(te), base), "rule_score": p_rule},
+                                 w[te], h.deal[te], seed=seed),
     }
     counts = {
         "input": {"snapshots": h.n_input + rejected, "rejected": rejected,
@@ -390,6 +463,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         "test": deal_counts(h, test_ids),
         "train_closed": [h.closed_at[train_ids[0]], h.closed_at[train_ids[-1]]],
         "test_closed": [h.closed_at[test_ids[0]], h.closed_at[test_ids[-1]]],
+        "split": {"method": split.method, "note": split.note},
     }
     params = {"seed": seed, "test_fraction": test_fraction, "no_decision_as": no_decision_as,
               "min_per_class": min_per_class, "C": C, "C_grid": list(C_GRID) if cv_table else None,
@@ -400,15 +474,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=cv_table,
         train_ids=list(train_ids), test_ids=list(test_ids), data_fingerprint=h.fingerprint,
         rule_score_platt={"slope": float(platt.coef_[0][0]), "intercept": float(platt.intercept_[0])},
+        held_out={"deal": h.deal[te].tolist(), "y": y[te].tolist(), "w": w[te].tolist(),
+                  "p_model": p_model.tolist(), "p_rule": p_rule.tolist(), "score": (100.0 * scores[te]).tolist()},
         timings={"prepare": t1 - t0, "evidence": t2 - t1, "fit": t3 - t2, "metrics": t4 - t3, "total": t4 - t0},
     )
-
-
-def score_log_loss(model: Model, h: History, deal_ids: Iterable[str]) -> tuple[float, int]:
-    """Weighted log loss of ``model`` on the snapshots of ``deal_ids`` in ``h``
-    (each deal weighs 1); returns ``(log_loss, n_deals)``."""
-    m = np.isin(h.deal, list(deal_ids))
-    if not m.any():
-        raise ModelError("none of the held-out deals is in the history given")
-    recs = [r for r, keep in zip(h.records, m) if keep]
-    return weighted_log_loss(h.y[m], model.predict_proba(recs), h.weight[m]), len(set(h.deal[m]))
