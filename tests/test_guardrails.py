@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -121,5 +122,11 @@ def test_report_without_history_draws_only_from_the_stored_held_out_predictions(
 
 
 def test_report_of_an_artifact_without_stored_predictions_needs_the_history(tmp_path):
+    old = tmp_path / "old"  # an artifact saved before held-out predictions were stored
+    shutil.copytree(ROOT / "models" / "default", old)
+    (old / "held_out.json").unlink()
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["files"]["held_out.json"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="--history"):
-        build_report(ROOT / "models" / "default", out=tmp_path / "r.html")
+        build_report(old, out=tmp_path / "r.html")
