@@ -11,12 +11,12 @@ code  meaning
 1     the command ran, but something it checked did not pass: ``explain``
       rejected some records (each named on stderr), ``rules check`` found a
       rule example that does not end in its stated status
-2     usage or input error: a bad option or argument (click's usage errors), a
-      bad date, rule pack, model or input file, a ``--previous`` that is not an
-      output of ``score``, an input ``score --strict`` refuses (a missing child
-      table, an undeclared field), two files of one run that would be the same
-      file, another run writing the same output; one line ``error: ...`` on
-      stderr, nothing written
+2     usage or input error: a bad option or argument (click's usage errors), an
+      ``explain --id`` not in the file, a bad date, rule pack, model or input
+      file, a ``--previous`` that is not an output of ``score``, an input
+      ``score --strict`` refuses (a missing child table, an undeclared field),
+      two files of one run that would be the same file, another run writing
+      the same output; one line ``error: ...`` on stderr, nothing written
 3     ``score``: a larger share of the input was rejected than
       ``--max-rejected-share``: the previous output, rejects, summary and
       forecast are kept; this run's rejects and summary are written under their
@@ -31,6 +31,11 @@ code  meaning
 ====  ==========================================================================
 
 An unexpected internal error ends in a Python traceback (exit code 1).
+
+Global options (before the command): ``--quiet`` prints only errors (and the
+output a command was asked for: explanations, lists, ``--json``), no
+warnings, notes or summaries; ``--verbose`` also prints what a command uses
+(input, rule pack, model) on stderr.
 """
 from __future__ import annotations
 
@@ -38,14 +43,38 @@ import functools
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from scoring import paths
 from scoring.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEEP, DEFAULT_MAX_REJECTED_SHARE
-from scoring.errors import ExitCode, RecordError, ScoringError
+from scoring.errors import ExitCode, InputError, RecordError, ScoringError
 from scoring.evidence import LANGS
 from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
+
+if TYPE_CHECKING:  # the commands import the library lazily, to start fast
+    from scoring.evidence.durable import Engine
+    from scoring.model.logistic import Model
+
+
+#: ``--quiet`` / normal / ``--verbose``
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+
+
+def _level() -> int:
+    """The verbosity the ``scoring`` group was given (normal outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, int) else NORMAL
+
+
+def _say(message: str, *, err: bool = True, level: int = NORMAL) -> None:
+    """Print a warning, note or summary line unless the run is quieter than ``level``
+    (``NORMAL``: not under ``--quiet``; ``VERBOSE``: only under ``--verbose``).  Errors are
+    never passed through here: they are always printed."""
+    if _level() >= level:
+        click.echo(message, err=err)
 
 
 def _fail_clean(fn):
@@ -67,10 +96,38 @@ def _fail_clean(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_EXIT_CODES = (f"Exit codes: {ExitCode.OK:d} success; {ExitCode.FINDINGS:d} a check found problems (explain: "
+               f"rejected records; rules check: failing examples); {ExitCode.USAGE:d} usage or input error, "
+               f"nothing written; {ExitCode.REJECTED_SHARE:d} score: too large a share rejected, last night's files "
+               f"kept; {ExitCode.IO:d} a file or folder could not be read or written.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES)
 @click.version_option(package_name="dealscore")
-def main():
-    """Win-probability scoring of B2B sales opportunities."""
+@click.option("-q", "--quiet", "quiet", is_flag=True, help="Print only errors (and the output asked for).")
+@click.option("-v", "--verbose", "verbose", is_flag=True,
+              help="Also print what each command uses (input, rule pack, model).")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Win-probability scoring of B2B sales opportunities.
+
+    \b
+    Examples:
+      scoring score                                    # the bundled sample -> out/scores.jsonl
+      scoring --quiet score /exports/pipeline/ --out /data/scores.parquet
+      scoring explain datasets/sample/pipeline.jsonl --id P-000004
+    """
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    ctx.obj = QUIET if quiet else VERBOSE if verbose else NORMAL
+
+
+def _say_uses(engine: Engine, model: Model | None, source: Path | None = None) -> None:
+    """``--verbose``: the input, rule pack and model a command uses."""
+    if source is not None:
+        _say(f"input: {source}", level=VERBOSE)
+    _say(f"rule pack: {engine.pack.version_tag} ({engine.pack.path})", level=VERBOSE)
+    _say(f"model: {model.model_version if model is not None else 'none (rule score only)'}", level=VERBOSE)
 
 
 # --------------------------------------------------------------------------- explain
@@ -84,28 +141,41 @@ def main():
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="Model folder (default: the current model, if any). Use --no-model to skip it.")
 @click.option("--no-model", is_flag=True, help="Rule score only, no probability.")
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
-@click.option("--id", "ids", multiple=True, help="Only these record ids.")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+              help="Language of titles and actions.")
+@click.option("--id", "ids", multiple=True,
+              help=f"Only this record id (repeat for several); an id not in FILE is an error (exit {ExitCode.USAGE:d}).")
 @_fail_clean
 def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
-    """Score each record of FILE and print its reasons and next actions."""
+    """Score each record of FILE and print its reasons and next actions.
+
+    \b
+    Examples:
+      scoring explain datasets/sample/pipeline.jsonl --id P-000004
+      scoring explain export/ --id P-1 --id P-2 --json --lang zh
+    """
     from scoring.score.explain import explain_record, format_explanation
     from scoring.contract.reader import read_records
     from scoring.model.registry import resolve_scoring
 
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=not no_model)
+    _say_uses(engine, model, file)
     for n in notes:
-        click.echo(f"warning: {n}", err=True)
+        _say(f"warning: {n}")
     res = read_records(file, engine.pack.schema)
-    for rj in res.rejects:
+    wanted = set(ids)
+    rejects = [rj for rj in res.rejects if not wanted or rj.get("id") in wanted]
+    records = [rec for rec in res.records if not wanted or rec["id"] in wanted]
+    missing = [i for i in dict.fromkeys(ids) if i not in {r["id"] for r in records} | {r.get("id") for r in rejects}]
+    if missing:
+        raise InputError(f"{file}: no record with id {', '.join(missing)}")
+    for rj in rejects:
         click.echo(f"rejected: {RecordError(rj.get('id'), rj.get('field'), rj.get('reason'))}", err=True)
     for ent, names in res.undeclared_fields.items():
         if names:
-            click.echo(f"warning: undeclared {ent} fields (ignored by the rules): {', '.join(names)}", err=True)
+            _say(f"warning: undeclared {ent} fields (ignored by the rules): {', '.join(names)}")
     first = True
-    for rec in res.records:
-        if ids and rec["id"] not in ids:
-            continue
+    for rec in records:
         x = explain_record(engine, rec, lang=lang, model=model)
         if as_json:
             click.echo(json.dumps(x, ensure_ascii=False, default=str))
@@ -114,7 +184,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
                 click.echo("")
             click.echo(format_explanation(x, lang))
         first = False
-    if res.rejects:
+    if rejects:
         sys.exit(ExitCode.FINDINGS)
 
 
@@ -146,7 +216,8 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
               help="Days in stage before STALLED, e.g. 'relationship=120,bidding=30' "
                    f"(defaults: {', '.join(f'{k}={v}' for k, v in DEFAULT_STALL_DAYS.items())}).")
 @click.option("--workers", type=int, default=None, help="Processes (default: every core).")
-@click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True)
+@click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True,
+              help="Deals per chunk a worker scores at once (memory grows with it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--strict", is_flag=True,
               help=f"Exit with code {ExitCode.USAGE:d}, replacing no output, when the input lacks a child table "
@@ -154,7 +225,17 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
           max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict):
-    """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job."""
+    """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job.
+
+    INPUT is a JSON Lines file or a folder of CSV or Parquet tables (opportunities, contacts,
+    competitors, partners).
+
+    \b
+    Examples:
+      scoring score
+      scoring score /exports/pipeline/ --out /data/scores.parquet \\
+        --previous /data/scores-yesterday.parquet --forecast /data/forecast.csv
+    """
     from scoring.batch.run import run_batch
     from scoring.batch.summary import check_rejected_share, format_summary
     from scoring.model.registry import resolve_scoring
@@ -163,14 +244,18 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     source = input_path or paths.sample_pipeline()
     output = output or paths.default_output()
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=rules_path is None)
+    _say_uses(engine, model, source)
     for n in notes:
-        click.echo(f"warning: {n}", err=True)
+        _say(f"warning: {n}")
     if model is None:
-        click.echo("note: no model (scoring the rule score only); train and promote one for probabilities", err=True)
+        _say("note: no model (scoring the rule score only); train and promote one for probabilities")
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
 
     def show(summary):  # its warnings are printed with it (see format_summary), and are in its JSON
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False) if as_json else format_summary(summary))
+        if as_json:
+            click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            _say(format_summary(summary), err=False)
 
     try:
         summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
@@ -202,38 +287,36 @@ def _stall_days(text: str | None) -> dict[str, int]:
 
 @main.group()
 def rules():
-    """Review rule packs."""
+    """Review rule packs.
+
+    \b
+    Examples:
+      scoring rules list --format csv --lang zh > codes.csv
+      scoring rules check rules/mine --against datasets/sample/pipeline.jsonl
+    """
 
 
 @rules.command("list")
 @click.argument("pack", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True,
+              help="text: one line per rule; csv or json: every column (a lookup table).")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+              help="Language of titles and actions.")
 @_fail_clean
 def rules_list(pack, fmt, lang):
     """List the rules of PACK (default: the current pack): the codes the nightly output uses, with
-    their kind, stage, points, methodology ids, title and action - e.g. a lookup table for the CRM."""
-    import csv
-    import io
+    their kind, stage, points, methodology ids, title and action - e.g. a lookup table for the CRM.
 
+    \b
+    Examples:
+      scoring rules list
+      scoring rules list rules/default --format csv --lang zh > codes.csv
+    """
     from scoring.evidence.pack import load_pack
     from scoring.model.registry import current_pack_path
-    from scoring.score.labels import output_codes
+    from scoring.score.labels import format_codes
 
-    p = load_pack(pack or current_pack_path())
-    rows = output_codes(p, lang)
-    if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        click.echo(buf.getvalue(), nl=False)
-    else:
-        click.echo(f"{p.version_tag}: {len(p.rules)} rules")
-        for r in rows:
-            click.echo(f"{r['rule']:<26} {r['kind']:<10} {r['points']:>+6g}  {r['title']}")
+    click.echo(format_codes(load_pack(pack or current_pack_path()), fmt, lang), nl=False)
 
 
 @rules.command("check")
@@ -245,10 +328,16 @@ def rules_list(pack, fmt, lang):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_fail_clean
 def rules_check(pack, against, current, as_json):
-    """Validate PACK, run its examples, and preview its effect on sample records."""
+    """Validate PACK, run its examples, and preview its effect on sample records.
+
+    \b
+    Examples:
+      scoring rules check rules/mine
+      scoring rules check rules/mine --against datasets/sample/pipeline.jsonl --json
+    """
     from scoring.evidence.pack import load_pack
     from scoring.model.registry import current_pack_path
-    from scoring.score.review import check_pack
+    from scoring.score.review import check_pack, format_check
 
     new = load_pack(pack)
     old = load_pack(current or current_pack_path()) if against is not None else None
@@ -257,30 +346,7 @@ def rules_check(pack, against, current, as_json):
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        click.echo(f"{report['pack']}: {report['rules']} rules "
-                   + ", ".join(f"{v} {k}" for k, v in report["by_kind"].items()) + " - valid")
-        if failures:
-            click.echo(f"{len(failures)} example(s) do not end in their stated status:")
-            for f in failures:
-                click.echo(f"  {f['file']}: rule {f['rule']}: example {f['example']!r} gives {f['got']!r} {f['detail']}")
-        else:
-            click.echo("all rule examples pass")
-        if against is not None:
-            rc = report["rule_changes"]
-            click.echo(f"against {report['current']}: rules added {rc['added'] or '-'}, removed {rc['removed'] or '-'}, "
-                       f"edited {rc['edited'] or '-'}")
-            click.echo(f"{report['records_changed']} of {report['records']} records change")
-            for c in report["changes"][:200]:
-                bits = [f"{c['id']:<14} {c['old_score']:5.1f} -> {c['new_score']:5.1f} ({c['delta']:+.1f})"]
-                if c["flags_added"]:
-                    bits.append("new flags " + ",".join(c["flags_added"]))
-                if c["flags_removed"]:
-                    bits.append("cleared flags " + ",".join(c["flags_removed"]))
-                if c["meetings_added"] or c["meetings_removed"]:
-                    bits.append("meetings +" + ",".join(c["meetings_added"]) + " -" + ",".join(c["meetings_removed"]))
-                if c["status_changes"]:
-                    bits.append("; ".join(f"{k} {a}->{b}" for k, (a, b) in list(c["status_changes"].items())[:6]))
-                click.echo("  " + "  ".join(bits))
+        click.echo(format_check(report))
     if failures:
         sys.exit(ExitCode.FINDINGS)
 
@@ -294,12 +360,14 @@ def rules_check(pack, against, current, as_json):
               help="Artifact folder to create (default: models/<model id>).")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Rule pack to learn from (default: rules/default).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the fit: the same seed and history give the same model.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of deals, the newest closed, held out for the metrics.")
 @click.option("--no-decision", "no_decision_as", type=click.Choice(["lost", "drop"]), default="lost",
               show_default=True, help="How no_decision outcomes count.")
-@click.option("--min-per-class", type=int, default=40, show_default=True)
+@click.option("--min-per-class", type=int, default=40, show_default=True,
+              help="Fewest won and fewest lost deals needed to train.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @_fail_clean
 def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json):
@@ -307,6 +375,10 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
 
     Exits with code 5 (the artifact is still saved, to inspect) when the model does not beat both
     baselines on its held-out deals by more than noise: do not promote it.
+
+    \b
+    Example:
+      scoring train datasets/sample/history.jsonl --out models/mine
     """
     from scoring.model.artifact import save_model
     from scoring.model.metrics import usefulness_warning
@@ -369,7 +441,12 @@ def _print_training(result, path: Path) -> None:
 @_fail_clean
 def promote(model_dir, force, history):
     """Make MODEL_DIR the current model, if it beat both baselines when trained (exit 5 otherwise) and
-    is no worse than the current one on enough of the same held-out deals (README, "Retrain")."""
+    is no worse than the current one on enough of the same held-out deals (README, "Retrain").
+
+    \b
+    Example:
+      scoring promote models/mine --history datasets/sample/history.jsonl
+    """
     from scoring.model.registry import promote as promote_model
 
     rep = promote_model(model_dir, force=force, history=history)
@@ -393,7 +470,12 @@ def promote(model_dir, force, history):
 @main.command()
 @_fail_clean
 def rollback():
-    """Make the previously current model current again."""
+    """Make the previously current model current again.
+
+    \b
+    Example:
+      scoring rollback
+    """
     from scoring.model.registry import rollback as rollback_model
 
     d = rollback_model()
@@ -403,7 +485,12 @@ def rollback():
 @main.command("models")
 @_fail_clean
 def list_models_cmd():
-    """List the model artifacts in models/."""
+    """List the model artifacts in models/ (* marks the current one).
+
+    \b
+    Example:
+      scoring models
+    """
     from scoring.model.registry import list_models
 
     for m in list_models():
@@ -418,12 +505,18 @@ def list_models_cmd():
 @click.option("--history", type=click.Path(exists=True, path_type=Path),
               help="History holding the model's test deals, for the curves and the per-rule rates (without it: "
                    "only the held-out predictions stored in the model; an older model without them needs it).")
-@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True)
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+              help="Language of the report.")
 @click.option("--rule-stats", type=click.Choice(["all", "test"]), default="all", show_default=True,
               help="Per-rule fire and win rates on all history, or on the held-out deals only.")
 @_fail_clean
 def report(model_dir, out, history, lang, rule_stats):
-    """Write the model report of MODEL_DIR (default: the current model) as one self-contained HTML file."""
+    """Write the model report of MODEL_DIR (default: the current model) as one self-contained HTML file.
+
+    \b
+    Example:
+      scoring report models/mine --history datasets/sample/history.jsonl --out out/report.html
+    """
     from scoring.model.registry import current_model_dir
     from scoring.model.report import build_report
 
@@ -467,7 +560,7 @@ def generate(kind, deals, seed, out, fmt, as_of, snapshots, dirty):
             raise click.BadParameter(f"{snapshots!r}: use LO-HI, e.g. 1-4", param_hint="--snapshots")
         options["snapshots"] = (int(lo), int(hi or lo))
     sizes = generate_deals(kind, deals, out, seed=seed, fmt=fmt, dirty=dirty, **options)
-    click.echo(f"wrote {kind} ({', '.join(f'{k} {n}' for k, n in sizes.items())}) to {out}", err=True)
+    _say(f"wrote {kind} ({', '.join(f'{k} {n}' for k, n in sizes.items())}) to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,7 +70,8 @@ from scoring.contract.sources import (PartitionSpec, arrow_table, jsonl_partitio
                                       read_partition_tables, resolve, table_partitions)
 from scoring.contract.tables import Table, output_names, validate_tables
 from scoring.contract.entities import compiled
-from scoring.contract.values import AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, date_from_text, show
+from scoring.contract.values import (AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, converters, date_from_text,
+                                     show)
 from scoring.errors import InputError
 
 __all__ = ["ReadResult", "Chunk", "PartitionSpec", "InputStream", "DuplicateFilter", "load_partition",
@@ -224,10 +225,45 @@ def _no_workdir() -> Path:  # pragma: no cover - one partition never buckets
     raise AssertionError("one partition needs no work directory")
 
 
-def _pandas_table(df: pd.DataFrame, label: str) -> Table:
+def _text_bools(df: pd.DataFrame, fields: Mapping[str, Any]) -> pd.DataFrame:
+    """``df`` with each bool field held in a pandas string column read as CSV text is
+    (``true``/``false``, ``yes``/``no``, ``1``/``0``, any case; a null stays unknown).
+
+    A Parquet bool column with nulls reads into pandas as ``object`` (True/False/None),
+    and Dask's ``from_pandas`` (``dataframe.convert-string``, on by default) turns every
+    ``object`` column into ``string[pyarrow]``: its partitions then hold ``"True"``.
+    A string column cannot hold booleans, so its text is their spelling.  Other text
+    stays as it is and is rejected as any non-boolean is.
+    """
+    out = None
+    for name, f in fields.items():
+        if f.type != "bool" or name not in df.columns:
+            continue
+        s = df[name]
+        if s.dtype == object or not pd.api.types.is_string_dtype(s.dtype):
+            continue
+        text = converters(f)[1]
+
+        def read(v: Any) -> Any:
+            if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+                return None
+            try:
+                return text(str(v).strip())
+            except Bad:
+                return v
+
+        if out is None:
+            out = df.copy(deep=False)
+        out[name] = pd.Series([read(v) for v in s.to_numpy(dtype=object)], index=s.index, dtype=object)
+    return df if out is None else out
+
+
+def _pandas_table(df: pd.DataFrame, label: str, fields: Mapping[str, Any]) -> Table:
     """A pandas table as the validator's :class:`Table`: Arrow columns where pandas can make
-    them, Python values (None for nulls) for a column that mixes Python types."""
-    df = df.reset_index(drop=True)
+    them, Python values (None for nulls) for a column that mixes Python types.  Any pandas
+    dtype works (numpy, nullable ``boolean``/``Int64``/``Float64``, ``string``, ``ArrowDtype``);
+    bool fields in a string column are read as text (:func:`_text_bools`)."""
+    df = _text_bools(df, fields).reset_index(drop=True)
     try:
         return arrow_table(plain_table(pa.Table.from_pandas(df, preserve_index=False)), label)
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):  # UnicodeError: a lone surrogate
@@ -248,7 +284,9 @@ def validate_dataframes(opps: pd.DataFrame, children: Mapping[str, pd.DataFrame]
     """Validate deals given as pandas tables (the table form in memory) into a :class:`Chunk`.
 
     Typed columns are checked as Parquet columns are (a bool field must hold
-    booleans, ...); a column that mixes Python types is checked cell by cell.
+    booleans, ...); a column that mixes Python types is checked cell by cell; a
+    bool field in a pandas string column (as Dask's string conversion leaves it)
+    is read as CSV text is (``True``/``false``/``yes``/``0``...).
     Child tables carry ``opportunity_id`` (and ``as_of`` for several
     snapshots per id).  ``as_of_default`` as for :class:`InputStream`: a deal
     without ``as_of`` is the snapshot of that date (for the duplicate check).
@@ -263,8 +301,8 @@ def validate_dataframes(opps: pd.DataFrame, children: Mapping[str, pd.DataFrame]
     for name, df in (children or {}).items():
         if CHILD_KEY not in df.columns:
             raise no_child_key(name)
-        parts[name] = _pandas_table(df, name)
-    o = _pandas_table(opps, OPPORTUNITY)
+        parts[name] = _pandas_table(df, name, schema.get(name, {}))
+    o = _pandas_table(opps, OPPORTUNITY, schema[OPPORTUNITY])
     v = validate_tables(o, parts, schema, history, False, as_of_default)
     return Chunk(frames=v.frames(fields, dates), rejects=v.rejects, orphans=v.orphans, n_read=v.n_read,
                  undeclared_fields=v.undeclared_fields, positions=v.positions, partition=0)

@@ -2,21 +2,35 @@
 probability and the model's reasons), as plain data and as readable text."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from scoring.evidence.durable import Engine
 from scoring.score.labels import EXPLAIN_LABELS as _LABELS, STAGE_NAMES
 from scoring.score.rulescore import score_evaluation
 
-def explain_record(engine: Engine, record: Mapping[str, Any], lang: str = "en", model=None) -> dict:
+if TYPE_CHECKING:  # the model imports the score, never the other way
+    from scoring.model.logistic import Model
+
+#: The rule score's field names -> the nightly output's names for the same things
+#: (``rule_score``, ``data_completeness``, ``analysis_meeting``), so that ``explain --json``
+#: and ``scoring score`` name a value once.
+OUTPUT_NAMES = {"score": "rule_score", "completeness": "data_completeness", "meeting_flags": "analysis_meeting"}
+
+
+def explain_record(engine: Engine, record: Mapping[str, Any], lang: str = "en",
+                   model: Model | None = None) -> dict[str, Any]:
     """The explanation of one validated record, as JSON-ready data.
 
-    With ``model`` (a :class:`scoring.model.logistic.Model`), adds ``win_probability``
-    and the model's ``model_reasons``.
+    Its fields are named as in the nightly output where they mean the same thing
+    (:data:`OUTPUT_NAMES`); ``analysis_meeting`` holds the triggers of the record
+    itself (``T1``, ``T2``, ``T4``) with their titles.  With ``model`` (a
+    :class:`scoring.model.logistic.Model`), adds ``win_probability`` and the
+    model's ``model_reasons``.
     """
     ev = engine.evaluate(record)
     rs = score_evaluation(engine.pack, ev, lang)
-    out = {"id": rs.id, "name": record.get("name"), **rs.to_dict()}
+    out = {"id": rs.id, "name": record.get("name"),
+           **{OUTPUT_NAMES.get(k, k): v for k, v in rs.to_dict().items()}}
     out["rule_pack"] = engine.pack.version_tag
     out["matched"] = ev.matched
     out["derived"] = ev.derived
@@ -36,8 +50,8 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en") -> str:
     lines.append(head)
     lines.append(f"  {L['stage']}: {sn[x['stage']]}   {L['as_of']} {x.get('as_of') or '-'}")
     lines.append(
-        f"  {L['score']} {x['score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
-        f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['completeness']:.0f}%")
+        f"  {L['score']} {x['rule_score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
+        f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['data_completeness']:.0f}%")
     if "win_probability" in x:
         lines.append(f"  {L['prob']} {100 * x['win_probability']:.1f}%   ({L['model']} {x.get('model_version', '')})")
     stages = "  ".join(f"{sn[b['stage']]} {b['earned']:g}/{b['available']:g}" for b in x["breakdown"])
@@ -52,7 +66,7 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en") -> str:
     block(L["flags"], x["red_flags"], lambda f: f"! {f['rule']:<10} {f['title']} ({f['points']:g})")
     if x["unverified_flags"]:
         block(L["unverified"], x["unverified_flags"], lambda f: f"? {f['rule']:<10} {f['title']}")
-    block(L["meetings"], x["meeting_flags"], lambda f: f"* {f['rule']:<10} {f['title']}")
+    block(L["meetings"], x["analysis_meeting"], lambda f: f"* {f['rule']:<10} {f['title']}")
     block(L["reasons"], [r for r in x["reasons"] if r["points"] > 0][:8],
           lambda r: f"+ {r['rule']:<10} {r['title']} (+{r['points']:g})")
     if x.get("model_reasons"):

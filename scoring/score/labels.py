@@ -1,6 +1,10 @@
 """Words shown to people, in English and Chinese: defined once, used by explain, the model and the CLI."""
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import STALLED, T3
 
@@ -61,3 +65,20 @@ def output_codes(pack: RulePack, lang: str = "en") -> list[dict]:
         rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
                      "title": title[lang], "action": ""})
     return rows
+
+
+def format_codes(pack: RulePack, fmt: str = "text", lang: str = "en") -> str:
+    """:func:`output_codes` as ``scoring rules list`` prints it: ``text`` (one line per code),
+    ``csv`` or ``json`` (every column); ends with a newline."""
+    rows = output_codes(pack, lang)
+    if fmt == "json":
+        return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue()
+    lines = [f"{pack.version_tag}: {len(pack.rules)} rules"]
+    lines += [f"{r['rule']:<26} {r['kind']:<10} {r['points']:>+6g}  {r['title']}" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -91,3 +91,33 @@ def check_pack(new: RulePack, against: str | Path | None = None, current: RulePa
         report["changes"] = [c.to_dict() for c in changes if c.changed]
         report["rejected"] = len(res.rejects)
     return report
+
+
+def format_check(report: Mapping[str, Any], limit: int = 200) -> str:
+    """:func:`check_pack`'s report as readable text (at most ``limit`` changed records listed)."""
+    failures = report["example_failures"]
+    lines = [f"{report['pack']}: {report['rules']} rules "
+             + ", ".join(f"{v} {k}" for k, v in report["by_kind"].items()) + " - valid"]
+    if failures:
+        lines.append(f"{len(failures)} example(s) do not end in their stated status:")
+        lines += [f"  {f['file']}: rule {f['rule']}: example {f['example']!r} gives {f['got']!r} {f['detail']}"
+                  for f in failures]
+    else:
+        lines.append("all rule examples pass")
+    if "current" in report:  # compared against sample records
+        rc = report["rule_changes"]
+        lines.append(f"against {report['current']}: rules added {rc['added'] or '-'}, removed {rc['removed'] or '-'}, "
+                     f"edited {rc['edited'] or '-'}")
+        lines.append(f"{report['records_changed']} of {report['records']} records change")
+        for c in report["changes"][:limit]:
+            bits = [f"{c['id']:<14} {c['old_score']:5.1f} -> {c['new_score']:5.1f} ({c['delta']:+.1f})"]
+            if c["flags_added"]:
+                bits.append("new flags " + ",".join(c["flags_added"]))
+            if c["flags_removed"]:
+                bits.append("cleared flags " + ",".join(c["flags_removed"]))
+            if c["meetings_added"] or c["meetings_removed"]:
+                bits.append("meetings +" + ",".join(c["meetings_added"]) + " -" + ",".join(c["meetings_removed"]))
+            if c["status_changes"]:
+                bits.append("; ".join(f"{k} {a}->{b}" for k, (a, b) in list(c["status_changes"].items())[:6]))
+            lines.append("  " + "  ".join(bits))
+    return "\n".join(lines)
