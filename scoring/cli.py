@@ -96,10 +96,7 @@ def _fail_clean(fn):
     return wrapper
 
 
-_EXIT_CODES = (f"Exit codes: {ExitCode.OK:d} success; {ExitCode.FINDINGS:d} a check found problems (explain: "
-               f"rejected records; rules check: failing examples); {ExitCode.USAGE:d} usage or input error, "
-               f"nothing written; {ExitCode.REJECTED_SHARE:d} score: too large a share rejected, last night's files "
-               f"kept; {ExitCode.IO:d} a file or folder could not be read or written.")
+_EXIT_CODES = "Exit codes: " + "; ".join(f"{code:d} {code.summary}" for code in ExitCode) + "."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES)

@@ -30,6 +30,21 @@ class ExitCode(IntEnum):
     #: score alone) on its held-out deals by more than noise; ``promote`` refuses such a model without ``--force``
     NOT_USEFUL = 5
 
+    @property
+    def summary(self) -> str:
+        """The code's meaning in a few words (``scoring --help`` lists them)."""
+        return _EXIT_SUMMARY[self]
+
+
+_EXIT_SUMMARY = {
+    ExitCode.OK: "success",
+    ExitCode.FINDINGS: "a check found problems (explain: rejected records; rules check: failing examples)",
+    ExitCode.USAGE: "usage or input error, nothing written",
+    ExitCode.REJECTED_SHARE: "score: too large a share rejected, last night's files kept",
+    ExitCode.IO: "a file or folder could not be read or written",
+    ExitCode.NOT_USEFUL: "train/promote: the model does not beat both baselines",
+}
+
 
 class ScoringError(Exception):
     """Base class of every error this package raises on purpose."""
