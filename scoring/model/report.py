@@ -82,10 +82,7 @@ def _read_history(history: Sequence[Mapping] | str | Path | None, model: Model,
     from scoring.contract.reader import read_records
 
     if history is None:
-        history = paths.sample_history()
-        if not Path(history).exists():
-            raise ModelError(f"no history given for the report's curves, and the bundled sample {history} "
-                             "does not exist: pass history=")
+        history = paths.sample_history()  # InputError naming it and SCORING_HOME when it is not there
     if isinstance(history, (str, Path)):
         p = Path(history)
         if not p.exists():
