@@ -354,7 +354,7 @@ def rules_check(pack, against, current, as_json):
 @main.command()
 @click.argument("history", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              help="Artifact folder to create (default: models/<model id>).")
+              help="Artifact folder to create (default: models/<model id> of $SCORING_HOME or the current folder).")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Rule pack to learn from (default: rules/default).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -381,6 +381,8 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     from scoring.model.metrics import usefulness_warning
     from scoring.model.train import train as train_model
 
+    if out_dir is None:
+        paths.writable_models_dir()  # refuse the bundled, read-only models folder before the long work
     result = train_model(history, rules=rules_path or paths.default_rules(), seed=seed,
                          test_fraction=test_fraction, no_decision_as=no_decision_as,
                          min_per_class=min_per_class)
@@ -482,7 +484,8 @@ def rollback():
 @main.command("models")
 @_fail_clean
 def list_models_cmd():
-    """List the model artifacts in models/ (* marks the current one).
+    """List the model artifacts in models/ ($SCORING_HOME's, the current folder's, else the bundled ones;
+    * marks the current one).
 
     \b
     Example:
@@ -490,7 +493,10 @@ def list_models_cmd():
     """
     from scoring.model.registry import list_models
 
-    for m in list_models():
+    models = list_models()
+    if not models:
+        click.echo(f"no model artifacts in {paths.models_dir()} {paths.how_to_set_home()}", err=True)
+    for m in models:
         ll = f"{m['log_loss']:.4f}" if m["log_loss"] is not None else "-"
         click.echo(f"{'*' if m['current'] else ' '} {m['folder']:<40} {m['created_at'] or '':<22} "
                    f"log loss {ll:<8} {m['rule_pack'] or ''}")

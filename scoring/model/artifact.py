@@ -118,7 +118,7 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
     """
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     target = Path(out_dir) if out_dir is not None else None
-    parent = target.parent if target is not None else Path(root) if root is not None else paths.models_dir()
+    parent = target.parent if target is not None else Path(root) if root is not None else paths.writable_models_dir()
     if target is not None and target.exists():
         raise ModelError(f"{target} already exists: choose another folder (an artifact is never overwritten)")
     parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from scoring import paths
-from scoring.errors import ModelError, NotUsefulError
+from scoring.errors import ModelError, NotUsefulError, RulePackError
 from scoring.evidence.durable import Engine
 from scoring.evidence.pack import RulePack, fingerprint_of_files, load_pack, read_pack_files
 from scoring.model.artifact import (RULES_DIR, load_model, model_no_decision_as, model_split, model_usefulness,
@@ -46,8 +46,11 @@ HISTORY = "HISTORY"
 MIN_HELDOUT_DEALS = 50
 
 
-def _root(root: str | Path | None = None) -> Path:
-    return Path(root) if root is not None else paths.models_dir()
+def _root(root: str | Path | None = None, write: bool = False) -> Path:
+    """``root``, else the home's models folder (to write: refused when it is the bundled, read-only one)."""
+    if root is not None:
+        return Path(root)
+    return paths.writable_models_dir() if write else paths.models_dir()
 
 
 def _write_pointer(path: Path, text: str) -> None:
@@ -85,10 +88,7 @@ def _held_out_history(history: Sequence[Mapping] | str | Path | None, packs: Seq
     from scoring.contract.schema import merge_schema
 
     if history is None:
-        history = paths.sample_history()
-        if not Path(history).exists():
-            raise ModelError(f"no history given to compare the models on, and the bundled sample "
-                             f"{history} does not exist: pass history=")
+        history = paths.sample_history()  # InputError naming it and SCORING_HOME when it is not there
     if isinstance(history, (str, Path)):
         schema = packs[0].schema
         for p in packs[1:]:
@@ -173,7 +173,7 @@ def promote(model_dir: str | Path, *, force: bool = False, history: Sequence[Map
     """
     from scoring.model.metrics import usefulness_warning
 
-    r = _root(root)
+    r = _root(root, write=True)
     r.mkdir(parents=True, exist_ok=True)
     src = Path(model_dir)
     new = load_model(src)
@@ -232,7 +232,7 @@ def promote(model_dir: str | Path, *, force: bool = False, history: Sequence[Map
 
 def rollback(root: str | Path | None = None) -> Path:
     """Make the previously current model current again; returns its folder."""
-    r = _root(root)
+    r = _root(root, write=True)
     hist = _history(r)
     if len(hist) < 2:
         raise ModelError(f"nothing to roll back to: {r / HISTORY} lists {len(hist)} model(s)")
@@ -279,7 +279,10 @@ def staleness_notes(model: Model, rules_dir: str | Path | None = None) -> list[s
     the pack ``model`` was trained with: the model keeps scoring with its own
     pack, and a retrain is needed to use the edit.  No note when the folder
     does not exist."""
-    d = Path(paths.default_rules() if rules_dir is None else rules_dir)
+    try:
+        d = Path(paths.default_rules() if rules_dir is None else rules_dir)
+    except RulePackError:
+        return []
     if not d.is_dir():
         return []
     fp = fingerprint_of_files(read_pack_files(d))
