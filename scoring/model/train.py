@@ -66,8 +66,7 @@ from scoring.errors import ModelError
 from scoring.evidence.pack import RulePack
 from scoring.model.features import EvidenceTransformer, as_pack
 from scoring.model.logistic import Model
-from scoring.model.metrics import (N_BINS, WEIGHTING, probability_metrics, reliability_table, usefulness,
-                                   weighted_log_loss)
+from scoring.model.metrics import N_BINS, WEIGHTING, probability_metrics, reliability_table, usefulness
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 CV_FOLDS = 5
