@@ -1,0 +1,4 @@
+"""``python -m scoring.cli``."""
+from scoring.cli import main
+
+main()
