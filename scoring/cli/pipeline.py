@@ -64,7 +64,7 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
         else:
             if not first:
                 click.echo("")
-            click.echo(format_explanation(x, lang))
+            click.echo(format_explanation(x, lang, engine.pack))
         first = False
     if rejects:
         sys.exit(ExitCode.FINDINGS)

@@ -27,15 +27,21 @@ from scoring.evidence.grammar import (
 from scoring.evidence.packfiles import PACK_SUFFIXES, fingerprint_of_files, read_pack_files, read_yaml
 from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
-KINDS = ("checklist", "milestone", "red_flag", "trigger")
+KINDS = ("checklist", "milestone", "red_flag", "trigger", "fact")
 SCORED_KINDS = ("checklist", "milestone")
+#: kinds that are neutral evidence: no points, never a next action (a ``fact`` also never a meeting)
+UNSCORED_KINDS = ("trigger", "fact")
+#: kinds whose ``action`` tells a rep what to do (required for them); a trigger's is optional, a fact has none
+ACTION_KINDS = ("checklist", "milestone", "red_flag")
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RULE_KEYS = {
     "id", "methodology", "kind", "stage", "stages", "points", "title", "action",
     "rationale", "when", "unknown_when", "examples",
 }
-REQUIRED_RULE_KEYS = ("id", "methodology", "kind", "points", "title", "action", "rationale", "when", "examples")
+#: keys every rule must have; ``points`` and ``action`` are required too for the kinds that score
+#: (see :data:`ACTION_KINDS`), ``methodology``, ``rationale``, ``stage``/``stages`` and ``unknown_when`` are optional
+REQUIRED_RULE_KEYS = ("id", "kind", "title", "when", "examples")
 #: the largest points of one rule (either sign): the score is a share of 100, a penalty is at most all of it
 MAX_POINTS = 100
 #: durable-rules fails with code 302 on facts of more than 252 fields.
@@ -98,15 +104,17 @@ class Rule:
 
         Checklist items and milestones count from their own stage on (an item
         of an earlier stage stays on the checklist); red flags and triggers
-        count in the stages they list.
+        count in the stages they list; a rule of a pack without stages
+        (and every fact) counts at every stage.
         """
-        if self.kind in SCORED_KINDS:
+        if self.kind in SCORED_KINDS and self.stage is not None:
             return STAGE_INDEX[self.stage] <= STAGE_INDEX[stage]
         return stage in self.stages
 
     def text(self, what: str, lang: str = "en") -> str:
+        """The title or action in ``lang``, else in the first language the pack wrote it in ("" for none)."""
         src = self.title if what == "title" else self.action
-        return src.get(lang) or src["en"]
+        return src.get(lang) or next(iter(src.values()), "")
 
 
 @dataclass
@@ -122,6 +130,9 @@ class RulePack:
     computed: Mapping[str, Computed]
     rules: tuple[Rule, ...]
     files: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+    #: whether the pack uses the course's stages (some rule names a ``stage`` or ``stages``); a pack
+    #: without stages scores every rule at every stage, and explain and the model show no stage
+    staged: bool = True
 
     @cached_property
     def fingerprint(self) -> str:
@@ -260,6 +271,15 @@ def load_pack(path: str | Path) -> RulePack:
     scope = Scope(fields=fields, counts=frozenset(counts), computed=frozenset(computed), rule_ids=frozenset(seen))
     parsed = [_parse_rule(fname, r, scope) for fname, r in raw_rules]
     rules = _assign_layers([rule for rule, _ in parsed])
+    staged = any("stage" in r or "stages" in r for _, r in raw_rules)
+    if staged:
+        unstaged = next((x for x in rules if x.kind in SCORED_KINDS and x.stage is None), None)
+        if unstaged is not None:
+            named = next(r.get("id") for _, r in raw_rules if "stage" in r or "stages" in r)
+            raise RulePackError(
+                f"a {unstaged.kind} needs 'stage' in a pack with stages (rule {named} names one), one of "
+                f"{', '.join(STAGES)}; or remove 'stage'/'stages' from every rule for a pack without stages",
+                file=unstaged.file, rule=unstaged.id)
     trees = {rule.id: t for rule, t in parsed}
     _check_engine_limits(rules, trees, fields, counts, computed)
 
@@ -273,21 +293,23 @@ def load_pack(path: str | Path) -> RulePack:
         computed=computed,
         rules=tuple(rules),
         files=files,
+        staged=staged,
     )
     pack.__dict__["compiled"] = CompiledPack(pack, trees, {name: t for name, (_, t) in counts_parsed.items()})
     return pack
 
 
 def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
+    """The pack's fields: every field of the contract (a pack reads them without declaring them), then the
+    fields ``raw`` declares (a contract field declared again must keep its type)."""
     if not isinstance(raw, dict):
         raise RulePackError("'fields' must map entity -> field -> type", file=fname)
-    out: dict[str, dict[str, Field]] = {}
+    out: dict[str, dict[str, Field]] = {ent: dict(flds) for ent, flds in CONTRACT.items()}
     for ent, flds in raw.items():
         if ent not in CONTRACT:
             raise RulePackError(f"unknown entity {ent!r} (expected one of {', '.join(CONTRACT)})", file=fname)
         if not isinstance(flds, dict):
             raise RulePackError(f"fields of {ent!r} must be a mapping", file=fname)
-        out[ent] = {}
         for name, spec in flds.items():
             where = f"{ent}.{name}"
             if not isinstance(name, str) or not NAME_RE.match(name):
@@ -318,8 +340,6 @@ def _parse_fields(raw: Mapping, fname: str) -> dict[str, dict[str, Field]]:
             elif ent == "opportunity" and name in RESERVED | set(CHILD_LISTS):
                 raise RulePackError("name is reserved", file=fname, rule=where)
             out[ent][name] = f
-    if "stage" not in out.get("opportunity", {}):
-        out.setdefault("opportunity", {})["stage"] = CONTRACT["opportunity"]["stage"]
     return out
 
 
@@ -371,9 +391,19 @@ def _parse_counts(raw: Mapping, fields, computed) -> dict[str, tuple[Count, Cond
 
 
 def _text_pair(value, key, fname, rid) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(value.get(lang), str) and value.get(lang).strip() for lang in LANGS):
-        raise RulePackError(f"{key!r} needs non-empty 'en' and 'zh' texts", file=fname, rule=rid)
-    return {lang: value[lang].strip() for lang in LANGS}
+    """A title or action: a text per language, at least one of :data:`LANGS` (``{en: ...}``, ``{zh: ...}`` or
+    both); a plain string is English.  Output in a language the pack lacks falls back to the one present."""
+    if isinstance(value, str):
+        value = {LANGS[0]: value}
+    if not isinstance(value, dict) or not value:
+        raise RulePackError(f"{key!r} needs a text in {' or '.join(LANGS)} (e.g. {key}: {{en: ...}})", file=fname, rule=rid)
+    other = sorted(set(value) - set(LANGS), key=str)
+    if other:
+        raise RulePackError(f"{key!r}: unknown language {other} (languages: {', '.join(LANGS)})", file=fname, rule=rid)
+    for lang, text in value.items():
+        if not isinstance(text, str) or not text.strip():
+            raise RulePackError(f"{key!r}: the {lang!r} text must be non-empty", file=fname, rule=rid)
+    return {lang: value[lang].strip() for lang in LANGS if lang in value}
 
 
 def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Cond | None]]:
@@ -389,12 +419,13 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
     kind = r["kind"]
     if kind not in KINDS:
         raise RulePackError(f"kind {kind!r} is not one of {', '.join(KINDS)}", file=fname, rule=rid)
-    meth = r["methodology"]
-    if isinstance(meth, str):
-        meth = [meth]
-    if not isinstance(meth, list) or not meth or not all(isinstance(m, str) and m for m in meth):
+    meth = r.get("methodology")
+    meth = [] if meth is None else [meth] if isinstance(meth, str) else meth
+    if not isinstance(meth, list) or not all(isinstance(m, str) and m for m in meth):
         raise RulePackError("'methodology' must list the methodology ids it encodes", file=fname, rule=rid)
-    pts = r["points"]
+    if kind not in UNSCORED_KINDS and "points" not in r:
+        raise RulePackError(f"missing required key 'points' (a {kind} scores)", file=fname, rule=rid)
+    pts = r.get("points", 0)
     if isinstance(pts, bool) or not isinstance(pts, (int, float)):
         raise RulePackError(f"points must be a number, got {pts!r}", file=fname, rule=rid)
     if not -MAX_POINTS <= pts <= MAX_POINTS:  # NaN compares false too
@@ -406,9 +437,21 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
         raise RulePackError("a red_flag must have negative points", file=fname, rule=rid)
     if kind == "trigger" and pts != 0:
         raise RulePackError("a trigger has 0 points (it flags a meeting, it does not score)", file=fname, rule=rid)
+    if kind == "fact":
+        if pts != 0:
+            raise RulePackError("a fact has no points (it is evidence for the model and explain, it does not score)",
+                                file=fname, rule=rid)
+        for key in ("action", "stage", "stages"):
+            if key in r:
+                raise RulePackError(f"a fact has no {key!r} (it is never a next action, and holds at every stage)",
+                                    file=fname, rule=rid)
+    if kind in ACTION_KINDS and r.get("action") is None:
+        raise RulePackError(f"missing required key 'action' (what a rep does about a {kind})", file=fname, rule=rid)
     stage = r.get("stage")
     stages = r.get("stages")
-    if kind in SCORED_KINDS:
+    if kind in SCORED_KINDS and stage is None and stages is None:
+        stages_t = STAGES  # a pack without stages (checked against the other rules by load_pack)
+    elif kind in SCORED_KINDS:
         if stage not in STAGES:
             raise RulePackError(f"a {kind} needs 'stage', one of {', '.join(STAGES)} (got {stage!r})", file=fname, rule=rid)
         if stages is not None:
@@ -424,8 +467,9 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
                 raise RulePackError(f"'stages' must list stages among {', '.join(STAGES)}", file=fname, rule=rid)
             stages_t = tuple(s for s in STAGES if s in stages)
     title = _text_pair(r["title"], "title", fname, rid)
-    action = _text_pair(r["action"], "action", fname, rid)
-    if not isinstance(r["rationale"], str) or not r["rationale"].strip():
+    action = _text_pair(r["action"], "action", fname, rid) if r.get("action") is not None else {}
+    rationale = r.get("rationale", "")
+    if not isinstance(rationale, str) or ("rationale" in r and not rationale.strip()):
         raise RulePackError("'rationale' must be a non-empty text", file=fname, rule=rid)
 
     when = parse_condition(r["when"], scope, fname, rid)
@@ -446,12 +490,13 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
     if not need <= set(ex) or set(ex) - set(STATUS_WORDS):
         raise RulePackError(f"'examples' must hold exactly {sorted(need)}" + (" (and 'unknown' only with unknown_when)" if unknown_when is None else ""), file=fname, rule=rid)
     for status, rec in ex.items():
-        if not isinstance(rec, dict) or rec.get("stage") not in STAGES:
-            raise RulePackError(f"example {status!r} must be a partial record with a valid 'stage'", file=fname, rule=rid)
+        if not isinstance(rec, dict) or ("stage" in rec and rec["stage"] not in STAGES):
+            raise RulePackError(f"example {status!r} must be a partial record (its 'stage', when given, one of "
+                                f"{', '.join(STAGES)})", file=fname, rule=rid)
 
     rule = Rule(
         id=rid, methodology=tuple(meth), kind=kind, stage=stage if kind in SCORED_KINDS else None,
-        stages=stages_t, points=float(pts), title=title, action=action, rationale=r["rationale"].strip(),
+        stages=stages_t, points=float(pts), title=title, action=action, rationale=rationale.strip(),
         when=r["when"], unknown_when=unknown_when, examples=ex, file=fname,
         reads=frozenset(reads), depends=depends,
     )
@@ -485,11 +530,14 @@ def _assign_layers(rules: list[Rule]) -> list[Rule]:
 
 def _check_engine_limits(rules: list[Rule], trees: Mapping[str, tuple[Cond, Cond | None]],
                          fields, counts, computed) -> None:
-    n_fact_fields = len(fields.get("opportunity", {})) + len(counts) + len(computed) + len(rules) + len(RESERVED)
+    # the engine's fact holds what the conditions read (scoring.evidence.durable.base_fact): deal fields,
+    # child lists, counts and computed fields, plus one status per rule and the engine's own fields
+    reads = {x.split("[].", 1)[0] for r in rules for x in r.reads if not x.startswith(EV_PREFIX)}
+    n_fact_fields = len(reads | set(counts) | set(computed)) + len(rules) + len(RESERVED)
     if n_fact_fields > MAX_FACT_FIELDS:
         raise RulePackError(
-            f"the pack needs {n_fact_fields} fields per fact (declared fields + counts + computed + one per rule); "
-            f"durable-rules fails above 252: split the pack or drop unused declarations", file=PACK_FILE)
+            f"the pack needs {n_fact_fields} fields per fact (fields, lists, counts and computed fields read + one "
+            f"per rule); durable-rules fails above 252: split the pack", file=PACK_FILE)
     acc: dict[str, set] = {}
     first_rule: dict[str, Rule] = {}
     for r in rules:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from scoring.contract.schema import STAGES
 from scoring.evidence.durable import Engine
 from scoring.errors import RecordError
 from scoring.evidence.pack import RulePack
@@ -21,8 +22,9 @@ class ExampleFailure:
 
 
 def example_record(rule_id: str, status: str, partial: Mapping[str, Any]) -> dict:
-    """A full record from a rule's partial example: every field not given is unknown."""
-    rec = {"id": f"example:{rule_id}:{status}", "as_of": "2026-01-01"}
+    """A full record from a rule's partial example: every field not given is unknown; the stage (which
+    the contract requires) is the first one when not given (a pack without stages ignores it)."""
+    rec = {"id": f"example:{rule_id}:{status}", "as_of": "2026-01-01", "stage": STAGES[0]}
     rec.update(partial)
     return rec
 

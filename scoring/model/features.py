@@ -27,7 +27,8 @@ flags and triggers alike: a trigger is evidence too):
   false: "nobody checked" is evidence in itself.
 
 then one indicator per stage, ``stage=<name>``, for every stage but the first
-(``technical_promotion`` is the reference: its effect is in the intercept).
+(``technical_promotion`` is the reference: its effect is in the intercept);
+none for a pack without stages (:attr:`RulePack.staged`).
 
 A rule counts only where it applies (``applicable_only=True``, the default):
 for a rule that does not apply at the deal's stage (see
@@ -94,7 +95,7 @@ def feature_layout(pack: RulePack) -> list[tuple[str, str, str | None]]:
         out.append((r.id, "met", r.id))
         if r.unknown_when is not None:
             out.append((r.id + UNKNOWN_SUFFIX, "unknown", r.id))
-    for s in STAGES:
+    for s in STAGES if pack.staged else ():  # a pack without stages: no stage indicators
         if s != REFERENCE_STAGE:
             out.append((STAGE_PREFIX + s, "stage", s))
     return out

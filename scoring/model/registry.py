@@ -326,7 +326,8 @@ def resolve_scoring(rules_path: str | Path | None = None, model_path: str | Path
                 if pack.fingerprint != model.pack.fingerprint:
                     notes.append(f"--rules {rules_path} is not the pack model {mdir} was trained with: "
                                  "scoring with the model's own pack")
-            notes.extend(staleness_notes(model))
+            if rules_path is None:  # with --rules, rules/default is not what the user asked about
+                notes.extend(staleness_notes(model))
             return model.engine, model, notes
     pack = load_pack(rules_path or paths.default_rules())
     return Engine(pack), None, notes

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from scoring.evidence.durable import Engine
-from scoring.score.labels import EXPLAIN_LABELS as _LABELS, STAGE_NAMES
+from scoring.evidence.pack import RulePack
+from scoring.score.labels import EXPLAIN_LABELS as _LABELS, STAGE_NAMES, fact_rows
 from scoring.score.rulescore import score_evaluation
 
 if TYPE_CHECKING:  # the model imports the score, never the other way
@@ -31,6 +32,7 @@ def explain_record(engine: Engine, record: Mapping[str, Any], lang: str = "en",
     rs = score_evaluation(engine.pack, ev, lang)
     out = {"id": rs.id, "name": record.get("name"),
            **{OUTPUT_NAMES.get(k, k): v for k, v in rs.to_dict().items()}}
+    out["facts"] = fact_rows(engine.pack, ev.status, lang)
     out["rule_pack"] = engine.pack.version_tag
     out["matched"] = ev.matched
     out["derived"] = ev.derived
@@ -39,8 +41,14 @@ def explain_record(engine: Engine, record: Mapping[str, Any], lang: str = "en",
     return out
 
 
-def format_explanation(x: Mapping[str, Any], lang: str = "en") -> str:
-    """A readable layout of :func:`explain_record`'s result."""
+def format_explanation(x: Mapping[str, Any], lang: str = "en", pack: RulePack | None = None) -> str:
+    """A readable layout of :func:`explain_record`'s result.
+
+    With ``pack`` (the pack that explained it), only what the pack can hold is shown: no stage
+    lines for a pack without stages, no milestone, red-flag or meeting line for a pack without
+    rules of that kind."""
+    kinds = {r.kind for r in pack.rules} if pack is not None else {"milestone", "red_flag", "trigger"}
+    staged = pack is None or pack.staged
     L = _LABELS[lang]
     sn = STAGE_NAMES[lang]
     lines = []
@@ -48,25 +56,31 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en") -> str:
     if x.get("name"):
         head += f"  {x['name']}"
     lines.append(head)
-    lines.append(f"  {L['stage']}: {sn[x['stage']]}   {L['as_of']} {x.get('as_of') or '-'}")
+    lines.append((f"  {L['stage']}: {sn[x['stage']]}   " if staged else "  ") + f"{L['as_of']} {x.get('as_of') or '-'}")
     lines.append(
         f"  {L['score']} {x['rule_score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
         f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['data_completeness']:.0f}%")
     if "win_probability" in x:
         lines.append(f"  {L['prob']} {100 * x['win_probability']:.1f}%   ({L['model']} {x.get('model_version', '')})")
-    stages = "  ".join(f"{sn[b['stage']]} {b['earned']:g}/{b['available']:g}" for b in x["breakdown"])
-    lines.append(f"  {L['stages']}: {stages}")
-    lines.append(f"  {L['milestones']}: {', '.join(x['milestones_passed']) or L['none']}")
+    if staged:
+        stages = "  ".join(f"{sn[b['stage']]} {b['earned']:g}/{b['available']:g}" for b in x["breakdown"])
+        lines.append(f"  {L['stages']}: {stages}")
+    if "milestone" in kinds:
+        lines.append(f"  {L['milestones']}: {', '.join(x['milestones_passed']) or L['none']}")
 
     def block(title, items, fmt):
         lines.append(f"  {title}:" + ("" if items else f" {L['none']}"))
         for it in items:
             lines.append("    " + fmt(it))
 
-    block(L["flags"], x["red_flags"], lambda f: f"! {f['rule']:<10} {f['title']} ({f['points']:g})")
+    if "red_flag" in kinds:
+        block(L["flags"], x["red_flags"], lambda f: f"! {f['rule']:<10} {f['title']} ({f['points']:g})")
     if x["unverified_flags"]:
         block(L["unverified"], x["unverified_flags"], lambda f: f"? {f['rule']:<10} {f['title']}")
-    block(L["meetings"], x["analysis_meeting"], lambda f: f"* {f['rule']:<10} {f['title']}")
+    if "trigger" in kinds:
+        block(L["meetings"], x["analysis_meeting"], lambda f: f"* {f['rule']:<10} {f['title']}")
+    if x.get("facts"):
+        block(L["facts"], x["facts"], lambda f: f"{f['title']}: {f['value']}")
     block(L["reasons"], [r for r in x["reasons"] if r["points"] > 0][:8],
           lambda r: f"+ {r['rule']:<10} {r['title']} (+{r['points']:g})")
     if x.get("model_reasons"):

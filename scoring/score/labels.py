@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Mapping
 
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import STALLED, T3
@@ -16,6 +17,7 @@ EXPLAIN_LABELS = {
         "unverified": "Unverified risks", "meetings": "Hold an analysis meeting", "reasons": "Evidence for",
         "actions": "Next actions", "none": "none", "missing": "missing", "unknown": "unknown",
         "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs", "model": "model",
+        "facts": "Facts",
     },
     "zh": {
         "stage": "阶段", "as_of": "截至", "score": "规则得分", "of": "/", "points": "分",
@@ -24,6 +26,7 @@ EXPLAIN_LABELS = {
         "unverified": "未核实的风险", "meetings": "需召开项目分析会", "reasons": "有利证据",
         "actions": "下一步行动", "none": "无", "missing": "未做到", "unknown": "未知",
         "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入", "model": "模型",
+        "facts": "事实",
     },
 }
 
@@ -33,6 +36,21 @@ STAGE_NAMES = {
     "zh": {"technical_promotion": "技术推广", "relationship": "关系切入发展", "partner": "合作伙伴发展确定",
            "solution": "方案确定", "bidding": "投标和商务谈判"},
 }
+
+#: How a ``fact`` rule's status reads: a fact is neutral evidence, shown as "<title>: yes / no / unknown".
+FACT_VALUES = {
+    "en": {"met": "yes", "missing": "no", "unknown": "unknown"},
+    "zh": {"met": "是", "missing": "否", "unknown": "未知"},
+}
+
+
+def fact_rows(pack: RulePack, status: Mapping[str, str], lang: str = "en") -> list[dict]:
+    """The ``fact`` rules of ``pack`` for one deal (``status``: rule id -> status word), in pack order:
+    ``{rule, title, status, value}`` with ``value`` from :data:`FACT_VALUES`."""
+    words = FACT_VALUES.get(lang, FACT_VALUES["en"])
+    return [{"rule": r.id, "title": r.text("title", lang), "status": status[r.id], "value": words[status[r.id]]}
+            for r in pack.rules if r.kind == "fact"]
+
 
 #: How a model reason names an evidence column that is not a rule met.
 MODEL_LABELS = {

@@ -99,7 +99,7 @@ class VectorScorer:
         # np.nonzero over the slot matrix yields them already sorted: no per-batch sort.
         home = {r.id: STAGE_INDEX[r.stage] for r in rules if r.stage}
         scored_slots = sorted(((j, st) for j, r in enumerate(rules) if self.scored[j] for st in (MISSING, UNKNOWN)),
-                              key=lambda js: (-pts[js[0]], js[1] != MISSING, home[rules[js[0]].id], rules[js[0]].id))
+                              key=lambda js: (-pts[js[0]], js[1] != MISSING, home.get(rules[js[0]].id, 0), rules[js[0]].id))
         flag_slots = [(j, UNKNOWN) for j in sorted(np.nonzero(self.flag)[0], key=lambda j: pts[j])]
         slots = scored_slots + flag_slots
         self._slot_rule = np.array([j for j, _ in slots], dtype=np.int64)
@@ -234,9 +234,10 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
         return [reason(pack.rule(rid)) for rid in ids]
 
     met = status[0] == MET
-    per_stage = {s: StageBreakdown(s, 0.0, 0.0, [], [], []) for s in STAGES[: si + 1]}
+    # a pack without stages has no per-stage breakdown (its items hold at every stage)
+    per_stage = {s: StageBreakdown(s, 0.0, 0.0, [], [], []) for s in STAGES[: si + 1]} if pack.staged else {}
     for j, r in enumerate(pack.rules):
-        if r.kind in SCORED_KINDS and r.applies_at(stage):
+        if r.kind in SCORED_KINDS and r.applies_at(stage) and r.stage in per_stage:
             b = per_stage[r.stage]
             b.available += r.points
             b.earned += r.points if met[j] else 0.0
