@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from scoring import paths
-from scoring.cli.common import _fail_clean, main
+from scoring.cli.common import _fail_clean, _say, main
 from scoring.errors import ExitCode
 from scoring.evidence import LANGS
 
@@ -39,6 +39,7 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     Example:
       scoring train datasets/sample/history.jsonl --out models/mine
     """
+    from scoring.evidence.coverage import unread_input_fields
     from scoring.model.artifact import save_model
     from scoring.model.metrics import usefulness_warning
     from scoring.model.train import train as train_model
@@ -53,12 +54,18 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     split_note = result.counts["split"]["note"]
     if split_note:
         click.echo(f"note: split: {split_note}", err=True)
+    unread = unread_input_fields(result.pack, history)
     summary = {"model": str(path), "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score")},
-               "usefulness": verdict, "counts": result.counts, "params": result.params}
+               "usefulness": verdict, "counts": result.counts, "params": result.params, "unread_fields": unread}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
         _print_training(result, path)
+    if unread:  # the model learns nothing from them: say so rather than train on less without a word
+        _say(f"note: {len(unread)} input field{'s are' if len(unread) > 1 else ' is'} read by no rule, so the "
+             f"model learns nothing from {'them' if len(unread) > 1 else 'it'}: {', '.join(unread)}; add a fact "
+             "or rule for them (see rules/README.md, \"Facts\"; scoring rules new NAME --from HISTORY drafts one "
+             "per field)")
     if not verdict["useful"]:
         click.echo(f"warning: {usefulness_warning(verdict)} Do not use it or promote it (scoring promote refuses "
                    "it without --force); it is saved only to inspect (scoring report). Check the history (are "

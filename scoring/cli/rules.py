@@ -76,3 +76,43 @@ def rules_check(pack, against, current, as_json):
         click.echo(format_check(report))
     if failures:
         sys.exit(ExitCode.FINDINGS)
+
+
+@rules.command("new")
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Records to draft from: a JSON Lines file or a folder of contract tables (e.g. closed deals).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Folder to create (default: rules/NAME under $SCORING_HOME or the current folder); "
+                   "never an existing one.")
+@_fail_clean
+def rules_new(name, source, out_dir):
+    """Draft a rule pack NAME from the fields of an export: the export's own fields declared with their
+    types, and one fact per meaningful value (booleans, categories, numeric thresholds) to edit.
+
+    \b
+    Examples:
+      scoring rules new ours --from datasets/sample/history.jsonl
+      scoring rules check rules/ours && scoring train datasets/sample/history.jsonl --rules rules/ours
+    """
+    from scoring import paths
+    from scoring.evidence.pack import load_pack
+    from scoring.evidence.review import run_examples
+    from scoring.evidence.scaffold import draft_pack, write_pack
+
+    draft = draft_pack(name, source)
+    out = write_pack(draft, out_dir or paths.project_root() / "rules" / name)
+    pack = load_pack(out)  # the draft must load and pass its own examples; say so if not (a defect here)
+    failures = run_examples(pack)
+    click.echo(f"drafted {out}: {draft.facts} facts from {draft.records} records"
+               + (f" ({draft.rejected} rejected)" if draft.rejected else "")
+               + (f"; declared {len(draft.declared)} fields of the export: {', '.join(draft.declared)}"
+                  if draft.declared else ""))
+    if draft.skipped:
+        click.echo(f"  no fact for {len(draft.skipped)} fields (listed in {out / 'facts.yaml'})")
+    click.echo(f"next: edit {out} (rules/README.md), then scoring rules check {out}")
+    if failures:
+        for f in failures:
+            click.echo(f"error: drafted rule {f.rule}: example {f.example!r} ends {f.got} {f.detail}".rstrip(),
+                       err=True)
+        sys.exit(ExitCode.FINDINGS)
