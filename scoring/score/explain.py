@@ -47,7 +47,7 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en", pack: RulePack | 
     With ``pack`` (the pack that explained it), only what the pack can hold is shown: no stage
     lines for a pack without stages, no milestone, red-flag or meeting line for a pack without
     rules of that kind."""
-    kinds = {r.kind for r in pack.rules} if pack is not None else {"milestone", "red_flag", "trigger"}
+    kinds = {r.kind for r in pack.rules} if pack is not None else {"checklist", "milestone", "red_flag", "trigger"}
     staged = pack is None or pack.staged
     L = _LABELS[lang]
     sn = STAGE_NAMES[lang]
@@ -57,9 +57,10 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en", pack: RulePack | 
         head += f"  {x['name']}"
     lines.append(head)
     lines.append((f"  {L['stage']}: {sn[x['stage']]}   " if staged else "  ") + f"{L['as_of']} {x.get('as_of') or '-'}")
-    lines.append(
-        f"  {L['score']} {x['rule_score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
-        f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['data_completeness']:.0f}%")
+    if kinds & {"checklist", "milestone", "red_flag"}:  # a pack of facts (and triggers) has no rule score
+        lines.append(
+            f"  {L['score']} {x['rule_score']:.1f} / 100   ({x['earned']:g} {L['of']} {x['available']:g} {L['points']}"
+            f", {L['penalty']} -{x['penalty']:g})   {L['completeness']} {100 * x['data_completeness']:.0f}%")
     if "win_probability" in x:
         lines.append(f"  {L['prob']} {100 * x['win_probability']:.1f}%   ({L['model']} {x.get('model_version', '')})")
     if staged:
