@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,14 @@ def test_cut_points_split_the_values(values, whole):
     for c in cut_points(vals, whole):
         share = sum(v >= c for v in vals) / len(vals)
         assert min(vals) < c and 0.05 <= share <= 0.95
+
+
+def test_the_format_docs_minimal_pack_loads_and_its_examples_pass(tmp_path):
+    text = (ROOT / "rules" / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## A minimal pack"):text.index("## Files")]
+    blocks = re.findall(r"`([a-z]+\.yaml)`[^\n]*\n```yaml\n(.*?)```", section, re.S)
+    assert [name for name, _ in blocks] == ["pack.yaml", "fields.yaml", "rules.yaml"]
+    for name, body in blocks:
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    pack = load_pack(tmp_path)
+    assert not pack.staged and run_examples(pack) == []

@@ -97,7 +97,7 @@ def format_check(report: Mapping[str, Any], limit: int = 200) -> str:
     """:func:`check_pack`'s report as readable text (at most ``limit`` changed records listed)."""
     failures = report["example_failures"]
     lines = [f"{report['pack']}: {report['rules']} rules "
-             + ", ".join(f"{v} {k}" for k, v in report["by_kind"].items()) + " - valid"]
+             + ", ".join(f"{v} {k}" for k, v in report["by_kind"].items() if v or k != "fact") + " - valid"]
     if failures:
         lines.append(f"{len(failures)} example(s) do not end in their stated status:")
         lines += [f"  {f['file']}: rule {f['rule']}: example {f['example']!r} gives {f['got']!r} {f['detail']}"
