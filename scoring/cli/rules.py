@@ -109,7 +109,7 @@ def rules_new(name, source, out_dir):
                + (f"; declared {len(draft.declared)} fields of the export: {', '.join(draft.declared)}"
                   if draft.declared else ""))
     if draft.skipped:
-        click.echo(f"  no fact for {len(draft.skipped)} fields (listed in {out / 'facts.yaml'})")
+        click.echo(f"  not drafted: {len(draft.skipped)} fields, values or cut points (listed atop {out / 'facts.yaml'})")
     click.echo(f"next: edit {out} (rules/README.md), then scoring rules check {out}")
     if failures:
         for f in failures:

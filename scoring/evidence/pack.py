@@ -7,6 +7,13 @@ Everything is checked here, when the pack loads, so that a malformed pack
 fails early with an error naming the file and the rule, never later inside
 the engine (whose own errors name neither).  The conditions parsed while
 checking become the pack's compiled form (:attr:`RulePack.compiled`).
+
+A pack need not follow the course: the contract's fields are readable without
+declaring them, ``methodology``, ``rationale`` and a second language are
+optional, a ``fact`` is neutral evidence (no points, never a next action or a
+meeting), and a pack whose rules name no ``stage``/``stages`` has no stages
+(:attr:`RulePack.staged`: every rule applies at every stage).  The keys each
+kind requires are listed in ``rules/README.md``.
 """
 from __future__ import annotations
 

@@ -227,7 +227,8 @@ def draft_pack(name: str, source: str | Path) -> Draft:
     facts: list[dict] = []
     skipped: dict[str, str] = {}
     for entity in (OPPORTUNITY, *CHILD_LISTS):
-        for fname, f in schema[entity].items():
+        # the export's own fields first: they are what the contract cannot say, and kept first (see _fit_engine)
+        for fname, f in {**own.get(entity, {}), **CONTRACT.get(entity, {})}.items():
             if fname in BOOKKEEPING or (entity == OPPORTUNITY and fname in ("stage", *CHILD_LISTS)):
                 continue
             label = fname if entity == OPPORTUNITY else f"{entity}[].{fname}"
@@ -287,7 +288,7 @@ def _fit_engine(name: str, facts: list[dict], declared: Mapping) -> list[dict]:
     from scoring.evidence.durable import Engine
     from scoring.evidence.pack import load_pack
 
-    ranked = sorted(facts, key=lambda f: f["_priority"])[:MAX_FACTS]
+    ranked = sorted(facts, key=lambda f: f["_priority"])[:MAX_FACTS]  # stable: drafting order within a priority
 
     def fits(n: int) -> bool:
         subset = ranked[:n]

@@ -76,7 +76,8 @@ def output_codes(pack: RulePack, lang: str = "en") -> list[dict]:
     ``rule``, ``kind``, ``stage``, ``points``, ``methodology``, ``title`` and
     ``action`` in ``lang`` (one of :data:`LANGS`).
     """
-    rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or ",".join(r.stages), "points": r.points,
+    rows = [{"rule": r.id, "kind": r.kind, "stage": r.stage or (",".join(r.stages) if pack.staged else ""),
+             "points": r.points,
              "methodology": " ".join(r.methodology), "title": r.text("title", lang),
              "action": r.text("action", lang)} for r in pack.rules]
     for code, (mid, title) in FLAG_TITLES.items():  # raised by the flags, not by a rule of the pack
