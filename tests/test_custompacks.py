@@ -259,3 +259,18 @@ def test_the_format_docs_minimal_pack_loads_and_its_examples_pass(tmp_path):
         (tmp_path / name).write_text(body, encoding="utf-8")
     pack = load_pack(tmp_path)
     assert not pack.staged and run_examples(pack) == []
+
+
+def test_too_many_tests_holding_at_once_is_a_clear_error(make_pack):
+    """durable-rules evaluates at most 64 tests holding at once; beyond, the error names the record."""
+    from scoring.contract.nested import validate_record
+    from scoring.evidence.durable import Engine
+
+    n = 65
+    rules = [_fact(id=f"F{i}", when={f"f{i}": True}, unknown_when=None,
+                   examples={"met": {f"f{i}": True}, "missing": {f"f{i}": False}}) for i in range(n)]
+    pack = load_pack(make_pack(rules=rules, fields={"opportunity": {f"f{i}": "bool" for i in range(n)}}))
+    record = validate_record({"id": "D-1", "stage": "bidding", "as_of": "2026-01-01",
+                              **{f"f{i}": True for i in range(n)}}, pack.schema)
+    with pytest.raises(RulePackError, match="record D-1: more of the pack's tests hold at once"):
+        Engine(pack).evaluate(record)

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from scoring.errors import ScoringError
+from scoring.errors import RulePackError, ScoringError
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.compiled import CompiledPack, resolve_status
 from scoring.evidence.grammar import EQ, EV_PREFIX, AllOf, AnyOf, Check, Cond, Items
@@ -237,7 +237,15 @@ class Engine:
                 if r.layer < k:
                     fact[EV_PREFIX + r.id] = STATUS_WORDS[codes[r.position]]
             fact[LAYER] = k
-            fired = set(te.run(dict(fact)))
+            try:
+                fired = set(te.run(dict(fact)))
+            except Exception as exc:  # the engine's own error names neither the pack nor the record
+                if "error code: 303" not in str(exc):
+                    raise
+                raise RulePackError(
+                    f"record {record.get('id')}: more of the pack's tests hold at once than durable-rules "
+                    "evaluates (64; its error 303, ERR_MAX_STACK_SIZE): drop or merge facts on different "
+                    "fields (rules/README.md, \"Limits\")", file=self.pack.path) from None
             met = np.fromiter((r.id in fired for r in layer), dtype=bool, count=len(layer))
             unknown = np.fromiter((r.id + UNKNOWN_SUFFIX in fired for r in layer), dtype=bool, count=len(layer))
             codes[[r.position for r in layer]] = resolve_status(met, unknown)
