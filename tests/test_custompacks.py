@@ -274,3 +274,34 @@ def test_too_many_tests_holding_at_once_is_a_clear_error(make_pack):
                               **{f"f{i}": True for i in range(n)}}, pack.schema)
     with pytest.raises(RulePackError, match="record D-1: more of the pack's tests hold at once"):
         Engine(pack).evaluate(record)
+
+
+_OWN_VALUES = {
+    "bool": st.one_of(st.none(), st.booleans()),
+    "int": st.one_of(st.none(), st.integers(-50, 10**6)),
+    "number": st.one_of(st.none(), st.floats(0.01, 1e6, allow_nan=False)),
+    "text": st.one_of(st.none(), st.sampled_from(["gold", "silver", "Bronze", "north-east", "华东"])),
+}
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.data())
+def test_any_drafted_pack_loads_passes_its_examples_and_explains_every_record(tmp_path_factory, data):
+    """Whatever an export's own fields hold, the draft loads, its examples pass, and every record evaluates."""
+    from scoring.contract.nested import validate_record
+    from scoring.evidence.durable import Engine
+    from scoring.evidence.scaffold import draft_pack, write_pack
+
+    kinds = data.draw(st.lists(st.sampled_from(sorted(_OWN_VALUES)), min_size=1, max_size=6))
+    n = data.draw(st.integers(5, 40))
+    rows = [{"id": f"D{i}", "stage": "relationship", "as_of": "2026-01-01",
+             **{f"own_{j}": data.draw(_OWN_VALUES[k]) for j, k in enumerate(kinds)},
+             "needs_understood": i % 2 == 0} for i in range(n)]
+    d = tmp_path_factory.mktemp("draft")
+    (d / "export.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = write_pack(draft_pack("ours", d / "export.jsonl"), d / "ours")
+    pack = load_pack(out)
+    assert run_examples(pack) == []
+    engine = Engine(pack)
+    for r in rows:
+        engine.evaluate(validate_record(r, pack.schema))

@@ -306,6 +306,8 @@ def _fit_engine(name: str, facts: list[dict], declared: Mapping) -> list[dict]:
                 if isinstance(value, list):
                     rows = record.setdefault(key, [{}, {}])  # one row holding values, one unknown throughout
                     rows[0].update(value[0])
+                elif isinstance(value, (int, float)) and not isinstance(value, bool) and key in record:
+                    record[key] = max(record[key], value)  # every cut point at or below it holds
                 else:
                     record.setdefault(key, value)
         try:
