@@ -64,7 +64,7 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     if unread:  # the model learns nothing from them: say so rather than train on less without a word
         _say(f"note: {len(unread)} input field{'s are' if len(unread) > 1 else ' is'} read by no rule, so the "
              f"model learns nothing from {'them' if len(unread) > 1 else 'it'}: {', '.join(unread)}; add a fact "
-             "or rule for them (see rules/README.md, \"Facts\"; scoring rules new NAME --from HISTORY drafts one "
+             "or rule for those that matter (rules/README.md; scoring rules new NAME --from HISTORY drafts a fact "
              "per field)")
     if not verdict["useful"]:
         click.echo(f"warning: {usefulness_warning(verdict)} Do not use it or promote it (scoring promote refuses "

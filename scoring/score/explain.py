@@ -82,11 +82,14 @@ def format_explanation(x: Mapping[str, Any], lang: str = "en", pack: RulePack | 
         block(L["meetings"], x["analysis_meeting"], lambda f: f"* {f['rule']:<10} {f['title']}")
     if x.get("facts"):
         block(L["facts"], x["facts"], lambda f: f"{f['title']}: {f['value']}")
-    block(L["reasons"], [r for r in x["reasons"] if r["points"] > 0][:8],
-          lambda r: f"+ {r['rule']:<10} {r['title']} (+{r['points']:g})")
+    scored = bool(kinds & {"checklist", "milestone", "red_flag"})  # what gives points and next actions
+    if scored:
+        block(L["reasons"], [r for r in x["reasons"] if r["points"] > 0][:8],
+              lambda r: f"+ {r['rule']:<10} {r['title']} (+{r['points']:g})")
     if x.get("model_reasons"):
         block(L["model_reasons"], x["model_reasons"],
               lambda r: f"{'+' if r['contribution'] >= 0 else '-'} {r['feature']:<22} {r['title']} ({r['contribution']:+.2f})")
-    block(L["actions"], x["next_actions"][:10],
-          lambda a: f"{'->':<2} [{L[a['status']]}, {a['points']:+g}] {a['title']}: {a['action']}")
+    if scored:
+        block(L["actions"], x["next_actions"][:10],
+              lambda a: f"{'->':<2} [{L[a['status']]}, {a['points']:+g}] {a['title']}: {a['action']}")
     return "\n".join(lines)
