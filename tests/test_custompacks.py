@@ -117,6 +117,8 @@ def test_custom_pack_trains_and_explains_without_course_noise(tmp_path, custom_d
     assert "Facts:" in out and ("Current client: yes" in out or "Current client: no" in out)
     actions = [line for line in out.splitlines() if line.lstrip().startswith("->")]
     assert actions and not any(t in a for a in actions for t in ("Current client", "Deal of 1,000,000", "A rival"))
+    res = run("score", custom_data / "pipeline.jsonl", "--model", model, "--out", tmp_path / "scores.jsonl")
+    assert res.exit_code == 0 and "warning" not in res.output  # rules/default is another pack, not an edit
 
 
 def test_custom_pack_explain_json_lists_facts_as_yes_no_unknown(tmp_path, custom_data):

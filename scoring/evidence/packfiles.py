@@ -223,3 +223,15 @@ def fingerprint_of_files(files: Mapping[str, bytes]) -> str:
         if name.endswith(PACK_SUFFIXES):
             h.update(name.encode() + b"\0" + files[name] + b"\0")
     return h.hexdigest()
+
+
+def pack_name(files: Mapping[str, bytes]) -> str | None:
+    """The ``name`` in a pack's ``pack.yaml`` (``files`` as :func:`read_pack_files` gives them), or None
+    when there is none or it cannot be read (the full check is :func:`scoring.evidence.pack.load_pack`'s)."""
+    if "pack.yaml" not in files:
+        return None
+    try:
+        meta = read_yaml(files, "pack.yaml")
+    except RulePackError:
+        return None
+    return str(meta["name"]) if isinstance(meta, dict) and meta.get("name") is not None else None

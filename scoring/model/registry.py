@@ -35,6 +35,7 @@ from scoring import paths
 from scoring.errors import ModelError, NotUsefulError, RulePackError
 from scoring.evidence.durable import Engine
 from scoring.evidence.pack import RulePack, fingerprint_of_files, load_pack, read_pack_files
+from scoring.evidence.packfiles import pack_name
 from scoring.model.artifact import (RULES_DIR, load_model, model_no_decision_as, model_split, model_usefulness,
                                     read_manifest)
 from scoring.model.logistic import Model
@@ -278,14 +279,18 @@ def staleness_notes(model: Model, rules_dir: str | Path | None = None) -> list[s
     """Notes for the user when ``rules_dir`` (default ``rules/default``) is not
     the pack ``model`` was trained with: the model keeps scoring with its own
     pack, and a retrain is needed to use the edit.  No note when the folder
-    does not exist."""
+    does not exist, or holds a pack of another name (a model trained on a
+    custom pack is not out of date when ``rules/default`` changes)."""
     try:
         d = Path(paths.default_rules() if rules_dir is None else rules_dir)
     except RulePackError:
         return []
     if not d.is_dir():
         return []
-    fp = fingerprint_of_files(read_pack_files(d))
+    files = read_pack_files(d)
+    if pack_name(files) not in (None, model.pack.name):  # another pack (a custom one): not an edit of the model's
+        return []
+    fp = fingerprint_of_files(files)
     if fp == model.pack.fingerprint:
         return []
     return [f"{d} has changed since model {model.model_version} was trained (its pack: {model.pack.version_tag}, "
