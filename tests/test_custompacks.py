@@ -234,12 +234,28 @@ def test_rules_new_declares_an_exports_own_fields_with_their_types(tmp_path):
     assert {"CURRENT_CLIENT", "TIER_GOLD", "TIER_SILVER"} <= ids and any(i.startswith("SEATS_GE_") for i in ids)
 
 
-@pytest.mark.parametrize("values, kind", [
-    (["yes", "No", None, ""], "bool"), ([True, False], "bool"), (["3", "12"], "int"), ([1, 2.5], "number"),
-    (["2026-01-31", None], "date"), (["east", "west"], "string"), ([1, "a"], "string"),
+@pytest.mark.parametrize("values, text, kind", [
+    ([True, False, None], False, "bool"), ([3, 12.0], False, "int"), ([1, 2.5], False, "number"),
+    (["yes", "no"], False, "string"), (["12"], False, "string"), ([1, "a"], False, "string"),
+    (["2026-01-31", None], False, "date"), (["2026-02-31"], False, "string"),
+    (["yes", "No", ""], True, "bool"), (["3", "12"], True, "int"), (["0.5", "3"], True, "number"),
+    (["2026-01-31", ""], True, "date"), (["east", "west"], True, "string"),
 ])
-def test_infer_type(values, kind):
-    assert infer_type(values) == kind
+def test_infer_type_reads_values_as_the_contract_does(values, text, kind):
+    """JSON and Parquet values are typed (a text is never a bool or number); CSV cells are words."""
+    assert infer_type(values, text) == kind
+
+
+def test_rules_new_reads_an_exports_csv_tables(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    rows = ["id,stage,current_client,seats,tier"] + [
+        f"D{i},relationship,{['true', 'false', ''][i % 3]},{i * 3},{['gold', 'silver'][i % 2]}" for i in range(30)]
+    (export / "opportunities.csv").write_text("\n".join(rows) + "\n")
+    assert run("rules", "new", "ours", "--from", export, "--out", tmp_path / "ours").exit_code == 0
+    fields = yaml.safe_load((tmp_path / "ours" / "fields.yaml").read_text())["fields"]["opportunity"]
+    assert fields == {"current_client": {"type": "bool"}, "seats": {"type": "int"}, "tier": {"type": "string"}}
+    assert run("rules", "check", tmp_path / "ours").exit_code == 0
 
 
 @settings(max_examples=80, deadline=None)

@@ -34,6 +34,7 @@ type its values show (bool, int, number, date, else string); text stays
 """
 from __future__ import annotations
 
+import datetime as _dt
 import gzip
 import json
 import math
@@ -83,13 +84,14 @@ class Draft:
 # --------------------------------------------------------------------------- reading the export
 
 
-def _raw_values(source: Path, wanted: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], list]:
-    """(entity, field) -> the raw values of fields the contract does not declare (the reader drops them)."""
+def _raw_values(source: Path, wanted: Mapping[str, Iterable[str]]) -> tuple[dict[tuple[str, str], list], bool]:
+    """(entity, field) -> the raw values of fields the contract does not declare (the reader drops them),
+    and whether they are text (CSV)."""
     from scoring.contract.sources import iter_batches, resolve
 
     out: dict[tuple[str, str], list] = {(e, n): [] for e, names in wanted.items() for n in names}
     if not out:
-        return out
+        return out, False
     src = resolve(source, CONTRACT)
     if src.kind == "jsonl":
         opener = gzip.open if str(source).lower().endswith(".gz") else open
@@ -106,36 +108,58 @@ def _raw_values(source: Path, wanted: Mapping[str, Iterable[str]]) -> dict[tuple
                         vals.append(rec.get(name))
                     else:
                         vals.extend(it.get(name) for it in rec.get(entity) or () if isinstance(it, dict))
-        return out
+        return out, False
     for entity, path, _label in src.tables:
         names = [n for (e, n) in out if e == entity]
         for t in iter_batches(path, src.fmt) if names else ():
             for n in names:
                 if n in t.column_names:
                     out[(entity, n)].extend(t.column(n).to_pylist())
-    return out
+    return out, src.fmt == "csv"
 
 
-def infer_type(values: Iterable[Any]) -> str:
-    """The field type raw values show: ``bool``, ``int``, ``number``, ``date``, else ``string``
-    (CSV text is read as its words: ``true``/``no``, ``12``, ``2026-01-31``).
+def infer_type(values: Iterable[Any], text: bool = False) -> str:
+    """The field type raw values show: ``bool``, ``int``, ``number``, ``date``, else ``string``.
 
-    >>> infer_type(["yes", "no", None]), infer_type([1, 2.5]), infer_type(["3", ""]), infer_type(["a"])
-    ('bool', 'number', 'int', 'string')
+    Typed values (JSON, Parquet) are read as the contract reads them: a bool is ``true``/``false``
+    only, a text is never a number.  ``text`` values (CSV) are read as their words: ``true``/``no``,
+    ``12``, ``2026-01-31`` (an empty cell is unknown).
+
+    >>> infer_type([True, None]), infer_type([1, 2.5]), infer_type(["yes"]), infer_type(["2026-01-31"])
+    ('bool', 'number', 'string', 'date')
+    >>> infer_type(["yes", "No", ""], text=True), infer_type(["3", "12"], text=True)
+    ('bool', 'int')
     """
-    vals = [v for v in values if v is not None and v != ""]
+    vals = [v for v in values if v is not None and not (text and v == "")]
     if not vals:
         return "string"
-    if all(isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in _BOOL_WORDS) for v in vals):
-        return "bool"
-    if all(not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, str) and _INT_RE.match(v.strip())))
-           for v in vals):
-        return "int"
-    if all(not isinstance(v, bool) and _as_float(v) is not None for v in vals):
-        return "number"
-    if all(isinstance(v, str) and _DATE_RE.match(v) for v in vals):
+    if text:
+        vals = [v.strip() for v in vals]
+        if all(v.lower() in _BOOL_WORDS for v in vals):
+            return "bool"
+        if all(_INT_RE.match(v) for v in vals):
+            return "int"
+        if all(_as_float(v) is not None for v in vals):
+            return "number"
+    else:
+        if all(isinstance(v, bool) for v in vals):
+            return "bool"
+        numbers = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool) and _as_float(v) is not None]
+        if len(numbers) == len(vals):
+            return "int" if all(float(v).is_integer() for v in numbers) else "number"
+        if all(isinstance(v, (_dt.date, _dt.datetime)) for v in vals):
+            return "date"
+    if all(isinstance(v, str) and _DATE_RE.match(v) and _is_date(v) for v in vals):
         return "date"
     return "string"
+
+
+def _is_date(text: str) -> bool:
+    try:
+        _dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _as_float(v: Any) -> float | None:
@@ -215,17 +239,23 @@ def draft_pack(name: str, source: str | Path) -> Draft:
     source = Path(source)
     first = read_records(source, CONTRACT)
     undeclared = {e: [n for n in names if n not in BOOKKEEPING] for e, names in first.undeclared_fields.items()}
-    raw = _raw_values(source, undeclared)
+    raw, text = _raw_values(source, undeclared)
     own: dict[str, dict[str, Field]] = {}
+    skipped: dict[str, str] = {}
     for (entity, fname), vals in raw.items():
-        own.setdefault(entity, {})[fname] = Field(name=fname, type=infer_type(vals))
+        label = fname if entity == OPPORTUNITY else f"{entity}[].{fname}"
+        if any(isinstance(v, (dict, list)) for v in vals):
+            skipped[label] = "not a plain value (a nested object or list): not declared"
+        elif not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", fname):
+            skipped[label] = "the name is not letters, digits and _: rename the column to read it"
+        else:
+            own.setdefault(entity, {})[fname] = Field(name=fname, type=infer_type(vals, text))
     schema = {e: {**CONTRACT.get(e, {}), **own.get(e, {})} for e in CONTRACT}
     res = read_records(source, schema) if own else first
     if not res.records:
         raise InputError(f"{source}: no valid record to draft a pack from ({len(res.rejects)} rejected)")
 
     facts: list[dict] = []
-    skipped: dict[str, str] = {}
     for entity in (OPPORTUNITY, *CHILD_LISTS):
         # the export's own fields first: they are what the contract cannot say, and kept first (see _fit_engine)
         for fname, f in {**own.get(entity, {}), **CONTRACT.get(entity, {})}.items():
