@@ -97,6 +97,17 @@ class RulePackError(ScoringError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class MappingError(ScoringError):
+    """A CRM mapping file is malformed.  Names the file and the key (``opportunities.columns.StageName``)."""
+
+    def __init__(self, message: str, file: str | None = None, key: str | None = None):
+        self.file = file
+        self.key = key
+        self.detail = message
+        where = ", ".join(w for w in (f"mapping {file}" if file else "", f"key {key}" if key else "") if w)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
 class ModelError(ScoringError):
     """A model artifact is missing, incomplete, tampered with, or cannot be trained."""
 
