@@ -40,6 +40,6 @@ warnings, notes or summaries; ``--verbose`` also prints what a command uses
 from __future__ import annotations
 
 from scoring.cli.common import main
-from scoring.cli import data, models, pipeline, rules  # noqa: F401  (each registers its commands on main)
+from scoring.cli import data, mapping, models, pipeline, rules  # noqa: F401  (each registers its commands on main)
 
 __all__ = ["main"]

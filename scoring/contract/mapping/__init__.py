@@ -18,8 +18,9 @@ contract reader rejects that record with its field and reason like any bad
 record; the typing of a value is the contract's (:mod:`scoring.contract.values`).
 """
 from scoring.contract.mapping.convert import (CheckReport, Conversion, ExportTable, Findings, check_export, convert,
-                                              map_export, read_export, read_export_table, write_tables)
+                                              map_export, mapped_input, read_export, read_export_table,
+                                              rename_tables, write_tables)
 from scoring.contract.mapping.spec import Mapping, load_mapping
 
 __all__ = ["Mapping", "load_mapping", "ExportTable", "Findings", "Conversion", "CheckReport", "read_export",
-           "read_export_table", "convert", "write_tables", "map_export", "check_export"]
+           "read_export_table", "convert", "write_tables", "map_export", "check_export", "mapped_input", "rename_tables"]

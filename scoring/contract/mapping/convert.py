@@ -18,6 +18,7 @@ the export's order, so the contract reader's row numbers are the export's
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import os
@@ -26,15 +27,15 @@ import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field as _dc_field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from scoring.contract.mapping.spec import Column, Mapping, Table, fold
 from scoring.contract.schema import CHILD_KEY, CONTRACT
-from scoring.contract.values import ID, NUM_PATTERN, OPPORTUNITY, Bad, Schema, converters, show
+from scoring.contract.values import ID, NUM_PATTERN, OPPORTUNITY, Bad, Schema, converters
 from scoring.errors import ScoringError
 
 __all__ = ["ExportTable", "Findings", "Conversion", "CheckReport", "read_export_table", "read_export", "convert",
-           "write_tables", "map_export", "check_export", "TABLE_FILES"]
+           "write_tables", "map_export", "check_export", "mapped_input", "TABLE_FILES"]
 
 #: contract entity -> the file name of its table in the contract's table form
 TABLE_FILES = {OPPORTUNITY: "opportunities", "contacts": "contacts", "competitors": "competitors",
@@ -483,9 +484,30 @@ def check_export(mapping: Mapping, export_dir: str | Path, schema: Schema | None
     with tempfile.TemporaryDirectory(prefix="dealscore-map-") as tmp:
         write_tables(conv, tmp)
         res = read_records(tmp, schema or mapping.schema or CONTRACT)
-    return CheckReport(conv.findings, conv.n_deals, res.rejects, res.orphans, res.undeclared_fields)
+    rejects = [{**r, "reason": rename_tables(str(r.get("reason")), mapping)} for r in res.rejects]
+    files = {e: t.file for e, t in mapping.tables.items()}
+    orphans = [{**o, "table": files.get(o.get("table"), o.get("table"))} for o in res.orphans]
+    return CheckReport(conv.findings, conv.n_deals, rejects, orphans, res.undeclared_fields)
 
 
-def describe_value(text: str) -> str:
-    """An export text as a report quotes it."""
-    return show(text)
+@contextlib.contextmanager
+def mapped_input(mapping: str | Path | Mapping, export_dir: str | Path,
+                 schema: Schema | None = None) -> Iterator[tuple[Path, Conversion]]:
+    """The export converted into a temporary folder of contract tables, for any reader of the contract
+    (a batch run, training): ``with mapped_input("salesforce.yaml", "export/") as (folder, conv): ...``.
+    The folder is removed on exit.  ``mapping`` is a path (loaded against ``schema``) or a loaded Mapping."""
+    from scoring.contract.mapping.spec import load_mapping
+
+    m = mapping if isinstance(mapping, Mapping) else load_mapping(mapping, schema or CONTRACT)
+    conv = convert(m, read_export(m, export_dir))
+    with tempfile.TemporaryDirectory(prefix="dealscore-mapped-") as tmp:
+        write_tables(conv, tmp)
+        yield Path(tmp), conv
+
+
+def rename_tables(reason: str, mapping: Mapping) -> str:
+    """A contract reader's reason with the contract's table names (``contacts.csv row 2``) turned back
+    into the export's file names (``OpportunityContactRole.csv row 2``)."""
+    for entity, t in mapping.tables.items():
+        reason = reason.replace(f"({TABLE_FILES[entity]}.csv row ", f"({t.file} row ")
+    return reason
