@@ -16,8 +16,27 @@ from scoring.errors import ExitCode
 _SHOWN = 10
 
 
+def shipped_mappings() -> dict[str, Path]:
+    """The mappings shipped in the package (``salesforce``, ``hubspot``, ``odoo``): name -> file."""
+    from scoring import paths
+
+    folder = paths.bundled("datasets") / "mappings"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+
+
+def _mapping_file(ctx, param, value):
+    """A mapping file, or the name of a shipped one (``salesforce``)."""
+    if value is None or Path(value).is_file():
+        return None if value is None else Path(value)
+    shipped = shipped_mappings()
+    if str(value) in shipped:
+        return shipped[str(value)]
+    raise click.BadParameter(f"{value}: no such file, nor a shipped mapping ({', '.join(shipped) or 'none installed'})",
+                             ctx=ctx, param=param)
+
+
 @main.command("map")
-@click.argument("mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("mapping", callback=_mapping_file)
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the contract's tables into (opportunities.csv, contacts.csv, ...).")
@@ -29,12 +48,12 @@ _SHOWN = 10
 @click.option("--json", "as_json", is_flag=True, help="--check: print the report as JSON.")
 @_fail_clean
 def map_cmd(mapping, export_dir, out_dir, check, rules_path, as_json):
-    """Convert the CRM export in EXPORT_DIR into the contract's form with the mapping file MAPPING.
+    """Convert the CRM export in EXPORT_DIR into the contract's form with the mapping file MAPPING
+    (or a shipped mapping by name: salesforce, hubspot, odoo).
 
     The output folder is an input of every command (score, explain, train). `score`, `explain` and
-    `train` also take `--mapping MAPPING` to convert on the fly. Shipped mappings (Salesforce,
-    HubSpot, Odoo) and sample exports are in the installed package dealscore_datasets
-    (mappings/, crm/); see docs/mappings.md.
+    `train` also take `--mapping MAPPING` to convert on the fly. The shipped mappings and sample
+    exports are in the installed package dealscore_datasets (mappings/, crm/); see docs/mappings.md.
 
     \b
     Examples:
@@ -73,9 +92,9 @@ def map_cmd(mapping, export_dir, out_dir, check, rules_path, as_json):
 
 #: the ``--mapping`` option of the commands that read records (score, explain, train)
 mapping_option = click.option(
-    "--mapping", "mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The input is a CRM export folder: convert it with this mapping file first (see `scoring map`); "
-         "rows it cannot convert are rejected like any bad record.")
+    "--mapping", "mapping", callback=_mapping_file,
+    help="The input is a CRM export folder: convert it with this mapping file (or shipped mapping: salesforce, "
+         "hubspot, odoo) first (see `scoring map`); rows it cannot convert are rejected like any bad record.")
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Mapping as _Map
 
 from scoring.contract.schema import CHILD_KEY, CONTRACT
-from scoring.contract.values import AS_OF, FALSE_WORDS, ID, OPPORTUNITY, TRUE_WORDS, Schema
+from scoring.contract.values import FALSE_WORDS, ID, OPPORTUNITY, TRUE_WORDS, Schema
 from scoring.errors import MappingError
 
 __all__ = ["FORMAT_VERSION", "TABLES", "DERIVED_KINDS", "Column", "Table", "History", "Derived", "Currency",
@@ -456,5 +456,3 @@ def _kind(v: Any) -> str:
             float: "a number"}.get(type(v), type(v).__name__)
 
 
-# the contract's key fields the conversion writes first
-KEY_FIELDS = (ID, AS_OF)
