@@ -275,3 +275,15 @@ def test_a_bad_mapping_file_is_refused_naming_file_and_key(tmp_path, text, key, 
     with pytest.raises(MappingError) as e:
         load_mapping(p)
     assert str(p) in str(e.value) and key in str(e.value) and words in str(e.value)
+
+
+def test_the_committed_fixture_exports_are_what_their_script_writes(tmp_path, monkeypatch):
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["make_fixtures.py", str(tmp_path)])
+    runpy.run_path(str(CRM / "make_fixtures.py"), run_name="__main__")
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.csv"))
+    assert written == sorted(p.relative_to(CRM) for p in CRM.rglob("*.csv"))
+    for rel in written:
+        assert (tmp_path / rel).read_bytes() == (CRM / rel).read_bytes(), rel
