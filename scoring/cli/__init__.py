@@ -10,7 +10,8 @@ code  meaning
 0     success
 1     the command ran, but something it checked did not pass: ``explain``
       rejected some records (each named on stderr), ``rules check`` found a
-      rule example that does not end in its stated status
+      rule example that does not end in its stated status, ``map --check``
+      found unmapped columns or values or rows the contract would reject
 2     usage or input error: a bad option or argument (click's usage errors), an
       ``explain --id`` not in the file, a bad date, rule pack, model or input
       file, a ``--previous`` that is not an output of ``score``, an input
