@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -287,3 +288,29 @@ def test_the_committed_fixture_exports_are_what_their_script_writes(tmp_path, mo
     assert written == sorted(p.relative_to(CRM) for p in CRM.rglob("*.csv"))
     for rel in written:
         assert (tmp_path / rel).read_bytes() == (CRM / rel).read_bytes(), rel
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(day=st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2099, 12, 31)),
+       fmt=st.sampled_from(["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%dT%H:%M:%S.000Z", "%Y-%m-%d %H:%M:%S"]))
+def test_dates_in_the_mappings_format_become_contract_dates(tmp_path_factory, day, fmt):
+    tmp = tmp_path_factory.mktemp("dates")
+    _write(tmp / "export" / "deals.csv", ["Id", "Stage", "Closes"], [["D1", "Early", day.strftime(fmt)]])
+    m = load_mapping(_mapping(tmp, "mapping: 1\nopportunities: {file: deals.csv, columns: {Id: id, "
+                                   "Stage: {to: stage, values: {Early: technical_promotion}}, "
+                                   f"Closes: {{to: expected_close, dates: ['{fmt}']}}}}}}\n"))
+    map_export(m, tmp / "export", tmp / "out")
+    (rec,) = read_records(tmp / "out").records
+    assert rec["expected_close"] == day.isoformat()
+
+
+def test_check_lists_text_values_a_value_map_does_not_list_and_columns_it_lacks(tmp_path):
+    _write(tmp_path / "export" / "deals.csv", ["Id", "Stage", "Region"],
+           [["D1", "Early", "N"], ["D2", "Early", "Nord"], ["D3", "Early", "Nord"]])
+    m = load_mapping(_mapping(tmp_path, "mapping: 1\nopportunities: {file: deals.csv, columns: {Id: id, "
+                                        "Stage: {to: stage, values: {Early: technical_promotion}}, "
+                                        "Region: {to: region, values: {N: north}}, Owner: owner}}\n"))
+    report = check_export(m, tmp_path / "export")
+    assert report.findings.unlisted_values == {("deals.csv", "Region"): {"Nord": 2}}
+    assert report.findings.missing_columns == {"deals.csv": ["Owner"]}
+    assert not report.rejects and not report.ok

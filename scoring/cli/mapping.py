@@ -129,10 +129,18 @@ def _report_dict(r) -> dict:
         "unmapped_columns": f.unmapped_columns, "missing_columns": f.missing_columns,
         "unmapped_values": [{"file": file, "column": col, "values": dict(c.most_common())}
                             for (file, col), c in f.bad_values.items()],
+        "unlisted_values": [{"file": file, "column": col, "values": dict(c.most_common())}
+                            for (file, col), c in f.unlisted_values.items()],
         "no_rate": dict(f.no_rate),
         "ragged_rows": [{"file": file, "row": row, "cells": n, "header": w} for file, row, n, w in f.ragged_rows],
         "rejects": r.rejects, "orphans": r.orphans, "undeclared_fields": r.undeclared_fields,
     }
+
+
+def _counts(c) -> str:
+    """``'Bidding?' x2, 'Won?' x1``: the most frequent texts of a Counter, with how many more there are."""
+    shown = ", ".join(f"{v!r} x{n}" for v, n in c.most_common(_SHOWN))
+    return shown + (f", ... ({len(c) - _SHOWN} more)" if len(c) > _SHOWN else "")
 
 
 def _print_report(r, m, export_dir: Path) -> None:
@@ -151,9 +159,11 @@ def _print_report(r, m, export_dir: Path) -> None:
     if f.bad_values:
         echo("unmapped values (no entry in the value map, and not a value of the field; their rows are rejected):")
         for (file, col), c in f.bad_values.items():
-            shown = ", ".join(f"{v!r} x{n}" for v, n in c.most_common(_SHOWN))
-            more = f", ... ({len(c) - _SHOWN} more)" if len(c) > _SHOWN else ""
-            echo(f"  {file} {col}: {shown}{more}")
+            echo(f"  {file} {col}: {_counts(c)}")
+    if f.unlisted_values:
+        echo("values a value map does not list (kept as written):")
+        for (file, col), c in f.unlisted_values.items():
+            echo(f"  {file} {col}: {_counts(c)}")
     if f.no_rate:
         to = m.currency.to if m.currency else "?"
         echo(f"amounts without a rate to {to} (kept in their own currency; add the rate under currency.rates):")

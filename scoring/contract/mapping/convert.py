@@ -65,6 +65,8 @@ class Findings:
     ``missing_columns``: file -> mapped columns the file does not have (their fields are unknown).
     ``bad_values``: (file, column) -> Counter of export texts the field cannot take (after the value
     map and the mapping's reading rules); their rows are rejected by the contract reader.
+    ``unlisted_values``: (file, column) -> Counter of texts of a text field's value-mapped column
+    that the map does not list (kept as written).
     ``no_rate``: currency code -> rows whose amount could not be converted (no rate; kept in their own
     currency).  ``ragged_rows``: (file, row, cells, header cells) of rows of another length.
     """
@@ -72,12 +74,13 @@ class Findings:
     unmapped_columns: dict[str, list[str]] = _dc_field(default_factory=dict)
     missing_columns: dict[str, list[str]] = _dc_field(default_factory=dict)
     bad_values: dict[tuple[str, str], Counter] = _dc_field(default_factory=dict)
+    unlisted_values: dict[tuple[str, str], Counter] = _dc_field(default_factory=dict)
     no_rate: Counter = _dc_field(default_factory=Counter)
     ragged_rows: list[tuple[str, int, int, int]] = _dc_field(default_factory=list)
 
     def count(self) -> int:
         return (sum(map(len, self.unmapped_columns.values())) + sum(map(len, self.missing_columns.values()))
-                + len(self.bad_values) + len(self.no_rate) + len(self.ragged_rows))
+                + len(self.bad_values) + len(self.unlisted_values) + len(self.no_rate) + len(self.ragged_rows))
 
 
 @dataclass
@@ -278,14 +281,14 @@ def _convert_table(m: Mapping, t: Table, ex: ExportTable, cells: _Cells, finding
                    entity: str) -> tuple[list[str], list[list[str]]]:
     idx = ex.index()
     file = ex.path.name
-    unmapped = [n for n in ex.names if n not in t.used() and n not in t.ignore and
-                not (m.currency is not None and n == m.currency.column)
-                and not any(d.kind == "latest_of" and n in d.params for d in m.derived if entity == OPPORTUNITY)]
+    wanted = [c.source for c in t.columns] + ([t.join] if t.join else [])
+    if entity == OPPORTUNITY:  # the currency column and the date columns of `latest_of` are read too
+        if m.currency is not None and m.currency.column:
+            wanted.append(m.currency.column)
+        wanted.extend(col for d in m.derived if d.kind == "latest_of" for col in d.params)
+    unmapped = [n for n in ex.names if n not in wanted and n not in t.ignore]
     if unmapped:
         findings.unmapped_columns[file] = unmapped
-    wanted = [c.source for c in t.columns] + ([t.join] if t.join else [])
-    if entity == OPPORTUNITY and m.currency is not None and m.currency.column:
-        wanted.append(m.currency.column)
     missing = [c for c in wanted if c not in idx]
     if missing:
         findings.missing_columns[file] = missing
@@ -307,8 +310,8 @@ def _convert_table(m: Mapping, t: Table, ex: ExportTable, cells: _Cells, finding
         out = [""] * len(names)
         if len(raw) != width:
             findings.ragged_rows.append((file, k + 1, len(raw), width))
-            key = raw[idx[t.join]] if t.join else _cell(raw, idx.get(next(c.source for c in t.columns
-                                                                             if ID in c.targets())))
+            key = _cell(raw, idx[t.join]) if t.join else _cell(raw, idx.get(next(c.source for c in t.columns
+                                                                                   if ID in c.targets())))
             rows.append([key.strip()])  # cut short: the contract reader rejects it as a short row
             continue
         if t.join:
@@ -343,11 +346,14 @@ def _convert_table(m: Mapping, t: Table, ex: ExportTable, cells: _Cells, finding
     return names, rows
 
 
-def _read_column(c: Column, text: str, entity: str, cells: _Cells, findings: Findings, file: str) -> dict[str, str]:
-    """The fields one export cell sets (contract text; "" = unknown)."""
+def _read_column(c: Column, text: str, entity: str, cells: _Cells, findings: Findings, file: str,
+                 label: str | None = None) -> dict[str, str]:
+    """The fields one export cell of column ``c`` sets (contract text; "" = unknown); a finding names
+    ``file`` and ``label`` (default: the column)."""
     t = text.strip()
     if cells.unknown(t):
         return {}
+    where = (file, label or c.source)
     if c.values is not None:
         hit = c.values.get(fold(t))
         if hit is not None:
@@ -356,7 +362,10 @@ def _read_column(c: Column, text: str, entity: str, cells: _Cells, findings: Fin
     try:
         cells.text_conv[(entity, c.to)](out)
     except Bad:
-        findings.bad_values.setdefault((file, c.source), Counter())[t] += 1
+        findings.bad_values.setdefault(where, Counter())[t] += 1
+    else:
+        if c.values is not None and cells.schema[entity][c.to].type == "string":
+            findings.unlisted_values.setdefault(where, Counter())[t] += 1
     return {c.to: out}
 
 
@@ -425,7 +434,7 @@ def _derive(d, m: Mapping, cells: _Cells, row: list[str], pos: dict[str, int], e
     old = hx.rows[last][hidx[h.old]]
     col = m.column(OPPORTUNITY, p["values_of"]) if p.get("values_of") else None
     if col is not None:
-        return _read_column(col, old, OPPORTUNITY, cells, findings, hx.path.name).get(d.field, "")
+        return _read_column(col, old, OPPORTUNITY, cells, findings, hx.path.name, h.old).get(d.field, "")
     t = old.strip()
     return "" if cells.unknown(t) else cells.typed(OPPORTUNITY, d.field, t, None)
 
