@@ -79,6 +79,9 @@ def test_salesforce_closed_deals_get_outcome_close_date_and_a_snapshot_before_th
         assert r["closed_at"] == export[r["id"]]["CloseDate"]
         assert r["as_of"] < r["closed_at"]
         assert r["stage"]  # a lost deal's stage comes from its field history
+    for r in recs.values():
+        if not r.get("outcome"):  # an open deal: not closed, and scored as of the run date
+            assert r.get("closed_at") is None and r.get("as_of") is None
 
 
 def test_salesforce_lost_deal_stage_is_the_stage_it_left_when_it_closed(tmp_path):
@@ -314,3 +317,22 @@ def test_check_lists_text_values_a_value_map_does_not_list_and_columns_it_lacks(
     assert report.findings.unlisted_values == {("deals.csv", "Region"): {"Nord": 2}}
     assert report.findings.missing_columns == {"deals.csv": ["Owner"]}
     assert not report.rejects and not report.ok
+
+
+def test_mapping_never_writes_over_a_file_of_the_export(tmp_path):
+    _write(tmp_path / "export" / "opportunities.csv", ["Id", "Stage"], [["D1", "Early"]])
+    before = (tmp_path / "export" / "opportunities.csv").read_bytes()
+    m = load_mapping(_mapping(tmp_path, "mapping: 1\nopportunities: {file: opportunities.csv, columns: {Id: id, "
+                                        "Stage: {to: stage, values: {Early: technical_promotion}}}}\n"))
+    with pytest.raises(ScoringError, match="it is a file of the export"):
+        map_export(m, tmp_path / "export", tmp_path / "export")
+    assert (tmp_path / "export" / "opportunities.csv").read_bytes() == before
+
+
+def test_a_quoted_cell_may_hold_line_breaks(tmp_path):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "deals.csv").write_text('Id,Stage,Mapped,Amount,Cur\r\nD1,Early,Y,"1,000",USD\r\n'
+                                                   'D2,Early,N,5,"US\r\nD"\r\n', encoding="utf-8")
+    m = load_mapping(_mapping(tmp_path, MINI))
+    conv = convert(m, read_export(m, tmp_path / "export"))
+    assert conv.n_deals == 2 and conv.findings.no_rate == {"US\r\nD": 1}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import io
 import os
 import re
 import tempfile
@@ -130,7 +131,7 @@ def read_export_table(path: str | Path, encoding: str = "utf-8-sig") -> ExportTa
         line = data[:e.start].count(b"\n") + 1
         raise ScoringError(f"{path}: line {line}: not {encoding} text ({e.reason}); "
                            "set `encoding:` in the mapping (e.g. cp1252 for an Excel export)") from None
-    reader = csv.reader(text.splitlines(keepends=True) if "\r" in text else text.split("\n"))
+    reader = csv.reader(io.StringIO(text, newline=""))  # newlines inside quoted cells stay in their cell
     try:
         rows = [r for r in reader]
     except csv.Error as e:
@@ -478,8 +479,21 @@ def write_tables(conv: Conversion, folder: str | Path) -> list[Path]:
 
 
 def map_export(mapping: Mapping, export_dir: str | Path, out_dir: str | Path) -> Conversion:
-    """Read, convert and write: the contract's table form of ``export_dir`` in ``out_dir``."""
-    conv = convert(mapping, read_export(mapping, export_dir))
+    """Read, convert and write: the contract's table form of ``export_dir`` in ``out_dir``.
+
+    Raises
+    ------
+    ScoringError
+        As :func:`read_export` and :func:`write_tables`, and when a table would be written over an
+        export file (an export whose file is named ``opportunities.csv``, written into its own folder).
+    """
+    export = read_export(mapping, export_dir)
+    inputs = {t.path.resolve() for t in export.values()}
+    for entity in mapping.tables:
+        target = (Path(out_dir) / f"{TABLE_FILES[entity]}.csv").resolve()
+        if target in inputs:
+            raise ScoringError(f"{target}: it is a file of the export; write the contract tables into another folder")
+    conv = convert(mapping, export)
     write_tables(conv, out_dir)
     return conv
 
