@@ -336,3 +336,18 @@ def test_a_quoted_cell_may_hold_line_breaks(tmp_path):
     m = load_mapping(_mapping(tmp_path, MINI))
     conv = convert(m, read_export(m, tmp_path / "export"))
     assert conv.n_deals == 2 and conv.findings.no_rate == {"US\r\nD": 1}
+
+
+def test_a_history_row_with_an_unreadable_date_does_not_stop_the_conversion(tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(CRM / "salesforce", export)
+    rows = _rows(export / "OpportunityFieldHistory.csv")
+    lost = next(r for r in rows if r["NewValue"] == "Closed Lost")
+    rows.append({**lost, "Id": "X1", "CreatedDate": "yesterday", "OldValue": "Prospecting"})
+    _write(export / "OpportunityFieldHistory.csv", list(rows[0]), [list(r.values()) for r in rows])
+    recs = _records("salesforce", export, tmp_path)
+    stage_of = load_mapping(MAPPINGS / "salesforce.yaml").column("opportunity", "StageName").values
+    assert check_export(load_mapping(MAPPINGS / "salesforce.yaml"), export).findings.history_values == \
+        {("OpportunityFieldHistory.csv", "CreatedDate"): {"yesterday": 1}}
+    # the undated change cannot be placed after the dated ones: the stage left for Closed Lost stays
+    assert recs[lost["OpportunityId"]]["stage"] == stage_of[lost["OldValue"].casefold()]["stage"] != "technical_promotion"

@@ -131,6 +131,8 @@ def _report_dict(r) -> dict:
                             for (file, col), c in f.bad_values.items()],
         "unlisted_values": [{"file": file, "column": col, "values": dict(c.most_common())}
                             for (file, col), c in f.unlisted_values.items()],
+        "history_values": [{"file": file, "column": col, "values": dict(c.most_common())}
+                           for (file, col), c in f.history_values.items()],
         "no_rate": dict(f.no_rate),
         "ragged_rows": [{"file": file, "row": row, "cells": n, "header": w} for file, row, n, w in f.ragged_rows],
         "rejects": r.rejects, "orphans": r.orphans, "undeclared_fields": r.undeclared_fields,
@@ -163,6 +165,10 @@ def _print_report(r, m, export_dir: Path) -> None:
     if f.unlisted_values:
         echo("values a value map does not list (kept as written):")
         for (file, col), c in f.unlisted_values.items():
+            echo(f"  {file} {col}: {_counts(c)}")
+    if f.history_values:
+        echo("history values that could not be read (those changes are left out of the derived fields):")
+        for (file, col), c in f.history_values.items():
             echo(f"  {file} {col}: {_counts(c)}")
     if f.no_rate:
         to = m.currency.to if m.currency else "?"

@@ -68,6 +68,8 @@ class Findings:
     map and the mapping's reading rules); their rows are rejected by the contract reader.
     ``unlisted_values``: (file, column) -> Counter of texts of a text field's value-mapped column
     that the map does not list (kept as written).
+    ``history_values``: (file, column) -> Counter of history texts a derived field could not read
+    (dates that match no format; the change is left out).
     ``no_rate``: currency code -> rows whose amount could not be converted (no rate; kept in their own
     currency).  ``ragged_rows``: (file, row, cells, header cells) of rows of another length.
     """
@@ -76,12 +78,14 @@ class Findings:
     missing_columns: dict[str, list[str]] = _dc_field(default_factory=dict)
     bad_values: dict[tuple[str, str], Counter] = _dc_field(default_factory=dict)
     unlisted_values: dict[tuple[str, str], Counter] = _dc_field(default_factory=dict)
+    history_values: dict[tuple[str, str], Counter] = _dc_field(default_factory=dict)
     no_rate: Counter = _dc_field(default_factory=Counter)
     ragged_rows: list[tuple[str, int, int, int]] = _dc_field(default_factory=list)
 
     def count(self) -> int:
         return (sum(map(len, self.unmapped_columns.values())) + sum(map(len, self.missing_columns.values()))
-                + len(self.bad_values) + len(self.unlisted_values) + len(self.no_rate) + len(self.ragged_rows))
+                + len(self.bad_values) + len(self.unlisted_values) + len(self.history_values) + len(self.no_rate)
+                + len(self.ragged_rows))
 
 
 @dataclass
@@ -183,9 +187,11 @@ class _Cells:
         return fold(t) in self.m.unknown
 
     def date(self, t: str, formats: tuple[str, ...]) -> _dt.datetime | None:
+        """The time written in ``t`` (the column's ``formats``, else the mapping's), as written: a time
+        zone is dropped, not converted (so that every time compares with every other)."""
         for f in formats or self.m.dates:
             try:
-                return _dt.datetime.strptime(t, f)
+                return _dt.datetime.strptime(t, f).replace(tzinfo=None)
             except ValueError:
                 continue
         return None
@@ -236,37 +242,20 @@ def _value_text(v: Any) -> str:
 
 # --------------------------------------------------------------------------- converting
 def convert(mapping: Mapping, export: dict[str, ExportTable]) -> Conversion:
-    """Convert an export (:func:`read_export`) into the contract's tables; see the module docstring."""
+    """Convert an export (:func:`read_export`) into the contract's tables; see the module docstring.
+
+    Raises
+    ------
+    ScoringError
+        A child table or a history without a column the mapping joins or reads by (naming the key).
+    """
     schema = mapping.schema or CONTRACT
     cells = _Cells(mapping, schema)
     findings = Findings()
-    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
-    opp_t = mapping.opportunities
-    id_col = next(c for c in opp_t.columns if ID in c.targets())
-    for entity, t in mapping.tables.items():
-        ex = export[t.key]
-        tables[entity] = _convert_table(mapping, t, ex, cells, findings, entity)
-    opp_names, opp_rows = tables[OPPORTUNITY]
-    # derived fields, deal by deal
+    tables = {entity: _convert_table(mapping, t, export[t.key], cells, findings, entity)
+              for entity, t in mapping.tables.items()}
     if mapping.derived:
-        ex = export[opp_t.key]
-        idx = ex.index()
-        keys = [_cell(r, idx.get(id_col.source)).strip() for r in ex.rows]
-        hist = {name: _history_by_deal(export[f"history.{name}"], h.join)
-                for name, h in mapping.history.items()}
-        pos = {n: i for i, n in enumerate(opp_names)}
-        for d in mapping.derived:
-            if d.field not in pos:
-                pos[d.field] = len(opp_names)
-                opp_names.append(d.field)
-        for k, row in enumerate(opp_rows):
-            if _ragged(ex, k):
-                continue  # a ragged export row stays cut short, for the contract reader to reject
-            row.extend([""] * (len(opp_names) - len(row)))
-            for d in mapping.derived:
-                if row[pos[d.field]] == "":
-                    row[pos[d.field]] = _derive(d, mapping, cells, row, pos, ex, k, idx, keys[k], export, hist,
-                                                findings)
+        _Derived(mapping, export, cells, findings).fill(*tables[OPPORTUNITY])
     return Conversion(tables, findings)
 
 
@@ -370,21 +359,47 @@ def _read_column(c: Column, text: str, entity: str, cells: _Cells, findings: Fin
     return {c.to: out}
 
 
-def _history_by_deal(ex: ExportTable, join: str) -> dict[str, list[int]]:
-    idx = ex.index()
-    if join not in idx:
-        raise ScoringError(f"{ex.path}: no column {join!r} (the history's join)")
-    out: dict[str, list[int]] = defaultdict(list)
-    for k, r in enumerate(ex.rows):
-        if len(r) == len(ex.names):
-            out[r[idx[join]].strip()].append(k)
-    return out
+class _Derived:
+    """The derived fields of the mapping, filled deal by deal where the columns left them unknown."""
 
+    def __init__(self, m: Mapping, export: dict[str, ExportTable], cells: _Cells, findings: Findings):
+        self.m, self.cells, self.findings = m, cells, findings
+        self.ex = export[m.opportunities.key]
+        self.idx = self.ex.index()
+        id_col = next(c for c in m.opportunities.columns if ID in c.targets())
+        self.keys = [_cell(r, self.idx.get(id_col.source)).strip() for r in self.ex.rows]
+        self.history: dict[str, tuple[ExportTable, dict[str, int], dict[str, list[int]]]] = {}
+        for name, h in m.history.items():
+            hx = export[f"history.{name}"]
+            hidx = hx.index()
+            for what in ("join", "field", "old", "new", "date"):
+                if getattr(h, what) not in hidx:
+                    raise ScoringError(f"{hx.path}: no column {getattr(h, what)!r} (named by history.{name}.{what} "
+                                       f"of the mapping {m.path})")
+            by_deal: dict[str, list[int]] = defaultdict(list)
+            for j, r in enumerate(hx.rows):
+                if len(r) != len(hx.names):
+                    findings.ragged_rows.append((hx.path.name, j + 1, len(r), len(hx.names)))
+                    continue
+                by_deal[r[hidx[h.join]].strip()].append(j)
+            self.history[name] = (hx, hidx, by_deal)
 
-def _derive(d, m: Mapping, cells: _Cells, row: list[str], pos: dict[str, int], ex: ExportTable, k: int,
-            idx: dict[str, int], key: str, export: dict[str, ExportTable], hist: dict, findings: Findings) -> str:
-    p = d.params
-    if d.kind == "copy":
+    def fill(self, names: list[str], rows: list[list[str]]) -> None:
+        pos = {n: i for i, n in enumerate(names)}
+        for d in self.m.derived:
+            if d.field not in pos:
+                pos[d.field] = len(names)
+                names.append(d.field)
+        for k, row in enumerate(rows):
+            if _ragged(self.ex, k):
+                continue  # a ragged export row stays cut short, for the contract reader to reject
+            row.extend([""] * (len(names) - len(row)))
+            for d in self.m.derived:
+                if row[pos[d.field]] == "":
+                    row[pos[d.field]] = getattr(self, d.kind)(d, row, pos, k)
+
+    def copy(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
+        p = d.params
         w = p.get("when_known")
         if w is not None and (w not in pos or row[pos[w]] == ""):
             return ""
@@ -395,49 +410,62 @@ def _derive(d, m: Mapping, cells: _Cells, row: list[str], pos: dict[str, int], e
             return (_dt.date.fromisoformat(src) + _dt.timedelta(days=p["shift_days"])).isoformat()
         except (ValueError, OverflowError):
             return ""  # the source itself is bad: its own field rejects the row
-    if d.kind == "latest_of":
+
+    def latest_of(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
         best = None
-        for col, val in p.items():
-            t = _cell(ex.rows[k], idx.get(col)).strip()
-            if not t or cells.unknown(t):
+        for col, val in d.params.items():
+            t = _cell(self.ex.rows[k], self.idx.get(col)).strip()
+            if self.cells.unknown(t):
                 continue
-            when = cells.date(t, ())
+            when = self.cells.date(t, ())
             if when is None:
-                findings.bad_values.setdefault((ex.path.name, col), Counter())[t] += 1
+                self.findings.bad_values.setdefault((self.ex.path.name, col), Counter())[t] += 1
                 continue
             if best is None or when > best[0]:
                 best = (when, val)
         return "" if best is None else _value_text(best[1])
-    h = m.history[p["history"]]
-    hx = export[f"history.{h.name}"]
-    hidx = hx.index()
-    for c in (h.field, h.old, h.new, h.date):
-        if c not in hidx:
-            raise ScoringError(f"{hx.path}: no column {c!r} (named by history.{h.name} of the mapping {m.path})")
-    mine = hist[h.name].get(key, [])
-    if d.kind == "count_later":
+
+    def _changes(self, d, k: int) -> tuple[Any, ExportTable, dict[str, int], list[int] | None]:
+        """The history of ``d``, and the deal's rows of it changing ``d``'s field (None: no history row at all)."""
+        h = self.m.history[d.params["history"]]
+        hx, hidx, by_deal = self.history[h.name]
+        mine = by_deal.get(self.keys[k])
         if not mine:
+            return h, hx, hidx, None
+        return h, hx, hidx, [j for j in mine if hx.rows[j][hidx[h.field]].strip() == d.params["field"]]
+
+    def count_later(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
+        h, hx, hidx, changes = self._changes(d, k)
+        if changes is None:
             return ""  # no history at all for this deal: not tracked, so unknown (not 0)
         n = 0
-        for j in mine:
-            r = hx.rows[j]
-            if r[hidx[h.field]].strip() != p["field"]:
-                continue
-            old, new = cells.date(r[hidx[h.old]].strip(), ()), cells.date(r[hidx[h.new]].strip(), ())
+        for j in changes:
+            old, new = self._when(hx, j, hidx, h.old), self._when(hx, j, hidx, h.new)
             if old is not None and new is not None and new.date() > old.date():
                 n += 1
         return str(n)
-    # previous_value: the old value of the field's last change
-    changes = [j for j in mine if hx.rows[j][hidx[h.field]].strip() == p["field"]]
-    if not changes:
-        return ""
-    last = max(changes, key=lambda j: (cells.date(hx.rows[j][hidx[h.date]].strip(), ()) or _dt.datetime.min, j))
-    old = hx.rows[last][hidx[h.old]]
-    col = m.column(OPPORTUNITY, p["values_of"]) if p.get("values_of") else None
-    if col is not None:
-        return _read_column(col, old, OPPORTUNITY, cells, findings, hx.path.name, h.old).get(d.field, "")
-    t = old.strip()
-    return "" if cells.unknown(t) else cells.typed(OPPORTUNITY, d.field, t, None)
+
+    def _when(self, hx: ExportTable, j: int, hidx: dict[str, int], column: str) -> _dt.datetime | None:
+        """The time in a history cell (None: unknown, or unreadable, which is a finding)."""
+        t = hx.rows[j][hidx[column]].strip()
+        if self.cells.unknown(t):
+            return None
+        when = self.cells.date(t, ())
+        if when is None:
+            self.findings.history_values.setdefault((hx.path.name, column), Counter())[t] += 1
+        return when
+
+    def previous_value(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
+        h, hx, hidx, changes = self._changes(d, k)
+        if not changes:
+            return ""
+        last = max(changes, key=lambda j: (self._when(hx, j, hidx, h.date) or _dt.datetime.min, j))
+        old = hx.rows[last][hidx[h.old]]
+        col = self.m.column(OPPORTUNITY, d.params["values_of"]) if d.params.get("values_of") else None
+        if col is not None:
+            return _read_column(col, old, OPPORTUNITY, self.cells, self.findings, hx.path.name, h.old).get(d.field, "")
+        t = old.strip()
+        return "" if self.cells.unknown(t) else self.cells.typed(OPPORTUNITY, d.field, t, None)
 
 
 # --------------------------------------------------------------------------- writing
