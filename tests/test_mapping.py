@@ -268,6 +268,10 @@ def test_writing_refuses_a_folder_holding_another_contract_table(tmp_path):
     ("mapping: 1\nopportunities: {file: a.csv, columns: {Id: id}}\n"
      "derived: {close_date_pushes: {count_later: {history: h, field: CloseDate}}}",
      "key derived.close_date_pushes.count_later.history", "'h' is not under `history:`"),
+    ("mapping: 1\nopportunities: {file: a.csv, columns: {Id: id, Owner: owner}}\n"
+     "history: {h: {file: h.csv, join: O, field: F, old: A, new: B, date: D}}\n"
+     "derived: {stage: {previous_value: {history: h, field: StageName, values_of: Owner}}}",
+     "key derived.stage.previous_value.values_of", "the column 'Owner' never sets stage"),
     ("mapping: 1\nopportunities: {file: a.csv, columns: {Id: id}}\nopportunities: {file: b.csv}",
      "line 3", "duplicate key 'opportunities'"),
     ("mapping: 1\nopportunities: {file: ../a.csv, columns: {Id: id}}", "key opportunities.file", "without folders"),

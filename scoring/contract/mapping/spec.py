@@ -425,9 +425,11 @@ class _Reader:
                     raise self.err(k, f"counts fill a whole number; {name} is {fields[name].type}")
                 if kind == "previous_value":
                     vo = p.get("values_of")
-                    if vo is not None and tables[OPPORTUNITY] and \
-                            next((c for c in tables[OPPORTUNITY].columns if c.source == vo), None) is None:
+                    col = next((c for c in tables[OPPORTUNITY].columns if c.source == vo), None)
+                    if vo is not None and col is None:
                         raise self.err(f"{k}.values_of", f"{vo!r} is not a column of opportunities.columns")
+                    if col is not None and name not in col.targets():
+                        raise self.err(f"{k}.values_of", f"the column {vo!r} never sets {name}")
             elif kind == "latest_of":
                 p = self.obj(p, k)
                 p = {col: self.value(val, f"{k}.{col}", fields[name]) for col, val in p.items()}
