@@ -57,9 +57,10 @@ def map_cmd(mapping, export_dir, out_dir, check, rules_path, as_json):
 
     \b
     Examples:
-      scoring map salesforce.yaml export/ --check
-      scoring map salesforce.yaml export/ --out contract/
+      scoring map salesforce export/ --check
+      scoring map our-salesforce.yaml export/ --out contract/
       scoring score contract/ --out scores.jsonl
+      scoring score export/ --mapping our-salesforce.yaml --out scores.jsonl
     """
     from scoring.contract.mapping import check_export, load_mapping, map_export
     from scoring.contract.reader import read_records
@@ -92,7 +93,7 @@ def map_cmd(mapping, export_dir, out_dir, check, rules_path, as_json):
 
 #: the ``--mapping`` option of the commands that read records (score, explain, train)
 mapping_option = click.option(
-    "--mapping", "mapping", callback=_mapping_file,
+    "--mapping", "mapping", callback=_mapping_file, metavar="MAPPING",
     help="The input is a CRM export folder: convert it with this mapping file (or shipped mapping: salesforce, "
          "hubspot, odoo) first (see `scoring map`); rows it cannot convert are rejected like any bad record.")
 
