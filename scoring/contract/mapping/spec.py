@@ -93,9 +93,6 @@ class Table:
     columns: tuple[Column, ...]
     ignore: frozenset[str] = frozenset()
 
-    def used(self) -> set[str]:
-        return {c.source for c in self.columns} | ({self.join} if self.join else set())
-
 
 @dataclass(frozen=True)
 class History:
