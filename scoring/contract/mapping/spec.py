@@ -165,9 +165,9 @@ def load_mapping(path: str | Path, schema: Schema = CONTRACT) -> Mapping:
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "m.yaml")
-    >>> _ = open(p, "w").write("mapping: 1\\nopportunities: {file: o.csv, columns: {Id: id, Stage: stage}}\\n")
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "m.yaml"
+    >>> _ = p.write_text("mapping: 1\\nopportunities: {file: o.csv, columns: {Id: id, Stage: stage}}\\n")
     >>> load_mapping(p).opportunities.columns[1].to
     'stage'
     """
