@@ -84,7 +84,7 @@ def test_salesforce_closed_deals_get_outcome_close_date_and_a_snapshot_before_th
             assert r.get("closed_at") is None and r.get("as_of") is None
 
 
-def test_salesforce_lost_deal_stage_is_the_stage_it_left_when_it_closed(tmp_path):
+def test_salesforce_lost_deal_stage_is_the_stage_it_was_in_before_it_closed(tmp_path):
     recs = _records("salesforce", CRM / "salesforce", tmp_path)
     history = _rows(CRM / "salesforce" / "OpportunityFieldHistory.csv")
     stage_of = load_mapping(MAPPINGS / "salesforce.yaml").column("opportunity", "StageName").values
@@ -97,12 +97,13 @@ def test_salesforce_lost_deal_stage_is_the_stage_it_left_when_it_closed(tmp_path
         assert r["stage"] == stage_of[into_lost[0]["OldValue"].casefold()]["stage"]
 
 
-def test_salesforce_close_date_pushes_count_only_moves_later(tmp_path):
+def test_salesforce_close_date_pushes_count_only_moves_later_up_to_the_snapshot(tmp_path):
     recs = _records("salesforce", CRM / "salesforce", tmp_path)
     history = _rows(CRM / "salesforce" / "OpportunityFieldHistory.csv")
     moved_earlier = 0
     for rid, r in recs.items():
-        moves = [h for h in history if h["OpportunityId"] == rid and h["Field"] == "CloseDate"]
+        moves = [h for h in history if h["OpportunityId"] == rid and h["Field"] == "CloseDate"
+                 and (r.get("as_of") is None or h["CreatedDate"][:10] <= r["as_of"])]
         later = sum(h["NewValue"] > h["OldValue"] for h in moves)
         moved_earlier += sum(h["NewValue"] < h["OldValue"] for h in moves)
         assert r["close_date_pushes"] == later
@@ -270,8 +271,8 @@ def test_writing_refuses_a_folder_holding_another_contract_table(tmp_path):
      "key derived.close_date_pushes.count_later.history", "'h' is not under `history:`"),
     ("mapping: 1\nopportunities: {file: a.csv, columns: {Id: id, Owner: owner}}\n"
      "history: {h: {file: h.csv, join: O, field: F, old: A, new: B, date: D}}\n"
-     "derived: {stage: {previous_value: {history: h, field: StageName, values_of: Owner}}}",
-     "key derived.stage.previous_value.values_of", "the column 'Owner' never sets stage"),
+     "derived: {stage: {value_at: {history: h, field: StageName, values_of: Owner}}}",
+     "key derived.stage.value_at.values_of", "the column 'Owner' never sets stage"),
     ("mapping: 1\nopportunities: {file: a.csv, columns: {Id: id}}\nopportunities: {file: b.csv}",
      "line 3", "duplicate key 'opportunities'"),
     ("mapping: 1\nopportunities: {file: ../a.csv, columns: {Id: id}}", "key opportunities.file", "without folders"),
@@ -355,3 +356,24 @@ def test_a_history_row_with_an_unreadable_date_does_not_stop_the_conversion(tmp_
         {("OpportunityFieldHistory.csv", "CreatedDate"): {"yesterday": 1}}
     # the undated change cannot be placed after the dated ones: the stage left for Closed Lost stays
     assert recs[lost["OpportunityId"]]["stage"] == stage_of[lost["OldValue"].casefold()]["stage"] != "technical_promotion"
+
+
+def test_history_after_a_snapshot_is_not_seen_by_it(tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(CRM / "salesforce", export)
+    before = _records("salesforce", export, tmp_path / "a")
+    rows = _rows(export / "OpportunityFieldHistory.csv")
+    lost = next(r for r in before.values() if r.get("outcome") == "lost")
+    open_ = next(r for r in before.values() if not r.get("outcome"))
+    late = lost["closed_at"] + "T18:00:00.000Z"  # on the close day: after the snapshot of the day before
+    add = [{**rows[0], "Id": "X1", "OpportunityId": lost["id"], "CreatedDate": late, "Field": "CloseDate",
+            "OldValue": "2026-01-01", "NewValue": "2026-12-31"},
+           {**rows[0], "Id": "X2", "OpportunityId": lost["id"], "CreatedDate": late, "Field": "StageName",
+            "OldValue": "Prospecting", "NewValue": "Prospecting"},
+           {**rows[0], "Id": "X3", "OpportunityId": open_["id"], "CreatedDate": "2026-11-20T10:00:00.000Z",
+            "Field": "CloseDate", "OldValue": "2026-12-01", "NewValue": "2027-01-31"}]
+    _write(export / "OpportunityFieldHistory.csv", list(rows[0]), [list(r.values()) for r in rows + add])
+    after = _records("salesforce", export, tmp_path / "b")
+    assert after[lost["id"]]["close_date_pushes"] == lost["close_date_pushes"]
+    assert after[lost["id"]]["stage"] == lost["stage"] != "technical_promotion"
+    assert after[open_["id"]]["close_date_pushes"] == open_["close_date_pushes"] + 1  # no as_of: all of it

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 from scoring.contract.mapping.spec import Column, Mapping, Table, fold
 from scoring.contract.schema import CHILD_KEY, CONTRACT
-from scoring.contract.values import ID, NUM_PATTERN, OPPORTUNITY, Bad, Schema, converters
+from scoring.contract.values import AS_OF, ID, NUM_PATTERN, OPPORTUNITY, Bad, Schema, converters
 from scoring.errors import ScoringError
 
 __all__ = ["ExportTable", "Findings", "Conversion", "CheckReport", "read_export_table", "read_export", "convert",
@@ -383,6 +383,7 @@ class _Derived:
                     continue
                 by_deal[r[hidx[h.join]].strip()].append(j)
             self.history[name] = (hx, hidx, by_deal)
+        self._sorted: dict[tuple[str, str, int], list[tuple[_dt.datetime, int]]] = {}
 
     def fill(self, names: list[str], rows: list[list[str]]) -> None:
         pos = {n: i for i, n in enumerate(names)}
@@ -425,25 +426,58 @@ class _Derived:
                 best = (when, val)
         return "" if best is None else _value_text(best[1])
 
-    def _changes(self, d, k: int) -> tuple[Any, ExportTable, dict[str, int], list[int] | None]:
-        """The history of ``d``, and the deal's rows of it changing ``d``'s field (None: no history row at all)."""
+    def _changes(self, d, row: list[str], pos: dict[str, int], k: int):
+        """The history of ``d`` and the deal's changes of ``d``'s field as ``(time, row)``, in time order, up to
+        the row's ``as_of`` when it is known (a snapshot sees no later change); changes are None when the
+        deal has no history row at all (its history was not tracked)."""
         h = self.m.history[d.params["history"]]
         hx, hidx, by_deal = self.history[h.name]
         mine = by_deal.get(self.keys[k])
         if not mine:
-            return h, hx, hidx, None
-        return h, hx, hidx, [j for j in mine if hx.rows[j][hidx[h.field]].strip() == d.params["field"]]
+            return h, hx, hidx, None, None
+        key = (h.name, d.params["field"], k)
+        changes = self._sorted.get(key)
+        if changes is None:  # once per deal and field: an unreadable time is one finding
+            changes = self._sorted[key] = sorted(
+                (t, j) for j in mine if hx.rows[j][hidx[h.field]].strip() == d.params["field"]
+                for t in [self._when(hx, j, hidx, h.date)] if t is not None)
+        as_of = row[pos[AS_OF]] if AS_OF in pos else ""
+        cut = None
+        if as_of:
+            try:
+                cut = _dt.date.fromisoformat(as_of)
+            except ValueError:
+                cut = None  # a bad as_of rejects the row by itself
+        return h, hx, hidx, changes, cut
 
     def count_later(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
-        h, hx, hidx, changes = self._changes(d, k)
+        h, hx, hidx, changes, cut = self._changes(d, row, pos, k)
         if changes is None:
             return ""  # no history at all for this deal: not tracked, so unknown (not 0)
         n = 0
-        for j in changes:
+        for t, j in changes:
+            if cut is not None and t.date() > cut:
+                break
             old, new = self._when(hx, j, hidx, h.old), self._when(hx, j, hidx, h.new)
             if old is not None and new is not None and new.date() > old.date():
                 n += 1
         return str(n)
+
+    def value_at(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
+        h, hx, hidx, changes, cut = self._changes(d, row, pos, k)
+        if not changes:
+            return ""
+        before = [j for t, j in changes if cut is None or t.date() <= cut]
+        if before:  # the value the last change up to as_of set
+            text = hx.rows[before[-1]][hidx[h.new]]
+        else:  # every change is later: the value before the first of them
+            text = hx.rows[changes[0][1]][hidx[h.old]]
+        col = self.m.column(OPPORTUNITY, d.params["values_of"]) if d.params.get("values_of") else None
+        if col is not None:
+            label = h.new if before else h.old
+            return _read_column(col, text, OPPORTUNITY, self.cells, self.findings, hx.path.name, label).get(d.field, "")
+        t = text.strip()
+        return "" if self.cells.unknown(t) else self.cells.typed(OPPORTUNITY, d.field, t, None)
 
     def _when(self, hx: ExportTable, j: int, hidx: dict[str, int], column: str) -> _dt.datetime | None:
         """The time in a history cell (None: unknown, or unreadable, which is a finding)."""
@@ -454,18 +488,6 @@ class _Derived:
         if when is None:
             self.findings.history_values.setdefault((hx.path.name, column), Counter())[t] += 1
         return when
-
-    def previous_value(self, d, row: list[str], pos: dict[str, int], k: int) -> str:
-        h, hx, hidx, changes = self._changes(d, k)
-        if not changes:
-            return ""
-        last = max(changes, key=lambda j: (self._when(hx, j, hidx, h.date) or _dt.datetime.min, j))
-        old = hx.rows[last][hidx[h.old]]
-        col = self.m.column(OPPORTUNITY, d.params["values_of"]) if d.params.get("values_of") else None
-        if col is not None:
-            return _read_column(col, old, OPPORTUNITY, self.cells, self.findings, hx.path.name, h.old).get(d.field, "")
-        t = old.strip()
-        return "" if self.cells.unknown(t) else self.cells.typed(OPPORTUNITY, d.field, t, None)
 
 
 # --------------------------------------------------------------------------- writing

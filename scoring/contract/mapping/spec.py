@@ -49,7 +49,7 @@ FORMAT_VERSION = 1
 TABLES: dict[str, str] = {"opportunities": OPPORTUNITY, "contacts": "contacts", "competitors": "competitors",
                           "partners": "partners"}
 #: The kinds of derived field (see docs/mappings.md).
-DERIVED_KINDS = ("count_later", "previous_value", "latest_of", "copy")
+DERIVED_KINDS = ("count_later", "value_at", "latest_of", "copy")
 _TOP = {"mapping", "name", "description", "encoding", "unknown", "dates", "booleans", "numbers", "currency",
         "history", "derived", *TABLES}
 _TABLE_KEYS = {"file", "join", "columns", "ignore"}
@@ -411,8 +411,8 @@ class _Reader:
                 raise self.err(key, f"needs exactly one kind: {', '.join(DERIVED_KINDS)}")
             (kind, p), = spec.items()
             k = f"{key}.{kind}"
-            if kind in ("count_later", "previous_value"):
-                p = self.obj(p, k, {"history", "field", "values_of"} if kind == "previous_value"
+            if kind in ("count_later", "value_at"):
+                p = self.obj(p, k, {"history", "field", "values_of"} if kind == "value_at"
                              else {"history", "field"})
                 hname = self.text(p.get("history"), f"{k}.history")
                 if hname not in history:
@@ -420,7 +420,7 @@ class _Reader:
                 self.text(p.get("field"), f"{k}.field")
                 if kind == "count_later" and fields[name].type != "int":
                     raise self.err(k, f"counts fill a whole number; {name} is {fields[name].type}")
-                if kind == "previous_value":
+                if kind == "value_at":
                     vo = p.get("values_of")
                     col = next((c for c in tables[OPPORTUNITY].columns if c.source == vo), None)
                     if vo is not None and col is None:
