@@ -14,7 +14,9 @@ the export's order, so the contract reader's row numbers are the export's
 * :func:`convert` converts them (:class:`Conversion`: the tables and the findings);
 * :func:`write_tables` writes the tables atomically into a folder;
 * :func:`map_export` does the three; :func:`check_export` also runs the contract
-  reader over the result (a dry run: :class:`CheckReport`).
+  reader over the result (a dry run: :class:`CheckReport`);
+* :func:`mapped_input` converts into a temporary folder for any reader of the
+  contract (``score --mapping``, ``train --mapping``).
 """
 from __future__ import annotations
 
