@@ -121,3 +121,17 @@ def test_map_needs_either_out_or_check(tmp_path):
     assert res.exit_code == ExitCode.USAGE
     res = run("map", "nosuch", CRM / "salesforce", "--check")
     assert res.exit_code == ExitCode.USAGE and "nor a shipped mapping (hubspot, odoo, salesforce)" in res.output
+
+
+def test_map_with_rules_may_fill_a_field_the_pack_declares(tmp_path, make_pack):
+    pack = make_pack(fields={"opportunity": {"pilot_running": "bool", "needs_understood": "bool"}})
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "deals.csv").write_text("Id,Stage,Pilot\nD1,bidding,Yes\nD2,bidding,\n", encoding="utf-8")
+    m = tmp_path / "m.yaml"
+    m.write_text("mapping: 1\nopportunities: {file: deals.csv, columns: {Id: id, Stage: stage, Pilot: pilot_running}}\n")
+    refused = run("map", m, tmp_path / "export", "--out", tmp_path / "a")
+    assert refused.exit_code == ExitCode.USAGE and "'pilot_running' is not a field of opportunity" in refused.output
+    res = run("map", m, tmp_path / "export", "--out", tmp_path / "b", "--rules", pack)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b" / "opportunities.csv").read_text().splitlines() == \
+        ["id,stage,pilot_running", "D1,bidding,true", "D2,bidding,"]

@@ -69,7 +69,7 @@ def map_cmd(mapping, export_dir, out_dir, check, rules_path, as_json):
         raise click.UsageError("give either --out FOLDER (convert) or --check (dry run)")
     if as_json and not check:
         raise click.UsageError("--json goes with --check")
-    schema = _schema(rules_path)
+    schema = mapping_schema(rules_path)
     m = load_mapping(mapping, schema)
     if check:
         report = check_export(m, export_dir, schema)
@@ -113,7 +113,8 @@ def mapped(mapping: Path | None, source: Path, schema) -> Iterator[Path]:
         yield folder
 
 
-def _schema(rules_path: Path | None):
+def mapping_schema(rules_path: Path | None):
+    """The fields a mapping may fill: the contract's, and those the rule pack ``rules_path`` declares."""
     from scoring.contract.schema import CONTRACT
 
     if rules_path is None:

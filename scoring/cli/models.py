@@ -9,7 +9,7 @@ import click
 
 from scoring import paths
 from scoring.cli.common import _fail_clean, main
-from scoring.cli.mapping import _schema, mapped, mapping_option
+from scoring.cli.mapping import mapping_schema, mapped, mapping_option
 from scoring.errors import ExitCode
 from scoring.evidence import LANGS
 
@@ -47,8 +47,9 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
 
     if out_dir is None:
         paths.writable_models_dir()  # refuse the bundled, read-only models folder before the long work
-    with mapped(mapping, history, _schema(rules_path) if mapping else None) as history:
-        result = train_model(history, rules=rules_path or paths.default_rules(), seed=seed,
+    rules_path = rules_path or paths.default_rules()
+    with mapped(mapping, history, mapping_schema(rules_path) if mapping else None) as history:
+        result = train_model(history, rules=rules_path, seed=seed,
                              test_fraction=test_fraction, no_decision_as=no_decision_as,
                              min_per_class=min_per_class)
     path = save_model(result, out_dir)
