@@ -198,16 +198,19 @@ def test_a_currency_without_a_rate_keeps_its_amount_and_code_and_is_a_finding(tm
 def test_no_row_is_lost_bad_ones_are_rejected_by_the_contract_with_field_and_reason(tmp_path):
     _write(tmp_path / "export" / "deals.csv", ["Id", "Stage", "Mapped", "Amount", "Cur"],
            [["D1", "Early", "Y", "10", "USD"], ["D2", "Bidding?", "", "10", "USD"],
-            ["D3", "Early", "maybe", "10", "USD"], ["D4", "Early", "", "12k", "USD"], ["D5", "Early"]])
+            ["D3", "Early", "maybe", "10", "USD"], ["D4", "Early", "", "12k", "USD"], ["D5", "Early"],
+            ["D6", "Early", "Y", "10", "USD", "extra"]])
     m = load_mapping(_mapping(tmp_path, MINI))
-    map_export(m, tmp_path / "export", tmp_path / "out")
+    conv = map_export(m, tmp_path / "export", tmp_path / "out")
+    assert conv.findings.ragged_rows == [("deals.csv", 5, 2, 5), ("deals.csv", 6, 6, 5)]
     res = read_records(tmp_path / "out")
-    assert res.n_read == 5 and [r["id"] for r in res.records] == ["D1"]
+    assert res.n_read == 6 and [r["id"] for r in res.records] == ["D1"]
     why = {r["id"]: (r["field"], r["row"], r["reason"]) for r in res.rejects}
     assert why["D2"][:2] == ("stage", 2) and "'Bidding?' is not one of" in why["D2"][2]
     assert why["D3"][:2] == ("decision_chain_mapped", 3) and "'maybe' is not a boolean" in why["D3"][2]
     assert why["D4"][:2] == ("amount", 4) and "'12k' is not a number" in why["D4"][2]
     assert why["D5"][1] == 5 and "the row ends after" in why["D5"][2]
+    assert why["D6"][1] == 6 and "the row ends after" in why["D6"][2]  # a long row too: never a half-read row
 
 
 def test_check_lists_unmapped_columns_values_with_counts_and_rejects(tmp_path):
