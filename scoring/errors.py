@@ -15,7 +15,8 @@ class ExitCode(IntEnum):
     #: success
     OK = 0
     #: the command ran, but something it checked did not pass: ``explain`` rejected some records,
-    #: ``rules check`` found a rule example that does not end in its stated status
+    #: ``rules check`` found a rule example that does not end in its stated status, ``map --check`` found
+    #: unmapped columns or values or rows the contract would reject
     FINDINGS = 1
     #: usage or input error: a bad option or argument, a bad rule pack, model or input file, two files
     #: of one run that would be one file (every :class:`ScoringError` but the one below); nothing was written
@@ -38,7 +39,8 @@ class ExitCode(IntEnum):
 
 _EXIT_SUMMARY = {
     ExitCode.OK: "success",
-    ExitCode.FINDINGS: "a check found problems (explain: rejected records; rules check: failing examples)",
+    ExitCode.FINDINGS: "a check found problems (explain: rejected records; rules check: failing examples; "
+                       "map --check: unmapped columns or values, rejected rows)",
     ExitCode.USAGE: "usage or input error, nothing written",
     ExitCode.REJECTED_SHARE: "score: too large a share rejected, last night's files kept",
     ExitCode.IO: "a file or folder could not be read or written",
@@ -95,6 +97,17 @@ class RulePackError(ScoringError):
             where.append(f"rule {rule}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class MappingError(ScoringError):
+    """A CRM mapping file is malformed.  Names the file and the key (``opportunities.columns.StageName``)."""
+
+    def __init__(self, message: str, file: str | None = None, key: str | None = None):
+        self.file = file
+        self.key = key
+        self.detail = message
+        where = ", ".join(w for w in (f"mapping {file}" if file else "", f"key {key}" if key else "") if w)
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class ModelError(ScoringError):

@@ -97,3 +97,14 @@ def test_writes_to_the_bundled_models_and_a_missing_home_say_how_to_set_scoring_
     proc = _run([scoring, "rules", "list"], work, {**env, "SCORING_HOME": str(empty)}, ok=False)
     assert proc.returncode == 2
     assert f"{empty}/rules/default" in proc.stderr and "SCORING_HOME" in proc.stderr
+
+
+def test_the_shipped_crm_mappings_and_exports_work_from_any_folder(installed):
+    python, scoring, work, env = installed
+    where = _run([python, "-c", "from scoring import paths; print(paths.bundled('datasets'))"], work, env)
+    crm = Path(where.stdout.strip()) / "crm"
+    assert "no problems found" in _run([scoring, "map", "salesforce", crm / "salesforce", "--check"], work, env).stdout
+    proc = _run([scoring, "map", "salesforce", crm / "salesforce-messy", "--check"], work, env, ok=False)
+    assert proc.returncode == 1 and "'Bidding?' x2" in proc.stdout
+    _run([scoring, "score", crm / "hubspot", "--mapping", "hubspot", "--out", work / "hs.jsonl"], work, env)
+    assert len((work / "hs.jsonl").read_text(encoding="utf-8").splitlines()) == 40

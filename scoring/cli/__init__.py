@@ -10,7 +10,8 @@ code  meaning
 0     success
 1     the command ran, but something it checked did not pass: ``explain``
       rejected some records (each named on stderr), ``rules check`` found a
-      rule example that does not end in its stated status
+      rule example that does not end in its stated status, ``map --check``
+      found unmapped columns or values or rows the contract would reject
 2     usage or input error: a bad option or argument (click's usage errors), an
       ``explain --id`` not in the file, a bad date, rule pack, model or input
       file, a ``--previous`` that is not an output of ``score``, an input
@@ -40,6 +41,6 @@ warnings, notes or summaries; ``--verbose`` also prints what a command uses
 from __future__ import annotations
 
 from scoring.cli.common import main
-from scoring.cli import data, models, pipeline, rules  # noqa: F401  (each registers its commands on main)
+from scoring.cli import data, mapping, models, pipeline, rules  # noqa: F401  (each registers its commands on main)
 
 __all__ = ["main"]

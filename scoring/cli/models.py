@@ -9,6 +9,7 @@ import click
 
 from scoring import paths
 from scoring.cli.common import _fail_clean, _say, main
+from scoring.cli.mapping import mapping_schema, mapped, mapping_option
 from scoring.errors import ExitCode
 from scoring.evidence import LANGS
 
@@ -28,8 +29,9 @@ from scoring.evidence import LANGS
 @click.option("--min-per-class", type=int, default=40, show_default=True,
               help="Fewest won and fewest lost deals needed to train.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+@mapping_option
 @_fail_clean
-def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json):
+def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json, mapping):
     """Train a model on closed deals in HISTORY and save it as an artifact.
 
     Exits with code 5 (the artifact is still saved, to inspect) when the model does not beat both
@@ -46,9 +48,11 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
 
     if out_dir is None:
         paths.writable_models_dir()  # refuse the bundled, read-only models folder before the long work
-    result = train_model(history, rules=rules_path or paths.default_rules(), seed=seed,
-                         test_fraction=test_fraction, no_decision_as=no_decision_as,
-                         min_per_class=min_per_class)
+    rules_path = rules_path or paths.default_rules()
+    with mapped(mapping, history, mapping_schema(rules_path) if mapping else None) as history:
+        result = train_model(history, rules=rules_path, seed=seed,
+                             test_fraction=test_fraction, no_decision_as=no_decision_as,
+                             min_per_class=min_per_class)
     path = save_model(result, out_dir)
     verdict = result.metrics["usefulness"]
     split_note = result.counts["split"]["note"]

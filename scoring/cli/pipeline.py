@@ -10,6 +10,7 @@ import click
 from scoring import paths
 from scoring.batch import DEFAULT_CHUNK_SIZE, DEFAULT_KEEP, DEFAULT_MAX_REJECTED_SHARE
 from scoring.cli.common import _fail_clean, _say, _say_uses, main
+from scoring.cli.mapping import mapped, mapping_option
 from scoring.errors import ExitCode, InputError, RecordError, ScoringError
 from scoring.evidence import LANGS
 from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
@@ -27,8 +28,9 @@ from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
               help="Language of titles and actions.")
 @click.option("--id", "ids", multiple=True,
               help=f"Only this record id (repeat for several); an id not in FILE is an error (exit {ExitCode.USAGE:d}).")
+@mapping_option
 @_fail_clean
-def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
+def explain(file, as_json, rules_path, model_path, no_model, lang, ids, mapping):
     """Score each record of FILE and print its reasons and next actions.
 
     \b
@@ -44,7 +46,8 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
     _say_uses(engine, model, file)
     for n in notes:
         _say(f"warning: {n}")
-    res = read_records(file, engine.pack.schema)
+    with mapped(mapping, file, engine.pack.schema) as src:
+        res = read_records(src, engine.pack.schema)
     wanted = set(ids)
     rejects = [rj for rj in res.rejects if not wanted or rj.get("id") in wanted]
     records = [rec for rec in res.records if not wanted or rec["id"] in wanted]
@@ -101,9 +104,10 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--strict", is_flag=True,
               help=f"Exit with code {ExitCode.USAGE:d}, replacing no output, when the input lacks a child table "
                    "or has undeclared fields (otherwise warnings in the summary).")
+@mapping_option
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
-          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict):
+          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict, mapping):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job.
 
     INPUT is a JSON Lines file or a folder of CSV or Parquet tables (opportunities, contacts,
@@ -120,6 +124,8 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     from scoring.model.registry import resolve_scoring
     from scoring.score.flags import Thresholds
 
+    if mapping is not None and input_path is None:
+        raise click.UsageError("--mapping needs INPUT, the folder of the CRM export")
     source = input_path or paths.sample_pipeline()
     output = output or paths.default_output()
     engine, model, notes = resolve_scoring(rules_path, model_path, use_model=rules_path is None)
@@ -131,17 +137,20 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
 
     def show(summary):  # its warnings are printed with it (see format_summary), and are in its JSON
+        if mapping is not None:  # the export, not the temporary folder it was converted into
+            summary = {**summary, "input": f"{input_path} (mapped with {mapping.name})"}
         if as_json:
             click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         else:
             _say(format_summary(summary), err=False)
 
     try:
-        summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
-                            as_of=as_of, keep=keep_fields, forecast=forecast,
-                            thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)),
-                            workers=workers, chunk_size=chunk_size, strict=strict,
-                            checks=[lambda s: check_rejected_share(s, max_rejected_share)])
+        with mapped(mapping, source, engine.pack.schema) as source:
+            summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
+                                as_of=as_of, keep=keep_fields, forecast=forecast,
+                                thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)),
+                                workers=workers, chunk_size=chunk_size, strict=strict,
+                                checks=[lambda s: check_rejected_share(s, max_rejected_share)])
     except ScoringError as exc:  # a failed check: the previous output is kept, this run's summary is shown
         if getattr(exc, "summary", None) is not None:
             show(exc.summary)

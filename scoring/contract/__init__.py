@@ -1,7 +1,8 @@
 """The data contract: what a record is, and reading and validating it.
 
 Everything that reads opportunity records goes through this package, and it
-imports nothing of the rest of ``scoring`` but :mod:`scoring.errors`.
+imports nothing of the rest of ``scoring`` but :mod:`scoring.errors` (and
+``mapping`` the bounded YAML reader :mod:`scoring.evidence.packfiles`).
 
 ``schema``   the contract as data: fields, types, stages; merging a pack's fields
 ``values``   the typing rules and limits of one value (JSON, CSV text, Parquet) and every reason word
@@ -14,4 +15,5 @@ imports nothing of the rest of ``scoring`` but :mod:`scoring.errors`.
 ``tables``   the column-wise validator of the table form
 ``sources``  which files an input is, how its tables are read, and its partitions
 ``reader``   reading a whole input: chunks of frames (``InputStream``) or records (``read_records``)
+``mapping``  a CRM export -> the contract's table form, by a mapping file (in front of the reader)
 """
