@@ -101,7 +101,7 @@ def test_train_with_a_mapping_learns_from_the_exports_closed_deals(tmp_path):
     res = run("train", CRM / "salesforce", "--mapping", "salesforce", "--out", tmp_path / "model",
               "--min-per-class", "5", "--json")
     assert res.exit_code in (0, ExitCode.NOT_USEFUL), res.output
-    counts = json.loads(res.output[res.output.index("{"):])["counts"]
+    counts = json.loads(res.stdout[res.stdout.index("{"):])["counts"]
     assert counts["input"]["rejected"] == 0
     assert counts["kept"]["won"] >= 5 and counts["kept"]["lost"] >= 5
     assert (tmp_path / "model").is_dir()

@@ -53,12 +53,12 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
         result = train_model(history, rules=rules_path, seed=seed,
                              test_fraction=test_fraction, no_decision_as=no_decision_as,
                              min_per_class=min_per_class)
+        unread = unread_input_fields(result.pack, history)
     path = save_model(result, out_dir)
     verdict = result.metrics["usefulness"]
     split_note = result.counts["split"]["note"]
     if split_note:
         click.echo(f"note: split: {split_note}", err=True)
-    unread = unread_input_fields(result.pack, history)
     summary = {"model": str(path), "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score")},
                "usefulness": verdict, "counts": result.counts, "params": result.params, "unread_fields": unread}
     if as_json:
