@@ -52,7 +52,7 @@ import pandas as pd
 from scoring.contract.frames import ROW, Frames
 from scoring.evidence.arrays import Column, date_column, series_column, unknown_column, values_column
 from scoring.evidence.compiled import AS_OF, Count, day_number, resolve_status
-from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items
+from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items, walk
 from scoring.evidence.pack import RulePack
 from scoring.evidence.status import STATUS_WORDS
 
@@ -77,6 +77,11 @@ class Evidence:
 
     status: pd.DataFrame
     derived: pd.DataFrame
+    #: ``(n_deals, len(CompiledPack.measures))`` float64, in the order of ``CompiledPack.measures``;
+    #: NaN when unknown or when the measure does not apply at the deal's stage
+    measures: np.ndarray | None = None
+    #: the measures' names (the columns of :attr:`measures`)
+    measure_names: tuple[str, ...] = ()
 
     def words(self) -> pd.DataFrame:
         """:attr:`status` as words (``met`` / ``missing`` / ``unknown``)."""
@@ -87,6 +92,17 @@ class Evidence:
         """rule id -> word for the deal at position ``i`` (as :attr:`Evaluation.status`)."""
         row = self.status.iloc[i].to_numpy()
         return {rid: STATUS_WORDS[c] for rid, c in zip(self.status.columns, row.tolist())}
+
+    def measures_of(self, i: int) -> dict[str, float | None]:
+        """name -> float or None for the deal at position ``i`` (as :attr:`Evaluation.measures`)."""
+        if self.measures is None:
+            return {}
+        return {name: None if v != v else float(v) for name, v in zip(self.measure_names, self.measures[i].tolist())}
+
+    def measures_frame(self) -> pd.DataFrame:
+        """:attr:`measures` as a DataFrame (one float column per measure, NaN = unknown or not applicable)."""
+        vals = self.measures if self.measures is not None else np.zeros((len(self.status), 0))
+        return pd.DataFrame(vals, index=self.status.index, columns=list(self.measure_names))
 
     def derived_of(self, i: int) -> dict[str, Any]:
         """name -> int or None for the deal at position ``i`` (as :attr:`Evaluation.derived`)."""
@@ -141,6 +157,29 @@ class _Ctx:
                 c = self._col(entity, name, ftype)
             self.cols[key] = c
         return c
+
+    # ---- what measure expressions read (scoring.evidence.compiled.MeasureInputs)
+
+    def number(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        c = self.derived.get(name)
+        if c is None:
+            c = self.col("opportunity", name)
+        return c.vals, c.known
+
+    def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
+        c = self.col(entity, name)
+        return c.vals, c.index or {}, c.known
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        return None
+
+    def item_mask(self, cond) -> np.ndarray:
+        if not len(self.child_rows(_list_of(cond))):
+            return np.zeros(0, dtype=bool)
+        return self.ev._compile(cond)(self)
+
+    def condition(self, cond) -> np.ndarray:
+        return self.ev._compile(cond)(self)
 
     def _child_rows(self, lst: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -214,6 +253,16 @@ class _RecordCtx(_Ctx):
 # --------------------------------------------------------------------------- compiler
 
 Fn = Callable[[_Ctx], np.ndarray]
+
+
+def _list_of(cond: Cond) -> str:
+    """The child list an item condition is about."""
+    for node in walk(cond):
+        if isinstance(node, Check) and node.ref.kind == "item":
+            return node.ref.list
+        if isinstance(node, Items):
+            return node.list
+    raise ValueError(f"not an item condition: {cond!r}")
 
 
 def _memo(key: int, fn: Fn) -> Fn:
@@ -301,6 +350,7 @@ class ColumnarEvaluator:
         self.rule_ids: tuple[str, ...] = tuple(r.id for r in self.compiled.rules)
         self._fns: dict[Cond, Fn] = {}
         self._counts = [(c, self._compile(c.where)) for c in self.compiled.counts]
+        self._stage_ok: list[tuple[str, ...] | None] = [m.stages for m in self.compiled.measures]
         self._rules: list[tuple[int, Fn, Fn | None]] = [
             (r.position, self._compile(r.when), None if r.unknown_when is None else self._compile(r.unknown_when))
             for layer in self.compiled.layers for r in layer]
@@ -357,12 +407,38 @@ class ColumnarEvaluator:
             ctx.derived[name] = Column("num", vals, known)
         return out
 
+    def _measures(self, ctx: _Ctx) -> np.ndarray:
+        """The measures (:attr:`CompiledPack.measures`) of the deals of ``ctx``: ``(n, n_measures)`` float64.
+
+        Needs the derived facts of ``ctx`` (:meth:`_derive`) first."""
+        out = np.empty((ctx.n, len(self._stage_ok)), dtype=np.float64)
+        if not len(self._stage_ok):
+            return out
+        stage = ctx.col("opportunity", "stage")
+        for j, (m, ok_words) in enumerate(zip(self.compiled.measures, self._stage_ok)):
+            if ok_words is None:
+                ok = np.ones(ctx.n, dtype=bool)
+            else:
+                codes = [stage.index[w] for w in ok_words if w in (stage.index or {})]
+                ok = np.isin(stage.vals, codes) if codes else np.zeros(ctx.n, dtype=bool)
+            out[:, j] = m.value(ctx, ok)
+        return out
+
     def derive_record(self, record: Mapping[str, Any], as_of: str) -> dict[str, int | None]:
         """The derived facts of one validated record (``as_of``: its effective as_of), name -> int or None."""
-        out = {}
-        for name, (vals, known) in self._derive(_RecordCtx(self, record, as_of)).items():
-            out[name] = None if known is not None and not known[0] else int(vals[0])
-        return out
+        return self.derive_record_all(record, as_of)[0]
+
+    def derive_record_all(self, record: Mapping[str, Any], as_of: str
+                          ) -> tuple[dict[str, int | None], dict[str, float | None]]:
+        """The derived facts (name -> int or None) and the measures (name -> float or None) of one
+        validated record (``as_of``: its effective as_of)."""
+        ctx = _RecordCtx(self, record, as_of)
+        derived = {}
+        for name, (vals, known) in self._derive(ctx).items():
+            derived[name] = None if known is not None and not known[0] else int(vals[0])
+        row = self._measures(ctx)[0].tolist()
+        measures = {m.name: None if v != v else float(v) for m, v in zip(self.compiled.measures, row)}
+        return derived, measures
 
     def evaluate(self, frames: Frames, as_of_default: str) -> Evidence:
         """Evaluate every rule of the pack on every deal of ``frames``.
@@ -383,6 +459,8 @@ class ColumnarEvaluator:
         status = ctx.status
         for i, w, u in self._rules:  # layer order: ev_ of earlier layers are final
             status[i] = resolve_status(w(ctx), None if u is None else u(ctx))
+        measures = self._measures(ctx)
         status_df = pd.DataFrame(status.T, index=index, columns=list(self.rule_ids), copy=False)
         derived_df = pd.DataFrame(derived, index=index) if derived else pd.DataFrame(index=index)
-        return Evidence(status=status_df, derived=derived_df)
+        return Evidence(status=status_df, derived=derived_df, measures=measures,
+                        measure_names=tuple(m.name for m in self.compiled.measures))
