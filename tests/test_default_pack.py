@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scoring.evidence.review import example_record, run_examples
+from scoring.evidence.review import example_absent, example_record, run_examples
 from scoring.contract.nested import validate_record
 from scoring.score.rulescore import score_evaluation
 
@@ -49,7 +49,7 @@ def test_methodology_id(mid, default_pack, default_engine):
         r = default_pack.rule(rid)
         for status, partial in r.examples.items():
             rec = validate_record(example_record(rid, status, partial), default_pack.schema)
-            ev = default_engine.evaluate(rec)
+            ev = default_engine.evaluate(rec, absent=example_absent(partial))
             assert ev.status[rid] == status, f"{rid} example {status}"
             rs = score_evaluation(default_pack, ev)
             applies = r.applies_at(rec["stage"])

@@ -71,8 +71,9 @@ class Evidence:
         index = ``opps`` index, one ``int8`` column per rule id in pack order:
         0 missing, 1 met, 2 unknown (:data:`STATUS_WORDS`).
     derived : DataFrame
-        the pack's counts (``int64``, always known) then computed day counts
-        (``Int64``, NA when unknown), in pack order.
+        the pack's counts (``int64``; ``Int64`` with NA for every deal when their
+        list's table was absent from the input) then computed day counts (``Int64``,
+        NA when unknown), in pack order.
     """
 
     status: pd.DataFrame
@@ -168,6 +169,8 @@ class _Ctx:
 
     def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
         c = self.col(entity, name)
+        if c.kind == "bool":  # a bool field on a ladder: false and true are its two words
+            return c.vals.astype(np.int64), {"false": 0, "true": 1}, c.known
         return c.vals, c.index or {}, c.known
 
     def list_known(self, lst: str) -> np.ndarray | None:
@@ -198,6 +201,9 @@ class _FramesCtx(_Ctx):
         super().__init__(ev, len(frames.opps))
         self.frames = frames
         self.as_of_default = as_of_default
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        return np.zeros(self.n, dtype=bool) if lst in self.frames.absent else None
 
     def _child_rows(self, lst: str) -> np.ndarray:
         df = self.frames.children.get(lst)
@@ -233,13 +239,18 @@ class _FramesCtx(_Ctx):
 class _RecordCtx(_Ctx):
     """One validated record as a chunk of one deal (``as_of``: the effective as_of)."""
 
-    def __init__(self, ev: "ColumnarEvaluator", record: Mapping[str, Any], as_of: str):
+    def __init__(self, ev: "ColumnarEvaluator", record: Mapping[str, Any], as_of: str,
+                 absent: frozenset[str] = frozenset()):
         super().__init__(ev, 1)
         self.record = record
         self.as_of = as_of
+        self.absent = absent
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        return np.zeros(1, dtype=bool) if lst in self.absent else None
 
     def _child_rows(self, lst: str) -> np.ndarray:
-        return np.zeros(len(self.record.get(lst) or ()), dtype=np.intp)
+        return np.zeros(0 if lst in self.absent else len(self.record.get(lst) or ()), dtype=np.intp)
 
     def _col(self, entity: str, name: str, ftype: str) -> Column:
         if entity == "opportunity":
@@ -399,7 +410,7 @@ class ColumnarEvaluator:
         out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for c, where in self._counts:
             rows = ctx.child_rows(c.list)
-            out[c.name] = c.value(where(ctx) if len(rows) else np.zeros(0, bool), rows, ctx.n)
+            out[c.name] = c.value(where(ctx) if len(rows) else np.zeros(0, bool), rows, ctx.n, ctx.list_known(c.list))
         for d in self.compiled.computed:
             a, b = ctx.col("opportunity", d.start), ctx.col("opportunity", d.end)
             out[d.name] = d.value(a.vals, a.known, b.vals, b.known)
@@ -428,11 +439,12 @@ class ColumnarEvaluator:
         """The derived facts of one validated record (``as_of``: its effective as_of), name -> int or None."""
         return self.derive_record_all(record, as_of)[0]
 
-    def derive_record_all(self, record: Mapping[str, Any], as_of: str
+    def derive_record_all(self, record: Mapping[str, Any], as_of: str, absent: frozenset[str] = frozenset()
                           ) -> tuple[dict[str, int | None], dict[str, float | None]]:
         """The derived facts (name -> int or None) and the measures (name -> float or None) of one
-        validated record (``as_of``: its effective as_of)."""
-        ctx = _RecordCtx(self, record, as_of)
+        validated record (``as_of``: its effective as_of; ``absent``: child lists unknown, as a
+        table absent from the input, see :attr:`Frames.absent`)."""
+        ctx = _RecordCtx(self, record, as_of, absent)
         derived = {}
         for name, (vals, known) in self._derive(ctx).items():
             derived[name] = None if known is not None and not known[0] else int(vals[0])
@@ -451,7 +463,7 @@ class ColumnarEvaluator:
         index = frames.opps.index
         derived: dict[str, Any] = {}
         for d, (name, (vals, known)) in zip(self.compiled.derived, self._derive(ctx).items()):
-            if isinstance(d, Count):
+            if isinstance(d, Count) and known is None:
                 derived[name] = vals
             else:
                 mask = np.zeros(ctx.n, bool) if known is None else ~known

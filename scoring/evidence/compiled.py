@@ -122,17 +122,22 @@ def resolve_status(met: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
 class Count:
     """``name`` is the number of rows of ``list`` that match ``where``.
 
-    Always known: 0 when the list is empty or missing.  A row whose field is
-    unknown fails every test on that field but ``$nex`` (the grammar's rule).
+    Known whenever the list is: 0 when the list is empty or missing from a record
+    (none recorded); unknown only where the list itself is unknown (a child table
+    absent from a table-form input).  A row whose field is unknown fails every
+    test on that field but ``$nex`` (the grammar's rule).
     """
 
     name: str
     list: str
     where: Cond
 
-    def value(self, match: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, None]:
-        """Counts per deal from ``match`` (one bool per child row) and ``rows`` (each row's deal position)."""
-        return np.bincount(rows[match], minlength=n).astype(np.int64, copy=False), None
+    def value(self, match: np.ndarray, rows: np.ndarray, n: int,
+              list_known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Counts per deal from ``match`` (one bool per child row), ``rows`` (each row's deal position)
+        and ``list_known`` (per deal, None = the list is known for every deal)."""
+        counts = np.bincount(rows[match], minlength=n).astype(np.int64, copy=False)
+        return counts, list_known
 
 
 @dataclass(frozen=True)
@@ -304,8 +309,8 @@ class MeasureInputs:  # pragma: no cover - the protocol the numpy backend implem
         raise NotImplementedError
 
     def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
-        """An enum field of the deals (``entity == "opportunity"``) or of the rows of a child list:
-        ``(codes, value -> code, known)``."""
+        """An enum or bool field of the deals (``entity == "opportunity"``) or of the rows of a child
+        list: ``(codes, value -> code, known)`` (a bool's values are ``"false"`` 0 and ``"true"`` 1)."""
         raise NotImplementedError
 
     def child_rows(self, lst: str) -> np.ndarray:
@@ -369,6 +374,23 @@ class WeightedSum:
         for name, w in self.terms:
             out = out + w * _floats(*x.number(name))
         return out
+
+
+@dataclass(frozen=True)
+class CountTrue:
+    """``{count_true: [BOOL, ...]}``: how many of these true/false deal fields are true (steps done).
+    Unknown when all of them are unknown; an unknown one counts as not done."""
+
+    fields: tuple[str, ...]
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        done = np.zeros(x.n)
+        any_known = np.zeros(x.n, dtype=bool)
+        for f in self.fields:
+            codes, _, known = x.codes("opportunity", f)
+            done += codes if known is None else np.where(known, codes, 0)
+            any_known |= True if known is None else known
+        return np.where(any_known, done, np.nan)
 
 
 @dataclass(frozen=True)
@@ -442,7 +464,7 @@ class ItemsOf:
         return out if lk is None else np.where(lk, out, np.nan)
 
 
-MeasureValue = NumberOf | WeightedSum | Ratio | Level | ItemsOf
+MeasureValue = NumberOf | WeightedSum | CountTrue | Ratio | Level | ItemsOf
 
 
 @dataclass(frozen=True)

@@ -226,13 +226,18 @@ class Engine:
             self._local.pid = os.getpid()
         return te
 
-    def evaluate(self, record: Mapping[str, Any], *, as_of: str | None = None) -> Evaluation:
+    def evaluate(self, record: Mapping[str, Any], *, as_of: str | None = None,
+                 absent: frozenset[str] = frozenset()) -> Evaluation:
         """Evaluate one **validated** record (see :func:`scoring.contract.nested.validate_record`).
 
-        ``as_of`` defaults to the record's own ``as_of``, else today.
+        ``as_of`` defaults to the record's own ``as_of``, else today.  ``absent`` names child
+        lists that are unknown (as a child table absent from a table-form input,
+        :attr:`scoring.contract.frames.Frames.absent`): their counts are unknown, not 0.
         """
         as_of = record.get("as_of") or as_of or _dt.date.today().isoformat()
-        derived, measures = self._derived.derive_record_all(record, as_of)
+        if absent:
+            record = {**record, **{lst: [] for lst in absent}}
+        derived, measures = self._derived.derive_record_all(record, as_of, frozenset(absent))
         fact = base_fact(self.compiled, record, derived)
         fact["as_of"] = as_of
         te = self._thread_engine()

@@ -18,6 +18,7 @@ A rule may carry one measure, or a list of them, besides its status::
 
 * ``{field: NAME}``: an int or number deal field, a count or a computed field;
 * ``{sum: {NAME: weight, ...}}``: a weighted sum of those;
+* ``{count_true: [BOOL, ...]}``: how many of these true/false deal fields are true;
 * ``{ratio: [NUM, DEN]}``: NUM / DEN (unknown when DEN is 0);
 * ``{level: {field: ENUM, values: {word: number, ...}}}``: an enum deal field on its ladder;
 * ``{items: {list: L, where: ITEM-CONDITION, value: {field: F, values: {...}} | 1,
@@ -33,7 +34,7 @@ from scoring.contract.schema import CHILD_LISTS, STAGES
 from scoring.errors import RulePackError
 from scoring.evidence import LANGS
 from scoring.evidence.compiled import (
-    MEASURE_KINDS, ItemsOf, Level, Measure, NumberOf, Ratio, WeightedSum,
+    MEASURE_KINDS, CountTrue, ItemsOf, Level, Measure, NumberOf, Ratio, WeightedSum,
 )
 from scoring.evidence.grammar import Scope, number_problem, parse_condition, parse_item_condition
 
@@ -117,24 +118,29 @@ def _number_name(x: Any, scope: Scope, fail) -> str:
 def _mapping(values: Any, field, fail, what: str) -> tuple[tuple[str, float], ...]:
     if not isinstance(values, dict) or not values:
         fail(f"{what}: 'values' must map the field's values to numbers")
+    words = ("false", "true") if field.type == "bool" else field.values
+    out = []
     for k, v in values.items():
-        if k not in field.values:
-            fail(f"{what}: {k!r} is not one of {', '.join(field.values)}")
+        word = str(k).lower() if isinstance(k, bool) else k
+        if word not in words:
+            fail(f"{what}: {k!r} is not one of {', '.join(words)}")
         if number_problem(v):
             fail(f"{what}: {number_problem(v)}")
-    return tuple((str(k), float(v)) for k, v in values.items())
+        out.append((str(word), float(v)))
+    return tuple(out)
 
 
 def _enum_field(ent: str, name: Any, scope: Scope, fail, what: str):
     f = scope.fields.get(ent, {}).get(name) if isinstance(name, str) else None
-    if f is None or f.type != "enum":
-        fail(f"{what}: {name!r} is not an enum field of {ent}")
+    if f is None or f.type not in ("enum", "bool"):
+        fail(f"{what}: {name!r} is not an enum or true/false field of {ent}")
     return f
 
 
 def _parse_value(v: Any, scope: Scope, file: str, rid: str, fail):
     if not isinstance(v, dict) or len(v) != 1:
-        fail("'value' is exactly one of {field: ...}, {sum: ...}, {ratio: [...]}, {level: ...}, {items: ...}")
+        fail("'value' is exactly one of {field: ...}, {sum: ...}, {count_true: [...]}, {ratio: [...]}, "
+             "{level: ...}, {items: ...}")
     form, arg = next(iter(v.items()))
     if form == "field":
         return NumberOf(_number_name(arg, scope, fail)), ()
@@ -147,6 +153,12 @@ def _parse_value(v: Any, scope: Scope, file: str, rid: str, fail):
                 fail(f"sum: weight of {k!r}: {number_problem(w)}")
             terms.append((_number_name(k, scope, fail), float(w)))
         return WeightedSum(tuple(terms)), ()
+    if form == "count_true":
+        opp = scope.fields.get("opportunity", {})
+        if not isinstance(arg, list) or not arg or any(not isinstance(a, str) or a not in opp or opp[a].type != "bool"
+                                                       for a in arg):
+            fail("count_true: a list of true/false deal fields")
+        return CountTrue(tuple(arg)), ()
     if form == "ratio":
         if not isinstance(arg, list) or len(arg) != 2:
             fail("ratio: [numerator, denominator]")
@@ -159,7 +171,7 @@ def _parse_value(v: Any, scope: Scope, file: str, rid: str, fail):
         return Level(f.name, mp), _words(mp)
     if form == "items":
         return _parse_items(arg, scope, file, rid, fail)
-    fail(f"unknown value form {form!r} (field, sum, ratio, level or items)")
+    fail(f"unknown value form {form!r} (field, sum, count_true, ratio, level or items)")
 
 
 def _words(mp) -> tuple[tuple[float, str], ...]:
