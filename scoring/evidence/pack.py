@@ -34,7 +34,7 @@ SCORED_KINDS = ("checklist", "milestone")
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RULE_KEYS = {
     "id", "methodology", "kind", "stage", "stages", "points", "title", "action",
-    "rationale", "when", "unknown_when", "examples", "measure",
+    "rationale", "when", "unknown_when", "examples", "measure", "find_out",
 }
 REQUIRED_RULE_KEYS = ("id", "methodology", "kind", "points", "title", "action", "rationale", "when", "examples")
 #: the largest points of one rule (either sign): the score is a share of 100, a penalty is at most all of it
@@ -95,6 +95,8 @@ class Rule:
     layer: int = 0
     #: the rule's ``measure:`` as written (graded evidence, :mod:`scoring.evidence.measures`), or None
     measure: Any = None
+    #: lang -> what to do when the rule is unknown ("find out ..."); empty: a generic text from the title
+    find_out: Mapping[str, str] = field(default_factory=dict)
 
     def applies_at(self, stage: str) -> bool:
         """Whether the rule counts for a deal at ``stage``.
@@ -108,7 +110,11 @@ class Rule:
         return stage in self.stages
 
     def text(self, what: str, lang: str = "en") -> str:
-        src = self.title if what == "title" else self.action
+        """``title``, ``action`` or ``find_out`` in ``lang`` (English when missing; ``find_out`` may be empty)."""
+        src = {"title": self.title, "action": self.action}.get(what)
+        if src is None:
+            src = getattr(self, "find_out", None) or {}
+            return src.get(lang) or src.get("en", "")
         return src.get(lang) or src["en"]
 
 
@@ -459,6 +465,7 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
         stages=stages_t, points=float(pts), title=title, action=action, rationale=r["rationale"].strip(),
         when=r["when"], unknown_when=unknown_when, examples=ex, file=fname,
         reads=frozenset(reads), depends=depends, measure=r.get("measure"),
+        find_out=_text_pair(r["find_out"], "find_out", fname, rid) if r.get("find_out") is not None else {},
     )
     return rule, (when, unknown_tree), parse_measures(r.get("measure"), rid, stages_t, scope, fname)
 
