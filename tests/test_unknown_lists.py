@@ -11,10 +11,15 @@ from scoring.evidence.columnar import ColumnarEvaluator
 AS_OF = "2026-11-25"
 
 
-def _evaluate(pack, children):
+def _evidence(pack, children):
     opps = pd.DataFrame({"id": ["d1"], "stage": ["relationship"]})
     chunk = validate_dataframes(opps, children, pack.schema, as_of_default=AS_OF)
-    return chunk.frames, ColumnarEvaluator(pack).evaluate(chunk.frames, AS_OF).status_of(0)
+    return chunk.frames, ColumnarEvaluator(pack).evaluate(chunk.frames, AS_OF)
+
+
+def _evaluate(pack, children):
+    frames, ev = _evidence(pack, children)
+    return frames, ev.status_of(0)
 
 
 def test_a_contacts_table_absent_from_the_input_makes_contact_rules_unknown(default_pack):
@@ -40,6 +45,8 @@ def test_an_empty_partner_list_is_unknown_while_integrators_engaged_is(default_p
 
 
 def test_the_absent_list_agrees_between_backends(default_pack, default_engine):
-    frames, status = _evaluate(default_pack, {})
+    frames, evidence = _evidence(default_pack, {})
     ev = default_engine.evaluate({"id": "d1", "stage": "relationship", "as_of": AS_OF}, absent=frozenset(frames.absent))
-    assert ev.status == status
+    assert ev.status == evidence.status_of(0)
+    assert ev.measures == evidence.measures_of(0)
+    assert ev.measures["best_key_stance"] is None  # no contacts table: unknown, not "no key person"
