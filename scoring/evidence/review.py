@@ -21,12 +21,24 @@ class ExampleFailure:
     detail: str = ""
 
 
+#: An example's child list written as this word stands for a table absent from the input (unknown).
+UNKNOWN_LIST = "unknown"
+
+
 def example_record(rule_id: str, status: str, partial: Mapping[str, Any]) -> dict:
-    """A full record from a rule's partial example: every field not given is unknown; the stage (which
-    the contract requires) is the first one when not given (a pack without stages ignores it)."""
+    """A full record from a rule's partial example: every field not given is unknown (a child list
+    written ``unknown`` is left out: see :func:`example_absent`); the stage (which the contract requires)
+    is the first one when not given (a pack without stages ignores it)."""
     rec = {"id": f"example:{rule_id}:{status}", "as_of": "2026-01-01", "stage": STAGES[0]}
-    rec.update(partial)
+    rec.update({k: v for k, v in partial.items() if v != UNKNOWN_LIST})
     return rec
+
+
+def example_absent(partial: Mapping[str, Any]) -> frozenset[str]:
+    """The child lists an example gives as ``unknown`` (as if their table were absent from the input)."""
+    from scoring.contract.schema import CHILD_LISTS
+
+    return frozenset(k for k in CHILD_LISTS if partial.get(k) == UNKNOWN_LIST)
 
 
 def run_examples(pack: RulePack, engine: Engine | None = None) -> list[ExampleFailure]:
@@ -42,7 +54,7 @@ def run_examples(pack: RulePack, engine: Engine | None = None) -> list[ExampleFa
             except RecordError as exc:
                 failures.append(ExampleFailure(r.id, r.file, status, "invalid", str(exc)))
                 continue
-            got = engine.evaluate(rec).status[r.id]
+            got = engine.evaluate(rec, absent=example_absent(partial)).status[r.id]
             if got != status:
                 failures.append(ExampleFailure(r.id, r.file, status, got))
     return failures
@@ -52,6 +64,8 @@ def diff_rules(old: RulePack, new: RulePack) -> dict[str, list[str]]:
     """Rules added, removed and edited between two packs."""
     a, b = old.by_id, new.by_id
     edited = [rid for rid in sorted(set(a) & set(b))
-              if (a[rid].when, a[rid].unknown_when, a[rid].points, a[rid].kind, a[rid].stage, a[rid].stages)
-              != (b[rid].when, b[rid].unknown_when, b[rid].points, b[rid].kind, b[rid].stage, b[rid].stages)]
+              if (a[rid].when, a[rid].unknown_when, a[rid].points, a[rid].kind, a[rid].stage, a[rid].stages,
+                  a[rid].measure)
+              != (b[rid].when, b[rid].unknown_when, b[rid].points, b[rid].kind, b[rid].stage, b[rid].stages,
+                  b[rid].measure)]
     return {"added": sorted(set(b) - set(a)), "removed": sorted(set(a) - set(b)), "edited": edited}

@@ -17,7 +17,7 @@ EXPLAIN_LABELS = {
         "unverified": "Unverified risks", "meetings": "Hold an analysis meeting", "reasons": "Evidence for",
         "actions": "Next actions", "none": "none", "missing": "missing", "unknown": "unknown",
         "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs", "model": "model",
-        "facts": "Facts",
+        "facts": "Facts", "raised": "raised", "measures": "Graded evidence", "warnings": "Warnings",
     },
     "zh": {
         "stage": "阶段", "as_of": "截至", "score": "规则得分", "of": "/", "points": "分",
@@ -26,7 +26,7 @@ EXPLAIN_LABELS = {
         "unverified": "未核实的风险", "meetings": "需召开项目分析会", "reasons": "有利证据",
         "actions": "下一步行动", "none": "无", "missing": "未做到", "unknown": "未知",
         "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入", "model": "模型",
-        "facts": "事实",
+        "facts": "事实", "raised": "已出现", "measures": "分级证据", "warnings": "警告",
     },
 }
 
@@ -51,6 +51,8 @@ def fact_rows(pack: RulePack, status: Mapping[str, str], lang: str = "en") -> li
     return [{"rule": r.id, "title": r.text("title", lang), "status": status[r.id], "value": words[status[r.id]]}
             for r in pack.rules if r.kind == "fact"]
 
+#: The next action of an unknown rule that has no ``find_out`` text of its own.
+FIND_OUT = {"en": "Find out whether this holds: {title}", "zh": "查明此项是否做到：{title}"}
 
 #: How a model reason names an evidence column that is not a rule met.
 MODEL_LABELS = {
@@ -81,6 +83,8 @@ def output_codes(pack: RulePack, lang: str = "en") -> list[dict]:
              "methodology": " ".join(r.methodology), "title": r.text("title", lang),
              "action": r.text("action", lang)} for r in pack.rules]
     for code, (mid, title) in FLAG_TITLES.items():  # raised by the flags, not by a rule of the pack
+        if code in pack.by_id:  # the pack has its own rule for it (the default pack's STALLED)
+            continue
         rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
                      "title": title[lang], "action": ""})
     return rows
