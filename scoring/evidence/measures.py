@@ -28,7 +28,7 @@ Every mistake raises :class:`~scoring.errors.RulePackError` naming the file and 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from scoring.contract.schema import CHILD_LISTS, STAGES
 from scoring.errors import RulePackError
