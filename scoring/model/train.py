@@ -336,7 +336,7 @@ def sign_report(published: Model, other: Model, ll: Mapping[str, float], differe
 def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path | RulePack, seed: int = 0,
           test_fraction: float = 0.2, no_decision_as: str = "lost", min_per_class: int = 40,
           C: float | None = None, applicable_only: bool = True, signs: str = "constrained",
-          derived: bool = False, stage_deviations: bool = True, challenger: bool = True) -> TrainResult:
+          derived: bool = True, stage_deviations: bool = True, challenger: bool = True) -> TrainResult:
     """Train the scorecard on closed deals.
 
     Parameters
