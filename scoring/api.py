@@ -155,7 +155,7 @@ class Scorer:
             for r in m["model_reasons"]:
                 (pos if r["contribution"] > 0 else neg).append(
                     Reason(r["feature"], r["title"], r["contribution"], r.get("rule")))
-        meetings = [f.rule for f in rs.meeting_flags]
+        meetings = [f.rule for f in rs.meeting_flags if f.rule != STALLED]  # the thresholds decide STALLED
         if is_stalled(rs.stage, rec.get("stage_entered_at"), ev.as_of, self.thresholds):
             meetings.append(STALLED)
         return ScoreResult(

@@ -51,6 +51,10 @@ def differences(pack, records, engine=None, as_of=AS_OF, frames=None, limit=20) 
                 out.append(f"rule {r.id} on record #{i} ({rec.get('id')}): engine {ref.status[r.id]}, "
                            f"columnar {got[r.id]}\n  when: {r.when}\n  unknown_when: {r.unknown_when}\n"
                            f"  record: {_short(rec)}")
+        got_m = ev.measures_of(i)
+        if got_m != ref.measures:
+            out.append(f"measures on record #{i} ({rec.get('id')}): engine {ref.measures}, columnar {got_m}\n"
+                       f"  record: {_short(rec)}")
         got_d = ev.derived_of(i)
         for k, v in ref.derived.items():
             if got_d.get(k, "<absent>") != v:
@@ -449,6 +453,21 @@ def test_random_conditions_agree_with_engine(tmp_path, spec, records):
     assert pack.n_layers == 2
     records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
     diffs = differences(pack, records)
+    assert not diffs, "\n".join(diffs)
+
+
+@pytest.mark.timeout(180)
+@settings(DIFFERENTIAL, max_examples=40)
+@given(records=records_strategy())
+def test_default_pack_measures_agree_between_backends(pack, engine, records):
+    """Random records (every field maybe unknown, lists missing, empty or with unknown fields, any
+    stage) give the same measures, and the same statuses, in both backends."""
+    records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
+    assert pack.compiled.measures
+    ev = ColumnarEvaluator(pack).evaluate(records_to_frames(records, pack.fields), AS_OF)
+    assert ev.measures.shape == (len(records), len(pack.compiled.measures))
+    assert ev.measures.dtype == np.float64
+    diffs = differences(pack, records, engine)
     assert not diffs, "\n".join(diffs)
 
 

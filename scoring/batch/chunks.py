@@ -20,7 +20,7 @@ from scoring.contract.schema import STAGE_INDEX
 from scoring.errors import InputError
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.pack import RulePack
-from scoring.score.flags import STALLED, Thresholds, append_flag, stalled
+from scoring.score.flags import STALLED, Thresholds, append_flag, remove_flag, stalled
 from scoring.score.ragged import Ragged
 from scoring.score.rulescore import VectorScorer
 
@@ -169,6 +169,8 @@ class ChunkScorer:
         if known.any():
             idx = np.nonzero(known)[0]
             days[idx] = (pd.to_datetime(as_of[idx]) - pd.to_datetime(entered[idx].astype(str))).days.to_numpy()
+        # a pack's own STALLED trigger uses the pack's default thresholds: --stall-days decides here
+        triggers = remove_flag(triggers, np.ones(len(opps), dtype=bool), STALLED)
         return append_flag(triggers, stalled(stage_idx, days, self.thresholds), STALLED)
 
 

@@ -31,11 +31,16 @@ class Frames:
     children : dict
         ``contacts`` / ``competitors`` / ``partners`` -> DataFrame with an int
         column ``_row`` (position of the deal in ``opps``) and the child fields.
-        A missing table means no deal has such children.
+        A table missing here means no deal has such children.
+    absent : frozenset
+        The child tables the input did not have at all (a table-form input without a
+        ``contacts`` file): those lists are unknown for every deal, not "none recorded"
+        (an empty or missing list of a nested record is "none recorded": the contract).
     """
 
     opps: pd.DataFrame
     children: dict[str, pd.DataFrame] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.opps)

@@ -321,7 +321,7 @@ def _take_opps(frames: Frames, keep: np.ndarray) -> Frames:
         c = df.loc[sel].reset_index(drop=True)
         c[ROW] = r[sel]
         children[name] = c
-    return Frames(opps=opps, children=children)
+    return Frames(opps=opps, children=children, absent=frames.absent)
 
 
 class DuplicateFilter:

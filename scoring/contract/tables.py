@@ -260,7 +260,8 @@ class Validated:
                 ftype = cf[name].type
                 cout[name] = empty_array(ftype, len(sel), dates) if col is None else col.take(sel, ftype, dates)
             children[ent.name] = pd.DataFrame(cout, index=pd.RangeIndex(len(sel)))
-        return Frames(opps=opps, children=children)
+        absent = frozenset(e.name for e in compiled(schema).children if e.name not in present)
+        return Frames(opps=opps, children=children, absent=absent)
 
     def records(self) -> list[dict]:
         """The good deals as normalised nested records (undeclared input fields kept), in row order."""

@@ -52,7 +52,7 @@ import pandas as pd
 from scoring.contract.frames import ROW, Frames
 from scoring.evidence.arrays import Column, date_column, series_column, unknown_column, values_column
 from scoring.evidence.compiled import AS_OF, Count, day_number, resolve_status
-from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items
+from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items, walk
 from scoring.evidence.pack import RulePack
 from scoring.evidence.status import STATUS_WORDS
 
@@ -71,12 +71,18 @@ class Evidence:
         index = ``opps`` index, one ``int8`` column per rule id in pack order:
         0 missing, 1 met, 2 unknown (:data:`STATUS_WORDS`).
     derived : DataFrame
-        the pack's counts (``int64``, always known) then computed day counts
-        (``Int64``, NA when unknown), in pack order.
+        the pack's counts (``int64``; ``Int64`` with NA for every deal when their
+        list's table was absent from the input) then computed day counts (``Int64``,
+        NA when unknown), in pack order.
     """
 
     status: pd.DataFrame
     derived: pd.DataFrame
+    #: ``(n_deals, len(CompiledPack.measures))`` float64, in the order of ``CompiledPack.measures``;
+    #: NaN when unknown or when the measure does not apply at the deal's stage
+    measures: np.ndarray | None = None
+    #: the measures' names (the columns of :attr:`measures`)
+    measure_names: tuple[str, ...] = ()
 
     def words(self) -> pd.DataFrame:
         """:attr:`status` as words (``met`` / ``missing`` / ``unknown``)."""
@@ -87,6 +93,17 @@ class Evidence:
         """rule id -> word for the deal at position ``i`` (as :attr:`Evaluation.status`)."""
         row = self.status.iloc[i].to_numpy()
         return {rid: STATUS_WORDS[c] for rid, c in zip(self.status.columns, row.tolist())}
+
+    def measures_of(self, i: int) -> dict[str, float | None]:
+        """name -> float or None for the deal at position ``i`` (as :attr:`Evaluation.measures`)."""
+        if self.measures is None:
+            return {}
+        return {name: None if v != v else float(v) for name, v in zip(self.measure_names, self.measures[i].tolist())}
+
+    def measures_frame(self) -> pd.DataFrame:
+        """:attr:`measures` as a DataFrame (one float column per measure, NaN = unknown or not applicable)."""
+        vals = self.measures if self.measures is not None else np.zeros((len(self.status), 0))
+        return pd.DataFrame(vals, index=self.status.index, columns=list(self.measure_names))
 
     def derived_of(self, i: int) -> dict[str, Any]:
         """name -> int or None for the deal at position ``i`` (as :attr:`Evaluation.derived`)."""
@@ -142,6 +159,31 @@ class _Ctx:
             self.cols[key] = c
         return c
 
+    # ---- what measure expressions read (scoring.evidence.compiled.MeasureInputs)
+
+    def number(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        c = self.derived.get(name)
+        if c is None:
+            c = self.col("opportunity", name)
+        return c.vals, c.known
+
+    def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
+        c = self.col(entity, name)
+        if c.kind == "bool":  # a bool field on a ladder: false and true are its two words
+            return c.vals.astype(np.int64), {"false": 0, "true": 1}, c.known
+        return c.vals, c.index or {}, c.known
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        return None
+
+    def item_mask(self, cond) -> np.ndarray:
+        if not len(self.child_rows(_list_of(cond))):
+            return np.zeros(0, dtype=bool)
+        return self.ev._compile(cond)(self)
+
+    def condition(self, cond) -> np.ndarray:
+        return self.ev._compile(cond)(self)
+
     def _child_rows(self, lst: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -159,6 +201,9 @@ class _FramesCtx(_Ctx):
         super().__init__(ev, len(frames.opps))
         self.frames = frames
         self.as_of_default = as_of_default
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        return np.zeros(self.n, dtype=bool) if lst in self.frames.absent else None
 
     def _child_rows(self, lst: str) -> np.ndarray:
         df = self.frames.children.get(lst)
@@ -194,13 +239,18 @@ class _FramesCtx(_Ctx):
 class _RecordCtx(_Ctx):
     """One validated record as a chunk of one deal (``as_of``: the effective as_of)."""
 
-    def __init__(self, ev: "ColumnarEvaluator", record: Mapping[str, Any], as_of: str):
+    def __init__(self, ev: "ColumnarEvaluator", record: Mapping[str, Any], as_of: str,
+                 absent: frozenset[str] = frozenset()):
         super().__init__(ev, 1)
         self.record = record
         self.as_of = as_of
+        self.absent = absent
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        return np.zeros(1, dtype=bool) if lst in self.absent else None
 
     def _child_rows(self, lst: str) -> np.ndarray:
-        return np.zeros(len(self.record.get(lst) or ()), dtype=np.intp)
+        return np.zeros(0 if lst in self.absent else len(self.record.get(lst) or ()), dtype=np.intp)
 
     def _col(self, entity: str, name: str, ftype: str) -> Column:
         if entity == "opportunity":
@@ -214,6 +264,16 @@ class _RecordCtx(_Ctx):
 # --------------------------------------------------------------------------- compiler
 
 Fn = Callable[[_Ctx], np.ndarray]
+
+
+def _list_of(cond: Cond) -> str:
+    """The child list an item condition is about."""
+    for node in walk(cond):
+        if isinstance(node, Check) and node.ref.kind == "item":
+            return node.ref.list
+        if isinstance(node, Items):
+            return node.list
+    raise ValueError(f"not an item condition: {cond!r}")
 
 
 def _memo(key: int, fn: Fn) -> Fn:
@@ -301,6 +361,7 @@ class ColumnarEvaluator:
         self.rule_ids: tuple[str, ...] = tuple(r.id for r in self.compiled.rules)
         self._fns: dict[Cond, Fn] = {}
         self._counts = [(c, self._compile(c.where)) for c in self.compiled.counts]
+        self._stage_ok: list[tuple[str, ...] | None] = [m.stages for m in self.compiled.measures]
         self._rules: list[tuple[int, Fn, Fn | None]] = [
             (r.position, self._compile(r.when), None if r.unknown_when is None else self._compile(r.unknown_when))
             for layer in self.compiled.layers for r in layer]
@@ -349,7 +410,7 @@ class ColumnarEvaluator:
         out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for c, where in self._counts:
             rows = ctx.child_rows(c.list)
-            out[c.name] = c.value(where(ctx) if len(rows) else np.zeros(0, bool), rows, ctx.n)
+            out[c.name] = c.value(where(ctx) if len(rows) else np.zeros(0, bool), rows, ctx.n, ctx.list_known(c.list))
         for d in self.compiled.computed:
             a, b = ctx.col("opportunity", d.start), ctx.col("opportunity", d.end)
             out[d.name] = d.value(a.vals, a.known, b.vals, b.known)
@@ -357,12 +418,39 @@ class ColumnarEvaluator:
             ctx.derived[name] = Column("num", vals, known)
         return out
 
+    def _measures(self, ctx: _Ctx) -> np.ndarray:
+        """The measures (:attr:`CompiledPack.measures`) of the deals of ``ctx``: ``(n, n_measures)`` float64.
+
+        Needs the derived facts of ``ctx`` (:meth:`_derive`) first."""
+        out = np.empty((ctx.n, len(self._stage_ok)), dtype=np.float64)
+        if not len(self._stage_ok):
+            return out
+        stage = ctx.col("opportunity", "stage")
+        for j, (m, ok_words) in enumerate(zip(self.compiled.measures, self._stage_ok)):
+            if ok_words is None:
+                ok = np.ones(ctx.n, dtype=bool)
+            else:
+                codes = [stage.index[w] for w in ok_words if w in (stage.index or {})]
+                ok = np.isin(stage.vals, codes) if codes else np.zeros(ctx.n, dtype=bool)
+            out[:, j] = m.value(ctx, ok)
+        return out
+
     def derive_record(self, record: Mapping[str, Any], as_of: str) -> dict[str, int | None]:
         """The derived facts of one validated record (``as_of``: its effective as_of), name -> int or None."""
-        out = {}
-        for name, (vals, known) in self._derive(_RecordCtx(self, record, as_of)).items():
-            out[name] = None if known is not None and not known[0] else int(vals[0])
-        return out
+        return self.derive_record_all(record, as_of)[0]
+
+    def derive_record_all(self, record: Mapping[str, Any], as_of: str, absent: frozenset[str] = frozenset()
+                          ) -> tuple[dict[str, int | None], dict[str, float | None]]:
+        """The derived facts (name -> int or None) and the measures (name -> float or None) of one
+        validated record (``as_of``: its effective as_of; ``absent``: child lists unknown, as a
+        table absent from the input, see :attr:`Frames.absent`)."""
+        ctx = _RecordCtx(self, record, as_of, absent)
+        derived = {}
+        for name, (vals, known) in self._derive(ctx).items():
+            derived[name] = None if known is not None and not known[0] else int(vals[0])
+        row = self._measures(ctx)[0].tolist()
+        measures = {m.name: None if v != v else float(v) for m, v in zip(self.compiled.measures, row)}
+        return derived, measures
 
     def evaluate(self, frames: Frames, as_of_default: str) -> Evidence:
         """Evaluate every rule of the pack on every deal of ``frames``.
@@ -375,7 +463,7 @@ class ColumnarEvaluator:
         index = frames.opps.index
         derived: dict[str, Any] = {}
         for d, (name, (vals, known)) in zip(self.compiled.derived, self._derive(ctx).items()):
-            if isinstance(d, Count):
+            if isinstance(d, Count) and known is None:
                 derived[name] = vals
             else:
                 mask = np.zeros(ctx.n, bool) if known is None else ~known
@@ -383,6 +471,8 @@ class ColumnarEvaluator:
         status = ctx.status
         for i, w, u in self._rules:  # layer order: ev_ of earlier layers are final
             status[i] = resolve_status(w(ctx), None if u is None else u(ctx))
+        measures = self._measures(ctx)
         status_df = pd.DataFrame(status.T, index=index, columns=list(self.rule_ids), copy=False)
         derived_df = pd.DataFrame(derived, index=index) if derived else pd.DataFrame(index=index)
-        return Evidence(status=status_df, derived=derived_df)
+        return Evidence(status=status_df, derived=derived_df, measures=measures,
+                        measure_names=tuple(m.name for m in self.compiled.measures))

@@ -122,17 +122,22 @@ def resolve_status(met: np.ndarray, unknown: np.ndarray | None) -> np.ndarray:
 class Count:
     """``name`` is the number of rows of ``list`` that match ``where``.
 
-    Always known: 0 when the list is empty or missing.  A row whose field is
-    unknown fails every test on that field but ``$nex`` (the grammar's rule).
+    Known whenever the list is: 0 when the list is empty or missing from a record
+    (none recorded); unknown only where the list itself is unknown (a child table
+    absent from a table-form input).  A row whose field is unknown fails every
+    test on that field but ``$nex`` (the grammar's rule).
     """
 
     name: str
     list: str
     where: Cond
 
-    def value(self, match: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, None]:
-        """Counts per deal from ``match`` (one bool per child row) and ``rows`` (each row's deal position)."""
-        return np.bincount(rows[match], minlength=n).astype(np.int64, copy=False), None
+    def value(self, match: np.ndarray, rows: np.ndarray, n: int,
+              list_known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Counts per deal from ``match`` (one bool per child row), ``rows`` (each row's deal position)
+        and ``list_known`` (per deal, None = the list is known for every deal)."""
+        counts = np.bincount(rows[match], minlength=n).astype(np.int64, copy=False)
+        return counts, list_known
 
 
 @dataclass(frozen=True)
@@ -185,10 +190,13 @@ class CompiledPack:
     layers : the rules grouped by layer, layer 0 first (the order of evaluation).
     counts, computed : the derived facts, in pack order.
     derived : counts then computed (the order of :attr:`Evidence.derived` columns).
+    measures : the rules' graded measures (:class:`Measure`), in pack order: the columns of
+        ``Evidence.measures`` (a float array, NaN = unknown or not applicable at the deal's stage)
+        and the keys of ``Evaluation.measures``.
     """
 
     def __init__(self, pack: "RulePack", rule_trees: Mapping[str, tuple[Cond, Cond | None]] | None = None,
-                 count_trees: Mapping[str, Cond] | None = None):
+                 count_trees: Mapping[str, Cond] | None = None, measures: "tuple[Measure, ...] | None" = None):
         # the loader passes the trees it parsed while validating; a pack unpickled from a model
         # artifact has none, and its (validated) conditions are parsed again here
         scope = pack_scope(pack)
@@ -210,6 +218,12 @@ class CompiledPack:
         self.computed: tuple[Difference, ...] = tuple(
             Difference(c.name, c.kind, c.start, c.end) for c in pack.computed.values())
         self.derived: tuple[Derived, ...] = self.counts + self.computed
+        if measures is None:
+            from scoring.evidence.measures import parse_measures  # it builds on this module
+            measures = tuple(m for r in pack.rules
+                             for m in parse_measures(r.measure, r.id, r.stages, scope, r.file))
+        #: the graded measures of the rules, in pack order: the columns of ``Evidence.measures``
+        self.measures: tuple[Measure, ...] = tuple(measures)
         nodes = [n for r in self.rules for t in (r.when, r.unknown_when) if t is not None for n in walk(t)]
         checks = [n for n in nodes if isinstance(n, Check)]
         #: what the rules' conditions read, all a backend needs to load: deal fields, counts and
@@ -271,3 +285,234 @@ def _item_unknowns(record: Mapping[str, Any], reads) -> list[str]:
         elif any(it.get(f) is None for it in items):
             out.append(x)
     return out
+
+
+# --------------------------------------------------------------------------- measures (graded evidence)
+#
+# A measure is a number a rule carries besides its status: a count (slips, one-on-ones per key
+# person), a level (the stance ladder, the decision maker's signal) or a duration (days in stage).
+# Its value is an expression over the deal's inputs; each kind of expression below is defined once,
+# by its ``value`` over arrays.  A backend supplies the arrays through :class:`MeasureInputs`; the
+# numpy backend is the only one that computes measures (durable-rules cannot do arithmetic), so both
+# backends report the same values.
+
+MEASURE_KINDS = ("count", "level", "duration")
+
+
+class MeasureInputs:  # pragma: no cover - the protocol the numpy backend implements
+    """What a measure expression reads, as arrays over the ``n`` deals of a chunk."""
+
+    n: int
+
+    def number(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """A whole-number or number deal field, a count or a computed field: ``(values, known)``."""
+        raise NotImplementedError
+
+    def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
+        """An enum or bool field of the deals (``entity == "opportunity"``) or of the rows of a child
+        list: ``(codes, value -> code, known)`` (a bool's values are ``"false"`` 0 and ``"true"`` 1)."""
+        raise NotImplementedError
+
+    def child_rows(self, lst: str) -> np.ndarray:
+        """The deal position of each row of child list ``lst``."""
+        raise NotImplementedError
+
+    def list_known(self, lst: str) -> np.ndarray | None:
+        """Per deal: is its list ``lst`` known (None: known for every deal)."""
+        raise NotImplementedError
+
+    def item_mask(self, cond: Cond) -> np.ndarray:
+        """Per row of the list ``cond`` is about: does it match the item condition ``cond``?"""
+        raise NotImplementedError
+
+    def condition(self, cond: Cond) -> np.ndarray:
+        """Per deal: does the deal-level condition ``cond`` match?"""
+        raise NotImplementedError
+
+
+def _floats(vals: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+    out = np.asarray(vals, dtype=np.float64).copy()
+    if known is not None:
+        out[~known] = np.nan
+    return out
+
+
+def _mapped(codes: np.ndarray, index: Mapping[str, int], known: np.ndarray | None,
+            values: Mapping[str, float]) -> np.ndarray:
+    """Enum codes mapped to numbers (NaN where unknown or the value is not mapped)."""
+    size = max(index.values(), default=-1) + 2
+    table = np.full(size, np.nan)
+    for word, code in index.items():
+        if word in values:
+            table[code] = values[word]
+    out = table[np.where(codes >= 0, codes, size - 1)]
+    if known is not None:
+        out = np.where(known, out, np.nan)
+    return out
+
+
+@dataclass(frozen=True)
+class NumberOf:
+    """``{field: NAME}``: a whole-number or number deal field, a count or a computed field.
+    Unknown when it is unknown."""
+
+    name: str
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        return _floats(*x.number(self.name))
+
+
+@dataclass(frozen=True)
+class WeightedSum:
+    """``{sum: {NAME: weight, ...}}``: the weighted sum of fields, counts or computed fields.
+    Unknown when any term is unknown."""
+
+    terms: tuple[tuple[str, float], ...]
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        out = np.zeros(x.n)
+        for name, w in self.terms:
+            out = out + w * _floats(*x.number(name))
+        return out
+
+
+@dataclass(frozen=True)
+class CountTrue:
+    """``{count_true: [BOOL, ...]}``: how many of these true/false deal fields are true (steps done).
+    Unknown when all of them are unknown; an unknown one counts as not done."""
+
+    fields: tuple[str, ...]
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        done = np.zeros(x.n)
+        any_known = np.zeros(x.n, dtype=bool)
+        for f in self.fields:
+            codes, _, known = x.codes("opportunity", f)
+            done += codes if known is None else np.where(known, codes, 0)
+            any_known |= True if known is None else known
+        return np.where(any_known, done, np.nan)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``{ratio: [NUM, DEN]}``: ``NUM / DEN``.  Unknown when either is unknown or ``DEN`` is 0."""
+
+    num: str
+    den: str
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        a, b = _floats(*x.number(self.num)), _floats(*x.number(self.den))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(b != 0, a / np.where(b != 0, b, 1.0), np.nan)
+
+
+@dataclass(frozen=True)
+class Level:
+    """``{level: {field: ENUM, values: {word: number, ...}}}``: an enum deal field as a number on its
+    ladder.  Unknown when the field is unknown."""
+
+    field: str
+    values: tuple[tuple[str, float], ...]
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        return _mapped(*x.codes("opportunity", self.field), dict(self.values))
+
+
+@dataclass(frozen=True)
+class ItemsOf:
+    """``{items: {list: L, where: ITEM-CONDITION, value: {field: F, values: {...}} | 1,
+    weight: {field: G, values: {...}, unknown: w}, reduce: sum | max | min}}``.
+
+    Over the rows of ``L`` that match ``where`` (every row without it), each row's number is its
+    ``value`` (an enum mapped to numbers, or 1 for "count the rows") times its ``weight`` (1 without
+    one; a row whose weight field is unknown weighs ``unknown``); the measure is their sum, largest
+    or smallest.  A row whose value is unknown does not count; the measure is unknown when no row
+    counts, or the list itself is unknown (a child table absent from the input).
+    """
+
+    list: str
+    where: Cond | None
+    value_field: str | None
+    value_map: tuple[tuple[str, float], ...]
+    weight_field: str | None
+    weight_map: tuple[tuple[str, float], ...]
+    weight_unknown: float
+    reduce: str
+
+    def value(self, x: MeasureInputs) -> np.ndarray:
+        rows = x.child_rows(self.list)
+        n = x.n
+        m = np.ones(len(rows), dtype=bool) if self.where is None else x.item_mask(self.where)
+        if self.value_field is None:
+            v = np.ones(len(rows))
+        else:
+            v = _mapped(*x.codes(self.list, self.value_field), dict(self.value_map))
+        if self.weight_field is not None:
+            w = _mapped(*x.codes(self.list, self.weight_field), dict(self.weight_map))
+            v = v * np.where(np.isnan(w), self.weight_unknown, w)
+        ok = m & ~np.isnan(v)
+        r, v = rows[ok], v[ok]
+        counted = np.bincount(r, minlength=n) > 0
+        if self.reduce == "sum":
+            out = np.bincount(r, weights=v, minlength=n).astype(np.float64)
+        else:
+            fill, ufunc = (-np.inf, np.maximum) if self.reduce == "max" else (np.inf, np.minimum)
+            out = np.full(n, fill)
+            ufunc.at(out, r, v)
+        out = np.where(counted, out, np.nan)
+        lk = x.list_known(self.list)
+        return out if lk is None else np.where(lk, out, np.nan)
+
+
+MeasureValue = NumberOf | WeightedSum | CountTrue | Ratio | Level | ItemsOf
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A graded measure carried by rule ``rule``: one column of :attr:`Evidence.measures`.
+
+    name : unique in the pack.
+    rule : the id of the rule it belongs to.
+    kind : ``count`` | ``level`` | ``duration`` (what it is, for display and binning).
+    direction : +1 when more is better for winning, -1 when more is worse.
+    stages : the stages where it applies (None = every stage); elsewhere its value is NaN.
+    label : lang -> template (``"close date pushed {value} times"``; ``{value}`` is the number,
+        ``{word}`` for a level its word).
+    expr : how the value is computed (:data:`MeasureValue`).
+    unknown_when : a deal-level condition under which the value is unknown (NaN), besides the
+        expression's own unknown cases.
+    negate_when : a deal-level condition under which the value changes sign (a signal against us).
+    words : for a level, number -> word (for the ``{word}`` of a label).
+
+    Value: float, NaN when unknown or when the measure does not apply at the deal's stage.
+    """
+
+    name: str
+    rule: str
+    kind: str
+    direction: int
+    stages: tuple[str, ...] | None
+    label: Mapping[str, str]
+    expr: MeasureValue
+    unknown_when: Cond | None = None
+    negate_when: Cond | None = None
+    words: tuple[tuple[float, str], ...] = ()
+
+    def value(self, x: MeasureInputs, stage_ok: np.ndarray) -> np.ndarray:
+        """Per deal of ``x``: the measure (NaN: unknown, or ``stage_ok`` false)."""
+        v = self.expr.value(x)
+        if self.negate_when is not None:
+            v = np.where(x.condition(self.negate_when), -v, v)
+        if self.unknown_when is not None:
+            v = np.where(x.condition(self.unknown_when), np.nan, v)
+        v = np.where(stage_ok, v, np.nan)
+        return v + 0.0  # no -0.0
+
+    def text(self, value: float | None, lang: str = "en") -> str | None:
+        """The measure in words (``"close date pushed 3 times"``), or None when unknown."""
+        if value is None or value != value:
+            return None
+        word = dict(self.words).get(value, "")
+        shown = int(value) if float(value).is_integer() else round(value, 2)
+        tmpl = self.label.get(lang) or self.label.get("en", "{value}")
+        return tmpl.format(value=shown, word=word)

@@ -15,7 +15,8 @@ How the compiled form becomes one durable-rules ruleset
   fact is retracted before the next layer.  This avoids the engine's join and
   ``$not`` traps entirely.  The statuses come from
   :func:`~scoring.evidence.compiled.resolve_status` over what fired.
-* durable-rules cannot count: the derived facts (counts, computed fields) are
+* durable-rules cannot count: the derived facts (counts, computed fields) and the
+  graded measures are
   computed by the compiled form's definitions, run by the numpy backend on the
   record as a chunk of one deal, and put into the fact.
 * Unknown is absence: null fields are dropped from the fact, so ``$nex``
@@ -61,6 +62,8 @@ class Evaluation:
     matched : ids of the rules whose ``when`` matched (every one, in pack order).
     derived : the counts and computed fields the pack declares, as computed for this record.
     unknown_inputs : rule id -> the inputs it reads that are unknown, for rules not met.
+    measures : the pack's graded measures (``CompiledPack.measures``), name -> float, or None when
+        unknown or not applicable at the record's stage.
     """
 
     record_id: str
@@ -70,6 +73,7 @@ class Evaluation:
     matched: list[str]
     derived: dict[str, Any]
     unknown_inputs: dict[str, list[str]] = field(default_factory=dict)
+    measures: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -80,6 +84,7 @@ class Evaluation:
             "matched": list(self.matched),
             "derived": dict(self.derived),
             "unknown_inputs": {k: list(v) for k, v in self.unknown_inputs.items()},
+            "measures": dict(self.measures),
         }
 
 
@@ -221,13 +226,18 @@ class Engine:
             self._local.pid = os.getpid()
         return te
 
-    def evaluate(self, record: Mapping[str, Any], *, as_of: str | None = None) -> Evaluation:
+    def evaluate(self, record: Mapping[str, Any], *, as_of: str | None = None,
+                 absent: frozenset[str] = frozenset()) -> Evaluation:
         """Evaluate one **validated** record (see :func:`scoring.contract.nested.validate_record`).
 
-        ``as_of`` defaults to the record's own ``as_of``, else today.
+        ``as_of`` defaults to the record's own ``as_of``, else today.  ``absent`` names child
+        lists that are unknown (as a child table absent from a table-form input,
+        :attr:`scoring.contract.frames.Frames.absent`): their counts are unknown, not 0.
         """
         as_of = record.get("as_of") or as_of or _dt.date.today().isoformat()
-        derived = self._derived.derive_record(record, as_of)
+        if absent:
+            record = {**record, **{lst: [] for lst in absent}}
+        derived, measures = self._derived.derive_record_all(record, as_of, frozenset(absent))
         fact = base_fact(self.compiled, record, derived)
         fact["as_of"] = as_of
         te = self._thread_engine()
@@ -250,6 +260,7 @@ class Engine:
             matched=[r.id for r in self.compiled.rules if codes[r.position] == MET],
             derived=derived,
             unknown_inputs=self.compiled.unknown_inputs(record, derived, status),
+            measures=measures,
         )
 
 

@@ -23,6 +23,8 @@ What a test means (durable-rules' behaviour, measured; the backends follow it)
   them an item whose field is unknown fails every test but ``$nex``.
   ``{$ex: {contacts: 1}}`` is "the list is non-empty".
 * ``ev_<id>`` reads the status of rule ``<id>`` (always known to later layers).
+* A count is known (0 for an empty or missing list) except where its list's whole
+  table was absent from a table-form input: ``{$nex: {count: 1}}`` tests that.
 """
 from __future__ import annotations
 
@@ -316,9 +318,7 @@ def _deal(cond, scope: Scope, at: _Where, depth: int) -> Cond:
         ref, _ = _deal_ref(name, scope, at)
         if one != 1 or isinstance(one, bool):
             at.fail(f"{key} takes {{field: 1}}, got {val!r}")
-        if ref.kind == "count":
-            at.fail(f"count {name!r} is always known; {key} on it is meaningless")
-        return Check(key, ref, 1)
+        return Check(key, ref, 1)  # a count is unknown where its list's table was absent from the input
     if key in COMPARE_OPS or key == NEQ:
         op, (name, value) = key, _one_key(val, at, key)
     elif key.startswith("$"):

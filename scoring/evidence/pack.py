@@ -19,11 +19,12 @@ from typing import Any, Mapping
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, FIELD_TYPES, STAGE_INDEX, STAGES, Field
 from scoring.errors import RulePackError
 from scoring.evidence import LANGS
-from scoring.evidence.compiled import CompiledPack
+from scoring.evidence.compiled import CompiledPack, Measure
 from scoring.evidence.grammar import (
     EV_PREFIX, FIELDS_FILE, PACK_FILE, RESERVED, Cond, Scope, distinct_tests, inputs, number_problem,
     parse_condition, parse_item_condition,
 )
+from scoring.evidence.measures import parse_measures
 from scoring.evidence.packfiles import PACK_SUFFIXES, fingerprint_of_files, read_pack_files, read_yaml
 from scoring.evidence.status import MET, MISSING, STATUS_WORDS, UNKNOWN
 
@@ -33,7 +34,7 @@ SCORED_KINDS = ("checklist", "milestone")
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RULE_KEYS = {
     "id", "methodology", "kind", "stage", "stages", "points", "title", "action",
-    "rationale", "when", "unknown_when", "examples",
+    "rationale", "when", "unknown_when", "examples", "measure", "find_out",
 }
 REQUIRED_RULE_KEYS = ("id", "methodology", "kind", "points", "title", "action", "rationale", "when", "examples")
 #: the largest points of one rule (either sign): the score is a share of 100, a penalty is at most all of it
@@ -92,6 +93,10 @@ class Rule:
     reads: frozenset[str]
     depends: frozenset[str]
     layer: int = 0
+    #: the rule's ``measure:`` as written (graded evidence, :mod:`scoring.evidence.measures`), or None
+    measure: Any = None
+    #: lang -> what to do when the rule is unknown ("find out ..."); empty: a generic text from the title
+    find_out: Mapping[str, str] = field(default_factory=dict)
 
     def applies_at(self, stage: str) -> bool:
         """Whether the rule counts for a deal at ``stage``.
@@ -105,7 +110,11 @@ class Rule:
         return stage in self.stages
 
     def text(self, what: str, lang: str = "en") -> str:
-        src = self.title if what == "title" else self.action
+        """``title``, ``action`` or ``find_out`` in ``lang`` (English when missing; ``find_out`` may be empty)."""
+        src = {"title": self.title, "action": self.action}.get(what)
+        if src is None:
+            src = getattr(self, "find_out", None) or {}
+            return src.get(lang) or src.get("en", "")
         return src.get(lang) or src["en"]
 
 
@@ -259,8 +268,8 @@ def load_pack(path: str | Path) -> RulePack:
             seen[rid] = fname
     scope = Scope(fields=fields, counts=frozenset(counts), computed=frozenset(computed), rule_ids=frozenset(seen))
     parsed = [_parse_rule(fname, r, scope) for fname, r in raw_rules]
-    rules = _assign_layers([rule for rule, _ in parsed])
-    trees = {rule.id: t for rule, t in parsed}
+    rules = _assign_layers([rule for rule, _, _ in parsed])
+    trees = {rule.id: t for rule, t, _ in parsed}
     _check_engine_limits(rules, trees, fields, counts, computed)
 
     pack = RulePack(
@@ -274,7 +283,9 @@ def load_pack(path: str | Path) -> RulePack:
         rules=tuple(rules),
         files=files,
     )
-    pack.__dict__["compiled"] = CompiledPack(pack, trees, {name: t for name, (_, t) in counts_parsed.items()})
+    measures = _check_measures([m for _, _, ms in parsed for m in ms], rules)
+    pack.__dict__["compiled"] = CompiledPack(pack, trees, {name: t for name, (_, t) in counts_parsed.items()},
+                                             measures)
     return pack
 
 
@@ -376,7 +387,7 @@ def _text_pair(value, key, fname, rid) -> dict[str, str]:
     return {lang: value[lang].strip() for lang in LANGS}
 
 
-def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Cond | None]]:
+def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Cond | None], tuple[Measure, ...]]:
     rid = r.get("id")
     if not isinstance(rid, str) or not NAME_RE.match(rid):
         raise RulePackError(f"rule id {rid!r} must be letters, digits and _ (starting with a letter)", file=fname, rule=str(rid))
@@ -453,9 +464,22 @@ def _parse_rule(fname: str, r: dict, scope: Scope) -> tuple[Rule, tuple[Cond, Co
         id=rid, methodology=tuple(meth), kind=kind, stage=stage if kind in SCORED_KINDS else None,
         stages=stages_t, points=float(pts), title=title, action=action, rationale=r["rationale"].strip(),
         when=r["when"], unknown_when=unknown_when, examples=ex, file=fname,
-        reads=frozenset(reads), depends=depends,
+        reads=frozenset(reads), depends=depends, measure=r.get("measure"),
+        find_out=_text_pair(r["find_out"], "find_out", fname, rid) if r.get("find_out") is not None else {},
     )
-    return rule, (when, unknown_tree)
+    return rule, (when, unknown_tree), parse_measures(r.get("measure"), rid, stages_t, scope, fname)
+
+
+def _check_measures(measures: list[Measure], rules: list[Rule]) -> tuple[Measure, ...]:
+    """The pack's measures in pack order; a name used twice is refused."""
+    by_id = {r.id: r for r in rules}
+    seen: dict[str, str] = {}
+    for m in measures:
+        if m.name in seen:
+            r = by_id[m.rule]
+            raise RulePackError(f"duplicate measure name {m.name!r} (also in rule {seen[m.name]})", file=r.file, rule=r.id)
+        seen[m.name] = m.rule
+    return tuple(measures)
 
 
 def _assign_layers(rules: list[Rule]) -> list[Rule]:

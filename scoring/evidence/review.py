@@ -20,11 +20,23 @@ class ExampleFailure:
     detail: str = ""
 
 
+#: An example's child list written as this word stands for a table absent from the input (unknown).
+UNKNOWN_LIST = "unknown"
+
+
 def example_record(rule_id: str, status: str, partial: Mapping[str, Any]) -> dict:
-    """A full record from a rule's partial example: every field not given is unknown."""
+    """A full record from a rule's partial example: every field not given is unknown
+    (a child list written ``unknown`` is left out: see :func:`example_absent`)."""
     rec = {"id": f"example:{rule_id}:{status}", "as_of": "2026-01-01"}
-    rec.update(partial)
+    rec.update({k: v for k, v in partial.items() if v != UNKNOWN_LIST})
     return rec
+
+
+def example_absent(partial: Mapping[str, Any]) -> frozenset[str]:
+    """The child lists an example gives as ``unknown`` (as if their table were absent from the input)."""
+    from scoring.contract.schema import CHILD_LISTS
+
+    return frozenset(k for k in CHILD_LISTS if partial.get(k) == UNKNOWN_LIST)
 
 
 def run_examples(pack: RulePack, engine: Engine | None = None) -> list[ExampleFailure]:
@@ -40,7 +52,7 @@ def run_examples(pack: RulePack, engine: Engine | None = None) -> list[ExampleFa
             except RecordError as exc:
                 failures.append(ExampleFailure(r.id, r.file, status, "invalid", str(exc)))
                 continue
-            got = engine.evaluate(rec).status[r.id]
+            got = engine.evaluate(rec, absent=example_absent(partial)).status[r.id]
             if got != status:
                 failures.append(ExampleFailure(r.id, r.file, status, got))
     return failures

@@ -16,6 +16,7 @@ EXPLAIN_LABELS = {
         "unverified": "Unverified risks", "meetings": "Hold an analysis meeting", "reasons": "Evidence for",
         "actions": "Next actions", "none": "none", "missing": "missing", "unknown": "unknown",
         "model_reasons": "Model reasons (log-odds)", "unknown_inputs": "Unknown inputs", "model": "model",
+        "raised": "raised", "measures": "Graded evidence", "warnings": "Warnings",
     },
     "zh": {
         "stage": "阶段", "as_of": "截至", "score": "规则得分", "of": "/", "points": "分",
@@ -24,6 +25,7 @@ EXPLAIN_LABELS = {
         "unverified": "未核实的风险", "meetings": "需召开项目分析会", "reasons": "有利证据",
         "actions": "下一步行动", "none": "无", "missing": "未做到", "unknown": "未知",
         "model_reasons": "模型理由（对数几率）", "unknown_inputs": "未知的输入", "model": "模型",
+        "raised": "已出现", "measures": "分级证据", "warnings": "警告",
     },
 }
 
@@ -33,6 +35,9 @@ STAGE_NAMES = {
     "zh": {"technical_promotion": "技术推广", "relationship": "关系切入发展", "partner": "合作伙伴发展确定",
            "solution": "方案确定", "bidding": "投标和商务谈判"},
 }
+
+#: The next action of an unknown rule that has no ``find_out`` text of its own.
+FIND_OUT = {"en": "Find out whether this holds: {title}", "zh": "查明此项是否做到：{title}"}
 
 #: How a model reason names an evidence column that is not a rule met.
 MODEL_LABELS = {
@@ -62,6 +67,8 @@ def output_codes(pack: RulePack, lang: str = "en") -> list[dict]:
              "methodology": " ".join(r.methodology), "title": r.text("title", lang),
              "action": r.text("action", lang)} for r in pack.rules]
     for code, (mid, title) in FLAG_TITLES.items():  # raised by the flags, not by a rule of the pack
+        if code in pack.by_id:  # the pack has its own rule for it (the default pack's STALLED)
+            continue
         rows.append({"rule": code, "kind": "trigger", "stage": "", "points": 0, "methodology": mid,
                      "title": title[lang], "action": ""})
     return rows
