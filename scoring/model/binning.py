@@ -207,15 +207,16 @@ def bin_labels(cuts: Sequence[float], integer: bool = True, lowest: float | None
     for lo, hi in zip(edges[:-1], edges[1:]):
         if integer and all(float(e).is_integer() for e in (lo, hi) if math.isfinite(e)):
             if not math.isfinite(lo):
+                sep = " to " if lowest is not None and (lowest < 0 or hi - 1 < 0) else "-"
                 out.append(_fmt(hi - 1) if lowest is not None and lowest == hi - 1 else
-                           f"{_fmt(lowest)}-{_fmt(hi - 1)}" if lowest is not None and float(lowest).is_integer()
+                           f"{_fmt(lowest)}{sep}{_fmt(hi - 1)}" if lowest is not None and float(lowest).is_integer()
                            and lowest < hi - 1 else f"{_fmt(hi - 1)} or less")
             elif not math.isfinite(hi):
                 out.append(f"{_fmt(lo)}+")
             elif hi - lo == 1:
                 out.append(_fmt(lo))
             else:
-                out.append(f"{_fmt(lo)}-{_fmt(hi - 1)}")
+                out.append(f"{_fmt(lo)}{' to ' if lo < 0 or hi - 1 < 0 else '-'}{_fmt(hi - 1)}")
         else:
             if not math.isfinite(lo):
                 out.append(f"< {_fmt(hi)}")

@@ -122,25 +122,51 @@ class NumericInput:
 
     ``direction`` is the declared one (+1 more is better, -1 more is worse, 0
     none declared); ``stages`` the stages where it counts (empty: all);
-    ``rule`` the rule it grades (None for a derived fact); ``label`` its words.
+    ``rule`` the rule it grades (None for a derived fact); ``label`` its words
+    per language, a template with ``{value}`` (and ``{word}`` for a level,
+    from ``words``: value -> word).
     """
 
     name: str
     source: str
-    label: str
+    label: Mapping[str, str]
     direction: int
     stages: tuple[str, ...] = ()
     rule: str | None = None
     kind: str = "count"
+    words: tuple[tuple[float, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "label": self.label, "direction": self.direction,
-                "stages": list(self.stages), "rule": self.rule, "kind": self.kind}
+        return {"name": self.name, "source": self.source, "label": dict(self.label), "direction": self.direction,
+                "stages": list(self.stages), "rule": self.rule, "kind": self.kind,
+                "words": [[v, w] for v, w in self.words]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "NumericInput":
-        return cls(str(d["name"]), str(d["source"]), str(d["label"]), int(d["direction"]),
-                   tuple(d.get("stages") or ()), d.get("rule"), str(d.get("kind", "count")))
+        label = d["label"] if isinstance(d["label"], Mapping) else {"en": str(d["label"])}
+        return cls(str(d["name"]), str(d["source"]), {str(k): str(v) for k, v in label.items()}, int(d["direction"]),
+                   tuple(d.get("stages") or ()), d.get("rule"), str(d.get("kind", "count")),
+                   tuple((float(v), str(w)) for v, w in d.get("words") or ()))
+
+    def title(self, bin_label: str, lo: float | None = None, hi: float | None = None, lang: str = "en") -> str:
+        """The input's words for one bin (``"close date pushed 3-4 times"``); ``lo`` and ``hi``
+        are the bin's smallest and largest whole values, for a level's words."""
+        tmpl = self.label.get(lang) or self.label.get("en") or "{value}"
+        words = dict(self.words)
+        word = ""
+        if words:
+            ks = sorted(words)
+            a = words.get(lo, words[ks[0]]) if lo is not None else words[ks[0]]
+            b = words.get(hi, words[ks[-1]]) if hi is not None else words[ks[-1]]
+            word = a if a == b else f"{a} .. {b}"
+        try:
+            return tmpl.format(value=bin_label, word=word)
+        except (KeyError, IndexError, ValueError):
+            return f"{self.name}: {bin_label}"
+
+    def name_words(self) -> str:
+        """The input's name in words (for its unknown bin)."""
+        return self.name.replace("_", " ")
 
 
 def pack_numeric_inputs(pack: Any, derived: bool = False) -> list[NumericInput]:
@@ -148,13 +174,14 @@ def pack_numeric_inputs(pack: Any, derived: bool = False) -> list[NumericInput]:
     pack declares any), then, with ``derived``, its derived facts (counts and computed fields)."""
     out = []
     for m in getattr(pack.compiled, "measures", ()) or ():
-        out.append(NumericInput(m.name, "measure", str(getattr(m, "label", None) or m.name),
-                                int(m.direction), tuple(getattr(m, "stages", ()) or ()), getattr(m, "rule", None),
-                                str(getattr(m, "kind", "count"))))
+        label = m.label if isinstance(m.label, Mapping) else {"en": str(m.label)}
+        out.append(NumericInput(m.name, "measure", dict(label), int(m.direction), tuple(m.stages or ()), m.rule,
+                                str(m.kind), tuple(getattr(m, "words", ()) or ())))
     if derived:
         for d in pack.compiled.derived:
             kind = "count" if type(d).__name__ == "Count" else "duration"
-            out.append(NumericInput(d.name, "derived", d.name.replace("_", " "), 0, (), None, kind))
+            out.append(NumericInput(d.name, "derived", {"en": d.name.replace("_", " ") + ": {value}"}, 0, (), None,
+                                    kind))
     return out
 
 
@@ -534,10 +561,15 @@ class Model:
             title = self.pack.rule(ref).text("title", lang)
             return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
         m = [i.name for i in self.numeric].index(ref)
-        label = self.numeric[m].label
+        inp, b = self.numeric[m], self.bins[m]
         if kind == "bin_unknown":
-            return MODEL_LABELS["unknown"][lang].format(label)
-        return f"{label}: {self.bins[m].labels()[bin_idx]}" if bin_idx is not None else label
+            return MODEL_LABELS["unknown"][lang].format(inp.name_words())
+        if bin_idx is None:
+            return inp.name_words()
+        edges = [-math.inf, *b.cuts, math.inf]
+        lo = b.lowest if bin_idx == 0 else edges[bin_idx]
+        hi = edges[bin_idx + 1] - 1 if math.isfinite(edges[bin_idx + 1]) else None
+        return inp.title(b.labels()[bin_idx], lo, hi, lang)
 
     def feature_title(self, feature: str, lang: str = "en") -> str:
         """The words for a term, by name."""
