@@ -79,10 +79,11 @@ class Design:
                       self.met_col)
 
 
-def stage_indices(stages: Sequence[str]) -> np.ndarray:
-    from scoring.contract.schema import STAGE_INDEX
+def stage_indices(stages: Sequence[str | None]) -> np.ndarray:
+    """Stage positions (:func:`scoring.model.scorecard._stage_index`: no stage counts as the first)."""
+    from scoring.model.scorecard import _stage_index
 
-    return np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
+    return _stage_index(stages)
 
 
 def numeric_on(inp: NumericInput, stage_idx: np.ndarray) -> np.ndarray:

@@ -105,7 +105,11 @@ def declared_direction(kind: str) -> int:
 
 
 def is_staged(pack: Any) -> bool:
-    """Whether the pack's rules are tied to stages (a pack without stages gets no stage terms)."""
+    """Whether the pack's rules are tied to stages (:attr:`RulePack.staged`; a pack without stages gets no
+    stage terms, and its records may lack a stage)."""
+    staged = getattr(pack, "staged", None)
+    if staged is not None:
+        return bool(staged)
     return any(getattr(r, "stage", None) or getattr(r, "stages", None) for r in pack.rules)
 
 
@@ -246,7 +250,7 @@ def record_evidence(pack: Any, records: Any, as_of: AsOf = None) -> RecordEviden
 
     recs = as_record_list(records)
     ids = [r.id for r in pack.rules]
-    stages = [r["stage"] for r in recs]
+    stages = [r.get("stage") for r in recs]
     if not recs:
         return RecordEvidence(np.zeros((0, len(ids)), np.int8), stages, None, None)
     day = iso_day(as_of)
@@ -287,9 +291,10 @@ def numeric_values(pack: Any, inputs: Sequence[NumericInput], n: int, measures: 
     return out
 
 
-def _stage_index(stages: Sequence[str]) -> np.ndarray:
+def _stage_index(stages: Sequence[str | None]) -> np.ndarray:
+    """Stage positions; a record without a stage (a pack without stages) counts as the first stage."""
     try:
-        return np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
+        return np.fromiter((0 if s is None else STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
     except KeyError as exc:
         raise ModelError(f"unknown stage {exc.args[0]!r}: one of {', '.join(STAGES)}") from None
 
