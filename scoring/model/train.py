@@ -21,29 +21,32 @@ Steps, each with counts in the result
 5. **Weights**: each deal weighs the same however many snapshots it has:
    ``sample_weight = 1 / n_snapshots`` of its deal (after the drops).  Fitting
    and every metric use these weights.
-6. **C**: unless given, chosen among :data:`C_GRID` by 5-fold ``GroupKFold``
-   (by deal id, shuffled with ``seed``) on the training part only, by weighted
-   log loss (scikit-learn's ``GridSearchCV``, see :func:`choose_C`).  Evidence
-   is computed once; CV refits only the regression.
+6. **The scorecard** (:mod:`scoring.model.fit`): the evidence (rule
+   statuses, the pack's graded measures, and with ``derived`` its counts and
+   day counts) of every kept snapshot is computed once; the numeric inputs'
+   monotone bins are learned on the training part
+   (:mod:`scoring.model.binning`); ``C`` and the stage-deviation penalty are
+   chosen by 5-fold ``GroupKFold`` (by deal id, shuffled with ``seed``) on the
+   training part by weighted log loss; then one fit, with the weights bounded
+   to the declared directions unless ``signs="free"``.  The other signs mode
+   is fitted with the same penalties for the sign report (:func:`sign_report`).
 7. **Metrics** on the test set (weighted by deal): ROC AUC, log loss, Brier
    score, expected calibration error over 10 **equal-width** bins of the
    predicted probability, and a reliability table (:mod:`scoring.model.metrics`);
    beside two baselines, the
    training win rate as a constant and the rule score alone mapped to a
    probability by a 1-D logistic regression (Platt scaling) fitted on the
-   training snapshots.
+   training snapshots.  And the **challenger** (:mod:`scoring.model.challenger`),
+   gradient boosting on the evidence plus the raw fields, on the same split,
+   with the raw fields that carry signal no rule reads.
 8. **Is it useful** (:func:`scoring.model.metrics.usefulness`): a paired
    bootstrap over held-out deals of the log-loss difference against each
    baseline; the model is useful when both 95% intervals lie below 0
    (``metrics["usefulness"]``; ``scoring train`` exits non-zero otherwise).
 
 Deterministic: records are put in ``(id, as_of)`` order first, the solver
-(lbfgs) and the folds are deterministic, so the same data and seed give
-identical coefficients whatever the input order.
-
-Stage interactions (evidence x stage) were measured on the synthetic history
-and lowered the test log loss only within noise, so the model has none (see
-:mod:`scoring.model.features`).
+(L-BFGS-B) and the folds are deterministic, so the same data and seed give
+an identical scorecard whatever the input order.
 """
 from __future__ import annotations
 
@@ -336,7 +339,8 @@ def sign_report(published: Model, other: Model, ll: Mapping[str, float], differe
 def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path | RulePack, seed: int = 0,
           test_fraction: float = 0.2, no_decision_as: str = "lost", min_per_class: int = 40,
           C: float | None = None, applicable_only: bool = True, signs: str = "constrained",
-          derived: bool = True, stage_deviations: bool = True, challenger: bool = True) -> TrainResult:
+          derived: bool = True, measures: bool = True, stage_deviations: bool = True,
+          challenger: bool = True) -> TrainResult:
     """Train the scorecard on closed deals.
 
     Parameters
@@ -363,6 +367,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         The other mode is fitted too, with the same penalties, for the sign report.
     derived : bool
         Also enter the pack's derived facts (counts, computed day counts) as binned inputs.
+    measures : bool
+        Enter the pack's graded measures as binned inputs (False: rule statuses only, for comparisons).
     stage_deviations : bool
         Let CV choose stage-dependent met points (False: global points only).
     challenger : bool
@@ -412,7 +418,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     e = record_evidence(pack, h.records)
     status, stages = e.status, e.stages
     stage_idx = stage_indices(stages)
-    inputs = pack_numeric_inputs(pack, derived=derived)
+    inputs = [i for i in pack_numeric_inputs(pack, derived=derived) if measures or i.source != "measure"]
     numeric = numeric_values(pack, inputs, len(stages), e.measures, e.derived, "training")
     scores = rule_scores(pack, status, stages) / 100.0
     y, w = h.y, h.weight
@@ -481,7 +487,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
               "min_per_class": min_per_class, "C": fit.C, "C_grid": list(C_GRID) if chosen else None,
               "kappa": fit.kappa, "kappa_grid": [k for k in KAPPA_GRID] if stage_deviations else None,
               "cv": f"{CV_FOLDS}-fold GroupKFold by deal id on the training part" if fit.cv else None,
-              "applicable_only": applicable_only, "signs": signs, "derived": derived,
+              "applicable_only": applicable_only, "signs": signs, "derived": derived, "measures": measures,
               "stage_deviations": stage_deviations, "numeric_inputs": [i.name for i in inputs]}
     return TrainResult(
         model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=fit.cv,
