@@ -191,3 +191,21 @@ def test_the_challenger_names_a_raw_field_with_signal_that_no_rule_reads(pack):
     assert "needs_understood" not in ch["unread_with_signal"]  # read by R1
     assert set(ch["metrics"]) >= {"roc_auc", "log_loss", "brier", "ece"}
     assert len(res.held_out["p_challenger"]) == len(res.held_out["p_model"])
+
+
+def test_reasons_of_one_deal_equal_the_batch_s_even_on_tied_contributions(pack):
+    from scoring.model.scorecard import Model
+
+    res = train(history(300, seed=1), rules=pack, min_per_class=20, challenger=False)
+    spec = res.model.to_spec()
+    for r in spec["rules"]:
+        r["met"], r["by_stage"] = (0.4 if r["id"] in ("R1", "R2") else r["met"]), {}  # a tie between R1 and R2
+    m = Model(res.model.pack, spec)
+    recs = [validate_record({"id": f"X{i}", "stage": "solution", "as_of": "2026-01-01", "needs_understood": True,
+                             "tech_presentations": 3, "decision_maker_signal": "explicit"}, m.pack.schema)
+            for i in range(3)]
+    e = m.evidence_of(recs)
+    for top in (1, 2):
+        _, pos, _ = m.score_statuses(e.status, e.stages, top=top)
+        one = m.explain_evaluation(m.engine.evaluate(recs[0]), top=top)["model_reasons"]
+        assert [r["feature"] for r in one if r["contribution"] > 0] == list(pos[0]) == ["R1", "R2"][:top]

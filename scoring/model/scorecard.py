@@ -93,9 +93,7 @@ def coef_to_points(coef: float | np.ndarray, pdo: float = PDO) -> float | np.nda
 
 def sigmoid(z: float | np.ndarray) -> np.ndarray:
     """The logistic function, ``1 / (1 + exp(-z))``, stable for large ``|z|``."""
-    z = np.asarray(z, dtype=float)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))  # one branch, no overflow
 
 
 def declared_direction(kind: str) -> int:
@@ -273,6 +271,14 @@ def numeric_values(pack: Any, inputs: Sequence[NumericInput], n: int, measures: 
     pack's measures in order, or a mapping name -> values) and derived facts (a DataFrame, or a
     mapping name -> value(s)).  Raises ModelError when an input's source is not given."""
     out = np.full((n, len(inputs)), np.nan)
+    if n == 1 and all(isinstance(x, Mapping) or x is None for x in (measures, derived)):  # one record (explain)
+        try:
+            vals = [(measures if inp.source == "measure" else derived)[inp.name] for inp in inputs]
+        except (KeyError, TypeError):
+            pass  # the general path below names what is missing
+        else:
+            out[0] = [np.nan if v is None else v for v in vals]
+            return out
     names = [m.name for m in getattr(pack.compiled, "measures", ()) or ()]
     for k, inp in enumerate(inputs):
         src = measures if inp.source == "measure" else derived
@@ -381,8 +387,32 @@ class Model:
         self._unk_rules = np.flatnonzero(self.has_unknown)
         self._unk_col = np.array([self._term_index[self.pack.rules[j].id + UNKNOWN_SUFFIX] for j in self._unk_rules],
                                  dtype=np.int64)
-        self._name_rank = np.argsort(np.argsort(np.array([t[0] for t in terms], dtype=object), kind="stable"))
+        self._name_rank = np.argsort(np.argsort(np.array([t[0] for t in terms], dtype=object), kind="stable")).tolist()
         self._n_rules = R
+        self._rule_index = {r.id: j for j, r in enumerate(self.pack.rules)}
+        self._numeric_index = {inp.name: m for m, inp in enumerate(self.numeric)}
+        # stage terms: (stage, term) points, so a deal's stage contributions are one row lookup
+        self._stage_cols = np.array([self._term_index[STAGE_PREFIX + s] for s in STAGES if s != REFERENCE_STAGE]
+                                    if self.staged else [], dtype=np.int64)
+        self._stage_table = np.zeros((len(STAGES), len(self._stage_cols)))
+        if self.staged:
+            for k, s in enumerate(x for x in STAGES if x != REFERENCE_STAGE):
+                self._stage_table[STAGE_INDEX[s], k] = self.stage_points[STAGE_INDEX[s]]
+        # numeric inputs, padded to one array each: cuts (+inf beyond a bin's last), points per bin, where they count
+        M = len(self.numeric)
+        K = max((len(b.cuts) for b in self.bins), default=0)
+        self._cuts = np.full((M, K), np.inf)
+        self._bin_pts = np.zeros((M, K + 1))
+        for m, (b, bp) in enumerate(zip(self.bins, self.bin_points)):
+            self._cuts[m, :len(b.cuts)] = b.cuts
+            self._bin_pts[m, :len(bp)] = bp
+        self._num_on = np.array([[not inp.stages or s in inp.stages for inp in self.numeric] for s in STAGES],
+                                dtype=bool).reshape(len(STAGES), M)
+        self._bin_col = np.array([self._term_index[inp.name] for inp in self.numeric], dtype=np.int64)
+        self._binu_col = np.array([self._term_index[inp.name + UNKNOWN_SUFFIX] for inp in self.numeric], dtype=np.int64)
+        # the sign warning of each term ("pos", "neg", "bin" or None), computed once
+        self._warn = [self._warning_kind(k) for k in range(len(terms))]
+        self._labels = [b.labels() for b in self.bins]
 
     def to_spec(self) -> dict[str, Any]:
         """The scorecard as plain data (JSON-ready); ``Model(pack, model.to_spec())`` is the same model."""
@@ -457,22 +487,23 @@ class Model:
         if len(self._unk_rules):
             C[:, self._unk_col] = np.where(status[:, self._unk_rules] == UNKNOWN,
                                            self.unk_points[stage_idx][:, self._unk_rules], 0.0)
-        if self.staged:
-            for s in STAGES:
-                if s != REFERENCE_STAGE:
-                    k = self._term_index[STAGE_PREFIX + s]
-                    C[:, k] = np.where(stage_idx == STAGE_INDEX[s], self.stage_points[STAGE_INDEX[s]], 0.0)
-        for m, (inp, b, bp, u) in enumerate(zip(self.numeric, self.bins, self.bin_points, self.numeric_unknown)):
-            idx = bin_index(b.cuts, numeric[:, m])
-            on = np.ones(n, bool) if not inp.stages else np.isin(stage_idx, [STAGE_INDEX[s] for s in inp.stages])
+        if len(self._stage_cols):
+            C[:, self._stage_cols] = self._stage_table[stage_idx]
+        if self.numeric:
+            idx = self._bins_of(numeric)
+            on = self._num_on[stage_idx]
             known = idx != UNKNOWN_BIN
-            C[:, self._term_index[inp.name]] = np.where(on & known, bp[np.where(known, idx, 0)], 0.0)
-            C[:, self._term_index[inp.name + UNKNOWN_SUFFIX]] = np.where(on & ~known, u, 0.0)
+            pts = self._bin_pts[np.arange(len(self.numeric))[None, :], np.where(known, idx, 0)]
+            C[:, self._bin_col] = np.where(on & known, pts, 0.0)
+            C[:, self._binu_col] = np.where(on & ~known, self.numeric_unknown[None, :], 0.0)
         return C
 
     def _bins_of(self, numeric: np.ndarray) -> np.ndarray:
-        return np.stack([bin_index(b.cuts, numeric[:, m]) for m, b in enumerate(self.bins)], axis=1) \
-            if self.numeric else np.zeros((numeric.shape[0], 0), np.int64)
+        """Bin of each value, ``(n, n_numeric)`` (as :func:`~scoring.model.binning.bin_index`, all inputs at once)."""
+        x = np.asarray(numeric, dtype=np.float64)
+        idx = (x[:, :, None] >= self._cuts[None, :, :]).sum(axis=2).astype(np.int64)
+        idx[np.isnan(x)] = UNKNOWN_BIN
+        return idx
 
     def contributions_of(self, status: np.ndarray, stages: Sequence[str], *, measures: Any = None,
                          derived: Any = None) -> np.ndarray:
@@ -519,41 +550,53 @@ class Model:
         The one definition of the order of reasons."""
         n, T = C.shape
         out = []
+        if n == 1 and top > 0:  # one deal (explain, the API): a plain sort of its few non-zero terms
+            row, rank = C[0].tolist(), self._name_rank
+            for sign in (1.0, -1.0):
+                ks = sorted((k for k, v in enumerate(row) if sign * v > 0), key=lambda k: (-sign * row[k], rank[k]))
+                out.append(Ragged(np.array([0, min(top, len(ks))], np.int64), np.array(ks[:top], dtype=np.int64)))
+            return out[0], out[1]
         for sign in (1.0, -1.0):
             if n == 0 or T == 0 or top == 0:
                 out.append(Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=np.int64)))
                 continue
-            # sort key: larger signed contribution first, then term name; zero / other sign never a reason
+            # the k-th largest value of each row, then every term at or above it (ties included), ordered by
+            # row, larger contribution, term name; the first k of each row are its reasons
             V = sign * C
             k = min(top, T)
             part = np.argpartition(-V, k - 1, axis=1)[:, :k] if k < T else np.tile(np.arange(T), (n, 1))
-            vals = np.take_along_axis(V, part, axis=1)
-            order = np.lexsort((self._name_rank[part], -vals), axis=1)
-            cols = np.take_along_axis(part, order, axis=1)
-            vals = np.take_along_axis(vals, order, axis=1)
-            keep = vals > 0
-            rows, pos = np.nonzero(keep)
+            thr = np.take_along_axis(V, part, axis=1).min(axis=1)
+            rows, cols = np.nonzero((V >= thr[:, None]) & (V > 0))
+            vals = V[rows, cols]
+            order = np.lexsort((np.asarray(self._name_rank)[cols], -vals, rows))
+            rows, cols = rows[order], cols[order]
             counts = np.bincount(rows, minlength=n)
-            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            out.append(Ragged(offsets, cols[rows, pos].astype(np.int64)))
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            keep = (np.arange(len(rows)) - starts[rows]) < k
+            rows, cols = rows[keep], cols[keep]
+            offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+            out.append(Ragged(offsets, cols.astype(np.int64)))
         return out[0], out[1]
 
-    def sign_warning(self, term: int, lang: str = "en") -> str | None:
-        """Words when the learned points of term ``term`` go against its declared direction, else None."""
+    def _warning_kind(self, term: int) -> str | None:
         name, kind, ref = self.terms[term]
         if kind == "met":
-            j = self.pack.rules.index(self.pack.rule(ref))
+            j = self._rule_index[ref]
             d = self.direction[j]
             pts = self.met_points[:, j][self.applies[:, j]]
             if d and np.any(d * pts < -SIGN_TOLERANCE):
-                w = SIGN_WARNINGS["pos" if d > 0 else "neg"]
-                return w.get(lang) or w["en"]
+                return "pos" if d > 0 else "neg"
         elif kind == "bin":
-            m = [i.name for i in self.numeric].index(ref)
+            m = self._numeric_index[ref]
             b = self.bins[m]
             if b.declared and b.direction and np.any(b.direction * np.diff(self.bin_points[m]) < -SIGN_TOLERANCE):
-                return SIGN_WARNINGS["bin"].get(lang) or SIGN_WARNINGS["bin"]["en"]
+                return "bin"
         return None
+
+    def sign_warning(self, term: int, lang: str = "en") -> str | None:
+        """Words when the learned points of term ``term`` go against its declared direction, else None."""
+        k = self._warn[term]
+        return None if k is None else SIGN_WARNINGS[k].get(lang) or SIGN_WARNINGS[k]["en"]
 
     def term_title(self, term: int, lang: str = "en", bin_idx: int | None = None) -> str:
         """The words of a term: the rule's title, ``Unknown: <title>``, ``Stage: <name>``, or
@@ -565,7 +608,7 @@ class Model:
         if kind in ("met", "unknown"):
             title = self.pack.rule(ref).text("title", lang)
             return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
-        m = [i.name for i in self.numeric].index(ref)
+        m = self._numeric_index[ref]
         inp, b = self.numeric[m], self.bins[m]
         if kind == "bin_unknown":
             return MODEL_LABELS["unknown"][lang].format(inp.name_words())
@@ -574,7 +617,7 @@ class Model:
         edges = [-math.inf, *b.cuts, math.inf]
         lo = b.lowest if bin_idx == 0 else edges[bin_idx]
         hi = edges[bin_idx + 1] - 1 if math.isfinite(edges[bin_idx + 1]) else None
-        return inp.title(b.labels()[bin_idx], lo, hi, lang)
+        return inp.title(self._labels[m][bin_idx], lo, hi, lang)
 
     def feature_title(self, feature: str, lang: str = "en") -> str:
         """The words for a term, by name."""
@@ -584,15 +627,17 @@ class Model:
 
     def _reason(self, k: int, c: float, bins_row: np.ndarray | None, lang: str) -> dict[str, Any]:
         name, kind, ref = self.terms[k]
-        bin_idx = None
-        if kind == "bin" and bins_row is not None:
-            bin_idx = int(bins_row[[i.name for i in self.numeric].index(ref)])
-        rule = ref if kind in ("met", "unknown") else (
-            self.numeric[[i.name for i in self.numeric].index(ref)].rule if kind in ("bin", "bin_unknown") else None)
+        bin_idx = rule = label = None
+        if kind in ("met", "unknown"):
+            rule = ref
+        elif kind in ("bin", "bin_unknown"):
+            m = self._numeric_index[ref]
+            rule = self.numeric[m].rule
+            if kind == "bin" and bins_row is not None:
+                bin_idx = int(bins_row[m])
+                label = self._labels[m][bin_idx]
         return {"feature": name, "rule": rule, "evidence": kind, "title": self.term_title(k, lang, bin_idx),
-                "contribution": float(c), "bin": None if bin_idx is None else self.bins[
-                    [i.name for i in self.numeric].index(ref)].labels()[bin_idx],
-                "sign_warning": self.sign_warning(k, lang)}
+                "contribution": float(c), "bin": label, "sign_warning": self.sign_warning(k, lang)}
 
     def _reason_dicts(self, C: np.ndarray, numeric: np.ndarray, top: int, lang: str) -> list[tuple[list, list]]:
         pos, neg = self._reason_columns(C, top)
@@ -636,7 +681,9 @@ class Model:
         z = float(self.intercept + C[0].sum())
         pos, neg = self._reason_dicts(C, numeric, top, lang)[0]
         g = self._gains(status, stage_idx, C)[0]
-        gains = {r.id: float(g[j]) for j, r in enumerate(self.pack.rules) if not np.isnan(g[j])}
+        ok = np.flatnonzero(~np.isnan(g))
+        ids = [r.id for r in self.pack.rules]
+        gains = {ids[j]: v for j, v in zip(ok.tolist(), g[ok].tolist())}
         return {"win_probability": float(sigmoid(z)), "model_version": self.model_version,
                 "model_reasons": pos + neg, "logit": z, "intercept": self.intercept, "gains": gains}
 
@@ -727,7 +774,7 @@ class Model:
         for k, (name, kind, ref) in enumerate(self.terms):
             title = self.term_title(k, lang) if kind != "bin" else None
             if kind in ("met", "unknown"):
-                j = self.pack.rules.index(self.pack.rule(ref))
+                j = self._rule_index[ref]
                 r = self.pack.rules[j]
                 if kind == "unknown":
                     rows.append(row(name, r.id, r.kind, "unknown", title, self.unknown_points[j], expert=0.0))
@@ -743,7 +790,7 @@ class Model:
             elif kind == "stage":
                 rows.append(row(name, None, "stage", "stage", title, self.stage_points[STAGE_INDEX[ref]], stage=ref))
             elif kind == "bin":
-                m = [i.name for i in self.numeric].index(ref)
+                m = self._numeric_index[ref]
                 inp, b = self.numeric[m], self.bins[m]
                 d = b.direction if b.declared else 0
                 steps = np.diff(self.bin_points[m])
@@ -752,7 +799,7 @@ class Model:
                                     self.bin_points[m][bi], d, "neutral" if bi == 0 else check(d, steps[bi - 1]),
                                     bin=label))
             else:
-                m = [i.name for i in self.numeric].index(ref)
+                m = self._numeric_index[ref]
                 rows.append(row(name, self.numeric[m].rule, self.numeric[m].source, "unknown", title,
                                 self.numeric_unknown[m], bin="unknown"))
         df = pd.DataFrame(rows)
