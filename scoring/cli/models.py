@@ -136,7 +136,9 @@ def training_notes(result) -> list[str]:
                    f"{d['interval'][0]:+.4f} .. {d['interval'][1]:+.4f})")
         bad = sorted(s["contradicts"], key=lambda r: -abs(r["log_odds"]))
         if bad:
-            where = "published weights" if s["published"] == "free" else "free fit (the published model holds them at 0)"
+            where = ("published weights" if s["published"] == "free" else
+                     "free fit (the published model holds them at 0; often another term carries the same evidence, "
+                     "else the data disagrees with the rule: check it)")
             out.append(f"weights against the declared direction in the {where}: " + ", ".join(
                 f"{r['term']}{'@' + r['stage'] if r.get('stage') else ''}{'[' + r['bin'] + ']' if r.get('bin') else ''}"
                 f" {r['log_odds']:+.3f}" for r in bad[:12]) + (f" and {len(bad) - 12} more" if len(bad) > 12 else ""))

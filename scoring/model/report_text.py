@@ -68,8 +68,10 @@ WORDS: dict[str, dict[str, str]] = {
         "signs": "Sign sanity",
         "signs_note": ("Held-out log loss with signs constrained {c}, free {f} (constrained minus free {d}, 95% "
                        "interval {lo} .. {hi})."),
-        "signs_bad": ("Where the free fit goes against the declared direction (the data disagrees with the rule: check "
-                      "it); with constrained signs these are held at 0:"),
+        "signs_bad": ("Where the free fit goes against the declared direction; with constrained signs these are held "
+                      "at 0. Often another term carries the same evidence (a count beside the rule built on it); "
+                      "where none does, the data disagrees with the rule: check it. A bin shows its step from the "
+                      "bin below:"),
         "signs_bad_free": "Published weights that go against the declared direction (check these rules):",
         "signs_ok": "No learned weight goes against its declared direction.",
 
@@ -192,7 +194,7 @@ WORDS: dict[str, dict[str, str]] = {
         "yes": "是", "no": "否",
         "signs": "符号检查",
         "signs_note": "留出集对数损失：符号约束 {c}，自由 {f}（约束减自由 {d}，95% 区间 {lo} .. {hi}）。",
-        "signs_bad": "自由拟合中与声明方向相反的权重（数据与规则不一致：请检查）；在符号约束下这些权重固定为 0：",
+        "signs_bad": "自由拟合中与声明方向相反的权重；在符号约束下这些权重固定为 0。常见原因是另一项携带了相同的证据（例如规则所依据的计数）；若没有这样的项，则数据与规则不一致：请检查。分箱显示其相对下一档的增量：",
         "signs_bad_free": "已发布模型中与声明方向相反的权重（请检查这些规则）：",
         "signs_ok": "没有学到的权重与其声明方向相反。",
 

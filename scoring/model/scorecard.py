@@ -749,7 +749,8 @@ class Model:
         ``kind`` (rule kind, ``stage``, ``measure``, ``derived`` or
         ``intercept``), ``evidence`` (``met``, ``unknown``, ``stage``,
         ``bin``, ``intercept``), ``stage`` (the stage a deviation row adds
-        at; None for rows that hold at every stage), ``bin`` (a bin's words),
+        at; None for rows that hold at every stage), ``bin`` (a bin's words;
+        ``step``: what it adds to the bin below, the figure the sign check reads),
         ``title``, ``expert_points`` (a met row's points in the pack),
         ``log_odds`` (what the row adds to the logit), ``points`` (``log_odds
         * 20 / ln 2``), ``direction`` (declared: +1, -1, 0) and ``sign``
@@ -764,10 +765,10 @@ class Model:
             return "zero" if abs(v) <= SIGN_TOLERANCE else "agrees" if d * v > 0 else "contradicts"
 
         def row(term, rule, kind, evidence, title, log_odds, direction=0, sign="neutral", stage=None, bin=None,
-                expert=float("nan")):
+                expert=float("nan"), step=float("nan")):
             return {"term": term, "rule": rule, "kind": kind, "evidence": evidence, "stage": stage, "bin": bin,
                     "title": title, "expert_points": expert, "log_odds": float(log_odds), "direction": int(direction),
-                    "sign": sign}
+                    "sign": sign, "step": float(step)}
 
         rows = [row("(intercept)", None, "intercept", "intercept",
                     MODEL_LABELS["intercept"].get(lang, MODEL_LABELS["intercept"]["en"]), self.intercept)]
@@ -797,7 +798,7 @@ class Model:
                 for bi, label in enumerate(b.labels()):
                     rows.append(row(name, inp.rule, inp.source, "bin", self.term_title(k, lang, bi),
                                     self.bin_points[m][bi], d, "neutral" if bi == 0 else check(d, steps[bi - 1]),
-                                    bin=label))
+                                    bin=label, step=steps[bi - 1] if bi else float("nan")))
             else:
                 m = self._numeric_index[ref]
                 rows.append(row(name, self.numeric[m].rule, self.numeric[m].source, "unknown", title,
@@ -805,7 +806,7 @@ class Model:
         df = pd.DataFrame(rows)
         df["points"] = coef_to_points(df["log_odds"].to_numpy(float))
         return df[["term", "rule", "kind", "evidence", "stage", "bin", "title", "expert_points", "log_odds", "points",
-                   "direction", "sign"]]
+                   "direction", "sign", "step"]]
 
     def coefficient_table(self, lang: str = "en") -> pd.DataFrame:
         """The points table's met, unknown, stage and intercept rows (no deviations, no bins), with

@@ -330,7 +330,8 @@ def sign_report(published: Model, other: Model, ll: Mapping[str, float], differe
     zero = z[(z["sign"] == "zero") & (z["evidence"] == "met") & z["stage"].isna()]
     return {"published": published.signs,
             "contradicts": [{"term": r.term, "rule": _text(r.rule), "stage": _text(r.stage), "bin": _text(r.bin),
-                             "log_odds": float(r.log_odds), "direction": int(r.direction)}
+                             "log_odds": float(r.step if r.evidence == "bin" else r.log_odds),
+                             "direction": int(r.direction)}
                             for r in bad.itertuples(index=False)],
             "held_at_zero": [str(r) for r in zero["rule"]],
             "log_loss": dict(ll), "difference": dict(difference)}
