@@ -95,7 +95,9 @@ def main(argv=None) -> int:
               f"{diff:<30} {extra}")
     s = best.signs
     print(f"signs (default model): held-out log loss constrained {s['log_loss']['constrained']:.4f}, free "
-          f"{s['log_loss']['free']:.4f}; {len(s['contradicts'])} free weights against their declared direction")
+          f"{s['log_loss']['free']:.4f} (constrained minus free {s['difference']['difference']:+.4f}, 95% interval "
+          f"{s['difference']['interval'][0]:+.4f} .. {s['difference']['interval'][1]:+.4f}); {len(s['contradicts'])} free weights against their "
+          "declared direction")
     print("raw fields with signal no rule reads:", ", ".join(best.challenger["unread_with_signal"]) or "none")
     return 0
 
