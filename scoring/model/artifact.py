@@ -325,7 +325,7 @@ def load_model(path: str | Path) -> Model:
     values = np.concatenate([[model.intercept], model.met_points.ravel(), model.unk_points.ravel(),
                              model.stage_points, model.numeric_unknown, *model.bin_points])
     if not np.all(np.abs(values) <= MAX_COEF):  # NaN fails too
-        raise ModelError(f"{root}: the model's points are not finite numbers within +-{MAX_COEF:g}; "
+        raise ModelError(f"{root}: the model's points (coefficients) are not finite numbers within +-{MAX_COEF:g}; "
                          "it would score NaN: retrain it")
     if model.feature_names != list(manifest.get("features", [])):
         raise ModelError(f"{root}: the model's features differ from the manifest's")
