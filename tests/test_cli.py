@@ -21,7 +21,7 @@ def run(*args):
 def test_explain_prints_score_probability_reasons_and_actions(trained_model_dir):
     res = run("explain", EXAMPLE, "--model", trained_model_dir, "--id", "OPP-1001")
     assert res.exit_code == 0, res.output
-    assert "Rule score 77.7 / 100" in res.output and "Win probability" in res.output
+    assert "Rule score 77.0 / 100" in res.output and "Win probability" in res.output
     assert "Model reasons" in res.output and "Next actions" in res.output and "OPP-0007" not in res.output
 
 

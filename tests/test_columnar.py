@@ -410,10 +410,44 @@ def random_pack_spec(draw):
     ev_leaf = {f"ev_{draw(st.sampled_from(ev_ids))}": draw(st.sampled_from(STATUS_WORDS))}
     when = {draw(st.sampled_from(["$and", "$or"])): [ev_leaf, draw(deal_cond(ev_ids))]}
     rules.append(("D0", when, draw(st.one_of(st.none(), deal_cond(ev_ids)))))
-    return counts, rules
+    return counts, rules, draw(random_measures())
 
 
-def _write_pack(folder: Path, counts, rules) -> Path:
+@st.composite
+def random_measures(draw):
+    """One measure of each value form, with random conditions, reductions and stages."""
+    lmh = {"low": 1, "medium": 2, "high": 3}
+    maybe_cond = st.one_of(st.none(), deal_cond())
+    forms = [
+        {"items": {"list": "contacts", "where": draw(count_where("contacts")),
+                   "value": draw(st.sampled_from([1, {"field": "influence", "values": lmh}])),
+                   "weight": {"field": "is_coach", "values": {True: 2, False: 1}, "unknown": 0.5},
+                   "reduce": draw(st.sampled_from(["sum", "max", "min"]))}},
+        {"items": {"list": "competitors", "value": {"field": "strength", "values": {"low": -1, "high": 3}},
+                   "reduce": draw(st.sampled_from(["sum", "max", "min"]))}},
+        {"level": {"field": "decision_maker_signal", "values": {"none": 0, "implicit": 1, "explicit": 2}}},
+        {"ratio": ["tech_presentations", "n_contacts"]},
+        {"sum": {"amount": 0.5, "days_in_stage": -1, "n_competitors": 2}},
+        {"count_true": ["needs_understood", "tailored_solution"]},
+        {"field": "days_in_stage"},
+    ]
+    out = []
+    for k, value in enumerate(forms):
+        m = {"name": f"m{k}", "kind": "level" if "level" in value or "items" in value else "count", "value": value,
+             "direction": draw(st.sampled_from(["up", "down"])), "unknown": "not recorded",
+             "label": {"en": "{value}", "zh": "{value}"}}
+        for key in ("unknown_when", "negate_when"):
+            c = draw(maybe_cond)
+            if c is not None:
+                m[key] = c
+        stages = draw(st.one_of(st.none(), st.lists(st.sampled_from(STAGES), min_size=1, unique=True)))
+        if stages is not None:
+            m["stages"] = stages
+        out.append(m)
+    return out
+
+
+def _write_pack(folder: Path, counts, rules, measures=None) -> Path:
     folder.mkdir(parents=True)
     meta = {"name": "random", "version": "1", "counts": counts,
             "computed": {"days_in_stage": {"days_between": ["stage_entered_at", "as_of"]}}}
@@ -424,7 +458,8 @@ def _write_pack(folder: Path, counts, rules) -> Path:
         ex = {"met": {"stage": "bidding"}, "missing": {"stage": "bidding"}}
         if unk is not None:
             ex["unknown"] = {"stage": "bidding"}
-        docs.append(rule(rid, when=when, unknown_when=unk, examples=ex))
+        docs.append(rule(rid, when=when, unknown_when=unk, examples=ex,
+                         measure=measures if measures and rid == rules[0][0] else None))
     (folder / "rules.yaml").write_text(yaml.safe_dump({"rules": docs}))
     return folder
 
@@ -447,10 +482,10 @@ DIFFERENTIAL = settings(
 @DIFFERENTIAL
 @given(spec=random_pack_spec(), records=records_strategy())
 def test_random_conditions_agree_with_engine(tmp_path, spec, records):
-    counts, rules = spec
+    counts, rules, measures = spec
     _N[0] += 1
-    pack = load_pack(_write_pack(tmp_path / f"p{_N[0]}", counts, rules))
-    assert pack.n_layers == 2
+    pack = load_pack(_write_pack(tmp_path / f"p{_N[0]}", counts, rules, measures))
+    assert pack.n_layers == 2 and len(pack.compiled.measures) == len(measures)
     records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
     diffs = differences(pack, records)
     assert not diffs, "\n".join(diffs)

@@ -165,3 +165,13 @@ def test_well_run_deal_scores_well_above_the_lost_one(example_records, default_p
 def test_pack_readme_lists_every_methodology_id():
     for mid in METHODOLOGY_IDS:
         assert re.search(rf"(^|[^\w.]){re.escape(mid)}([^\w.]|$)", PACK_README), mid
+
+
+def test_the_packs_stalled_trigger_uses_the_nightly_runs_default_thresholds(default_pack):
+    """STALLED is pack evidence (so explain shows it) with the thresholds `scoring score` uses
+    without --stall-days; the two must not drift apart."""
+    from scoring.score import DEFAULT_STALL_DAYS
+
+    cases = default_pack.rule("STALLED").when["$or"]
+    got = {c["$and"][0]["stage"]: c["$and"][1]["$gt"]["days_in_stage"] for c in cases}
+    assert got == DEFAULT_STALL_DAYS

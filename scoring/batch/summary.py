@@ -8,7 +8,7 @@ adding different currencies.
 
 The summary also warns, with counts, about input that makes scores quietly
 worse: a missing child table (every deal's contacts, say, are then unknown, and
-scored as none recorded) and fields that neither the contract nor the pack
+the rules that read them unknown or unverified) and fields that neither the contract nor the pack
 declares (a misspelt column is read as unknown).  ``scoring score --strict``
 turns these warnings into an error before any output is replaced
 (:meth:`RunSummary.check_strict`).
@@ -82,8 +82,9 @@ class RunSummary:
         out: list[dict[str, Any]] = []
         for table in self.missing_tables:
             out.append({"kind": "missing_table", "table": table, "deals": self.n_scored,
-                        "message": f"{table} table missing: every deal's {table} are unknown, and were scored "
-                                   f"as none recorded ({self.n_scored:,} deals); add {table} to the input"})
+                        "message": f"{table} table missing: every deal's {table} are unknown, so the rules "
+                                   f"that read them are unknown or unverified ({self.n_scored:,} deals); "
+                                   f"add {table} to the input"})
         for ent, name, n in self._undeclared_counts():
             out.append({"kind": "undeclared_field", "entity": ent, "field": name, "records": n,
                         "message": f"{self._undeclared(ent, name, n)}: not read by any rule, so unknown "

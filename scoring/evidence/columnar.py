@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.contract.frames import ROW, Frames
+from scoring.contract.schema import STAGE_INDEX, STAGES
 from scoring.evidence.arrays import Column, date_column, series_column, unknown_column, values_column
 from scoring.evidence.compiled import AS_OF, Count, day_number, resolve_status
 from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items, walk
@@ -361,7 +362,10 @@ class ColumnarEvaluator:
         self.rule_ids: tuple[str, ...] = tuple(r.id for r in self.compiled.rules)
         self._fns: dict[Cond, Fn] = {}
         self._counts = [(c, self._compile(c.where)) for c in self.compiled.counts]
-        self._stage_ok: list[tuple[str, ...] | None] = [m.stages for m in self.compiled.measures]
+        #: per measure, per stage index (and a last column for an unknown stage): does it apply there?
+        self._measure_applies = np.array(
+            [[m.stages is None or s in m.stages for s in STAGES] + [False] for m in self.compiled.measures],
+            dtype=bool).reshape(len(self.compiled.measures), len(STAGES) + 1)
         self._rules: list[tuple[int, Fn, Fn | None]] = [
             (r.position, self._compile(r.when), None if r.unknown_when is None else self._compile(r.unknown_when))
             for layer in self.compiled.layers for r in layer]
@@ -422,17 +426,16 @@ class ColumnarEvaluator:
         """The measures (:attr:`CompiledPack.measures`) of the deals of ``ctx``: ``(n, n_measures)`` float64.
 
         Needs the derived facts of ``ctx`` (:meth:`_derive`) first."""
-        out = np.empty((ctx.n, len(self._stage_ok)), dtype=np.float64)
-        if not len(self._stage_ok):
+        out = np.empty((ctx.n, len(self.compiled.measures)), dtype=np.float64)
+        if not len(self.compiled.measures):
             return out
         stage = ctx.col("opportunity", "stage")
-        for j, (m, ok_words) in enumerate(zip(self.compiled.measures, self._stage_ok)):
-            if ok_words is None:
-                ok = np.ones(ctx.n, dtype=bool)
-            else:
-                codes = [stage.index[w] for w in ok_words if w in (stage.index or {})]
-                ok = np.isin(stage.vals, codes) if codes else np.zeros(ctx.n, dtype=bool)
-            out[:, j] = m.value(ctx, ok)
+        table = np.full(max((stage.index or {}).values(), default=-1) + 2, len(STAGES), dtype=np.int64)
+        for word, code in (stage.index or {}).items():
+            table[code] = STAGE_INDEX.get(word, len(STAGES))
+        stage_idx = table[np.where(stage.vals >= 0, stage.vals, len(table) - 1)]  # unknown stage: last column
+        for j, m in enumerate(self.compiled.measures):
+            out[:, j] = m.value(ctx, self._measure_applies[j][stage_idx])
         return out
 
     def derive_record(self, record: Mapping[str, Any], as_of: str) -> dict[str, int | None]:

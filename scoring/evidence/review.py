@@ -62,6 +62,8 @@ def diff_rules(old: RulePack, new: RulePack) -> dict[str, list[str]]:
     """Rules added, removed and edited between two packs."""
     a, b = old.by_id, new.by_id
     edited = [rid for rid in sorted(set(a) & set(b))
-              if (a[rid].when, a[rid].unknown_when, a[rid].points, a[rid].kind, a[rid].stage, a[rid].stages)
-              != (b[rid].when, b[rid].unknown_when, b[rid].points, b[rid].kind, b[rid].stage, b[rid].stages)]
+              if (a[rid].when, a[rid].unknown_when, a[rid].points, a[rid].kind, a[rid].stage, a[rid].stages,
+                  a[rid].measure)
+              != (b[rid].when, b[rid].unknown_when, b[rid].points, b[rid].kind, b[rid].stage, b[rid].stages,
+                  b[rid].measure)]
     return {"added": sorted(set(b) - set(a)), "removed": sorted(set(a) - set(b)), "edited": edited}
