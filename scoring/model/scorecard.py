@@ -387,7 +387,8 @@ class Model:
         self._unk_rules = np.flatnonzero(self.has_unknown)
         self._unk_col = np.array([self._term_index[self.pack.rules[j].id + UNKNOWN_SUFFIX] for j in self._unk_rules],
                                  dtype=np.int64)
-        self._name_rank = np.argsort(np.argsort(np.array([t[0] for t in terms], dtype=object), kind="stable")).tolist()
+        self._name_order = np.argsort(np.array([t[0] for t in terms], dtype=object), kind="stable").astype(np.int64)
+        self._name_rank = np.argsort(self._name_order, kind="stable").tolist()
         self._n_rules = R
         self._rule_index = {r.id: j for j, r in enumerate(self.pack.rules)}
         self._numeric_index = {inp.name: m for m, inp in enumerate(self.numeric)}
@@ -482,7 +483,7 @@ class Model:
         """``(n, n_terms)`` contributions in log-odds (vectorised: the batch calls this on chunks)."""
         status = np.asarray(status, dtype=np.int8)
         n = status.shape[0]
-        C = np.zeros((n, len(self.terms)))
+        C = np.zeros((n, len(self.terms)), order="F")  # filled column by column
         C[:, self._met_col] = np.where(status == MET, self.met_points[stage_idx], 0.0)
         if len(self._unk_rules):
             C[:, self._unk_col] = np.where(status[:, self._unk_rules] == UNKNOWN,
@@ -560,22 +561,19 @@ class Model:
             if n == 0 or T == 0 or top == 0:
                 out.append(Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=np.int64)))
                 continue
-            # the k-th largest value of each row, then every term at or above it (ties included), ordered by
-            # row, larger contribution, term name; the first k of each row are its reasons
-            V = sign * C
+            # columns in term-name order, then k passes of argmax (its first maximum: the smallest name among
+            # ties), each taking its pick out: larger contribution first, ties by term name, as for one deal
+            V = sign * C[:, self._name_order]
             k = min(top, T)
-            part = np.argpartition(-V, k - 1, axis=1)[:, :k] if k < T else np.tile(np.arange(T), (n, 1))
-            thr = np.take_along_axis(V, part, axis=1).min(axis=1)
-            rows, cols = np.nonzero((V >= thr[:, None]) & (V > 0))
-            vals = V[rows, cols]
-            order = np.lexsort((np.asarray(self._name_rank)[cols], -vals, rows))
-            rows, cols = rows[order], cols[order]
-            counts = np.bincount(rows, minlength=n)
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            keep = (np.arange(len(rows)) - starts[rows]) < k
-            rows, cols = rows[keep], cols[keep]
-            offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
-            out.append(Ragged(offsets, cols.astype(np.int64)))
+            rows = np.arange(n)
+            picks, vals = np.empty((n, k), np.int64), np.empty((n, k))
+            for i in range(k):
+                j = V.argmax(axis=1)
+                picks[:, i], vals[:, i] = j, V[rows, j]
+                V[rows, j] = -np.inf
+            keep = vals > 0  # a prefix of each row: the values come largest first
+            offsets = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int64)
+            out.append(Ragged(offsets, self._name_order[picks[keep]].astype(np.int64)))
         return out[0], out[1]
 
     def _warning_kind(self, term: int) -> str | None:
