@@ -209,3 +209,27 @@ def test_reasons_of_one_deal_equal_the_batch_s_even_on_tied_contributions(pack):
         _, pos, _ = m.score_statuses(e.status, e.stages, top=top)
         one = m.explain_evaluation(m.engine.evaluate(recs[0]), top=top)["model_reasons"]
         assert [r["feature"] for r in one if r["contribution"] > 0] == list(pos[0]) == ["R1", "R2"][:top]
+
+
+def test_train_summary_names_the_challenger_the_unread_fields_and_the_signs(pack, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+
+    h = history(600, seed=6, extra=lambda rng: {"amount": rng.choice([1e4, 1e6])},
+                effect=lambda r: 2.5 * (r["amount"] > 1e5) - 1.2 + 1.0 * (r["needs_understood"] is True))
+    src = tmp_path / "history.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in h))
+    res = CliRunner().invoke(main, ["train", str(src), "--rules", str(pack), "--out", str(tmp_path / "m"),
+                                    "--min-per-class", "20"])
+    assert res.exit_code in (0, 5), res.output
+    assert "challenger (GBM)" in res.output and "scorecard vs challenger: log loss" in res.output
+    assert "raw fields with signal that no rule reads (write a rule for them): amount" in res.output
+    assert "signs constrained: held-out log loss constrained" in res.output
+    res = CliRunner().invoke(main, ["train", str(src), "--rules", str(pack), "--out", str(tmp_path / "m2"),
+                                    "--min-per-class", "20", "--free-signs", "--json"])
+    out = json.loads(res.stdout)
+    assert out["signs"]["published"] == "free" and "amount" in out["challenger"]["unread_with_signal"]
+    assert set(out["metrics"]) == {"model", "base_rate", "rule_score", "challenger"}
