@@ -80,10 +80,10 @@ class Design:
 
 
 def stage_indices(stages: Sequence[str | None]) -> np.ndarray:
-    """Stage positions (:func:`scoring.model.scorecard._stage_index`: no stage counts as the first)."""
-    from scoring.model.scorecard import _stage_index
+    """Stage positions (:func:`scoring.model.scorecard.stage_positions`: no stage counts as the first)."""
+    from scoring.model.scorecard import stage_positions
 
-    return _stage_index(stages)
+    return stage_positions(stages)
 
 
 def numeric_on(inp: NumericInput, stage_idx: np.ndarray) -> np.ndarray:

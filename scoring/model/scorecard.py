@@ -297,7 +297,7 @@ def numeric_values(pack: Any, inputs: Sequence[NumericInput], n: int, measures: 
     return out
 
 
-def _stage_index(stages: Sequence[str | None]) -> np.ndarray:
+def stage_positions(stages: Sequence[str | None]) -> np.ndarray:
     """Stage positions; a record without a stage (a pack without stages) counts as the first stage."""
     try:
         return np.fromiter((0 if s is None else STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
@@ -510,7 +510,7 @@ class Model:
                          derived: Any = None) -> np.ndarray:
         """Contributions (n, n_terms) from statuses, stages and the numeric inputs."""
         n = np.asarray(status).shape[0]
-        return self._contributions(status, _stage_index(stages), self.numeric_matrix(n, measures, derived))
+        return self._contributions(status, stage_positions(stages), self.numeric_matrix(n, measures, derived))
 
     def evidence_of(self, records: Any, as_of: AsOf = None) -> RecordEvidence:
         """The rule statuses, stages, derived facts and measures of validated ``records``."""
@@ -654,7 +654,7 @@ class Model:
         recs = as_record_list(records)
         e = self.evidence_of(recs, as_of)
         numeric = self.numeric_matrix(len(recs), e.measures, e.derived)
-        C = self._contributions(e.status, _stage_index(e.stages), numeric)
+        C = self._contributions(e.status, stage_positions(e.stages), numeric)
         z = self.intercept + C.sum(axis=1)
         return [{"id": rec.get("id"), "as_of": rec.get("as_of"), "win_probability": float(sigmoid(zi)),
                  "logit": float(zi), "intercept": self.intercept, "positive": pos, "negative": neg}
@@ -663,7 +663,7 @@ class Model:
     def _evaluation_arrays(self, ev: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         status = np.array([[STATUS_CODES[ev.status[r.id]] for r in self.pack.rules]], dtype=np.int8)
         numeric = self.numeric_matrix(1, getattr(ev, "measures", None), getattr(ev, "derived", None))
-        return status, _stage_index([ev.stage]), numeric
+        return status, stage_positions([ev.stage]), numeric
 
     def explain_evaluation(self, ev: Any, lang: str = "en", top: int = TOP_REASONS) -> dict:
         """The model's part of one deal's explanation (see :func:`scoring.score.explain.explain_record`).
@@ -728,7 +728,7 @@ class Model:
         in win probability if it were met, every other term held (NaN for rules met or not
         applying).  Negative for a red flag (raising it would lower the probability); the next
         actions rank the checklist items and milestones by it."""
-        stage_idx = _stage_index(stages)
+        stage_idx = stage_positions(stages)
         C = self._contributions(status, stage_idx, self.numeric_matrix(np.asarray(status).shape[0], measures, derived))
         return self._gains(status, stage_idx, C)
 

@@ -265,10 +265,10 @@ def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np
 
     The one formula, column-wise (:class:`scoring.score.rulescore.VectorScorer`).
     """
-    from scoring.contract.schema import STAGE_INDEX
+    from scoring.model.scorecard import stage_positions
     from scoring.score.rulescore import VectorScorer
 
-    stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
+    stage_idx = stage_positions(stages)  # a record without a stage (a pack without stages): the first
     return VectorScorer(pack).score(np.asarray(status, dtype=np.int8), stage_idx).score.astype(float)
 
 
