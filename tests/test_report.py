@@ -242,3 +242,43 @@ def test_the_report_renders_in_headless_chromium(model_dir, hist, tmp_path):
                     out.resolve().as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert shot.stat().st_size > 20_000  # a blank page compresses to a few KB
+
+
+# --------------------------------------------------------------------------- scorecard, challenger, signs
+def test_report_leads_with_the_points_table(page):
+    assert page.index('<table id="points"') < page.index('<table id="metrics"')
+    assert "Baseline (intercept)" in section(page, "points")
+
+
+def test_points_table_rows_sum_with_the_intercept_to_each_deal_s_logit(model_dir, hist):
+    from scoring.contract.nested import validate_record
+
+    model = A.load_model(model_dir)
+    recs = [validate_record(r, model.pack.schema) for r in hist[:30]]
+    table = model.points_table()
+    contrib = model.contributions(recs)
+    for (_, row), z in zip(contrib.iterrows(), model.logit(recs)):
+        assert row.sum() + table.loc[table["evidence"] == "intercept", "log_odds"].item() == pytest.approx(z)
+
+
+def test_report_says_what_each_metric_means_in_one_sentence(page):
+    items = re.findall(r"<li>(.*?)</li>", re.search(r'<ul id="metric-help">(.*?)</ul>', page, re.S).group(1), re.S)
+    assert [i.split(":")[0] for i in items] == ["ROC AUC", "Log loss", "Brier score", "Calibration error (ECE)"]
+
+
+def test_report_sets_the_scorecard_against_the_challenger_and_names_unread_fields(page, manifest):
+    ch = manifest["challenger"]
+    lo, hi = ch["against_scorecard"]["interval"]
+    text = html.unescape(re.search(r'<p id="challenger-diff">(.*?)</p>', page, re.S).group(1))
+    assert f"{lo:+.4f} .. {hi:+.4f}" in text
+    unread = html.unescape(re.search(r'<p id="unread-fields">(.*?)</p>', page, re.S).group(1))
+    for name in ch["unread_with_signal"]:
+        assert name in unread
+    assert "Challenger (gradient boosting)" in section(page, "metrics")
+
+
+def test_report_states_the_sign_check(page, manifest):
+    s = manifest["signs"]
+    assert f"constrained {s['log_loss']['constrained']:.4f}, free {s['log_loss']['free']:.4f}" in page
+    head = html.unescape(re.search(r'<p id="sign-check">(.*?)</p>', page, re.S).group(1))
+    assert ("against the declared direction" in head) == bool(s["contradicts"])

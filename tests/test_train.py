@@ -12,8 +12,9 @@ import pytest
 from conftest import SMALL_PACK_RULES
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
-from scoring.model.logistic import coef_to_points
-from scoring.model.train import C_GRID, choose_C, prepare_history, split_deals, train
+from scoring.model.fit import C_GRID, choose_and_fit, fit_penalised
+from scoring.model.scorecard import coef_to_points
+from scoring.model.train import prepare_history, split_deals, train
 
 RULES = SMALL_PACK_RULES
 STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding"]
@@ -124,35 +125,30 @@ def test_same_data_and_seed_give_identical_coefficients(pack):
     random.Random(1).shuffle(shuffled)
     b = train(shuffled, rules=pack, min_per_class=10, seed=3)
     assert a.params["C"] == b.params["C"]
-    assert np.array_equal(a.model.coef, b.model.coef) and a.model.intercept == b.model.intercept
+    assert a.model.to_spec() == b.model.to_spec()
     assert a.data_fingerprint == b.data_fingerprint
 
 
-def test_C_is_the_one_of_the_lowest_deal_weighted_log_loss_over_the_grouped_folds():
-    """By hand: every C on every fold, each validation snapshot weighted by 1 / its deal's snapshots,
-    the losses pooled over all folds (not a plain mean of per-fold means)."""
+def test_the_unbounded_fit_is_scikit_learn_s_logistic_regression():
+    """The scorecard's objective is LogisticRegression's: C * weighted log loss + 0.5 * ||beta||^2."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-    from sklearn.model_selection import GroupKFold
 
     rng = np.random.default_rng(4)
-    groups = np.repeat([f"D{i}" for i in range(120)], rng.integers(1, 5, 120))
-    X = rng.integers(0, 2, (len(groups), 6)).astype(float)
-    y = (rng.random(len(groups)) < 1 / (1 + np.exp(-(X @ [1.5, -1, 0.5, 0, 0, 0.2] - 0.3)))).astype(int)
-    _, per_deal = np.unique(groups, return_inverse=True)
-    w = 1.0 / np.bincount(per_deal)[per_deal]
-    splits = list(GroupKFold(n_splits=5, shuffle=True, random_state=7).split(X, y, groups))
-    by_hand = {}
-    for C in C_GRID:
-        loss = 0.0
-        for tr, va in splits:
-            lr = LogisticRegression(C=C, max_iter=5000, tol=1e-8).fit(X[tr], y[tr], sample_weight=w[tr])
-            loss += log_loss(y[va], lr.predict_proba(X[va])[:, 1], sample_weight=w[va], normalize=False)
-        by_hand[C] = loss / w.sum()
-    C, table = choose_C(X, y, w, groups, seed=7)
-    assert [r["C"] for r in table] == list(C_GRID)
-    assert [r["log_loss"] for r in table] == pytest.approx([by_hand[c] for c in C_GRID], rel=1e-9)
-    assert C == min(C_GRID, key=lambda c: (by_hand[c], c))
+    X = rng.integers(0, 2, (400, 6)).astype(float)
+    y = (rng.random(400) < 1 / (1 + np.exp(-(X @ [1.5, -1, 0.5, 0, 0, 0.2] - 0.3)))).astype(int)
+    w = rng.uniform(0.25, 1.0, 400)
+    for C in (0.1, 1.0):
+        lr = LogisticRegression(C=C, max_iter=5000, tol=1e-10).fit(X, y, sample_weight=w)
+        theta = fit_penalised(X, y, w, C, [(None, None)] * 6)
+        assert theta[0] == pytest.approx(lr.intercept_[0], abs=1e-5)
+        assert theta[1:] == pytest.approx(lr.coef_[0], abs=1e-5)
+
+
+def test_C_is_the_one_of_the_lowest_deal_weighted_log_loss_over_the_grouped_folds(pack):
+    res = train(history(300), rules=pack, min_per_class=10, challenger=False)
+    global_rows = [r for r in res.cv if r["kappa"] is None]
+    assert [r["C"] for r in global_rows] == list(C_GRID)
+    assert res.params["C"] == min(global_rows, key=lambda r: (round(r["log_loss"], 12), r["C"]))["C"]
 
 
 def test_metrics_compare_the_model_with_both_baselines(pack):
@@ -176,7 +172,10 @@ def test_contributions_and_intercept_sum_to_the_logit(pack):
     model = res.model
     contrib = model.contributions(recs)
     assert np.allclose(contrib.sum(axis=1).to_numpy() + model.intercept, model.logit(recs), atol=1e-12)
-    assert np.allclose(model.predict_proba(recs), res.pipeline.predict_proba(recs)[:, 1], atol=1e-12)
+    test = [validate_record(r, res.pack.schema) for r in history(200) if r["id"] in set(res.test_ids)]
+    test = [r for r in test if r["as_of"] < r["closed_at"]]
+    test.sort(key=lambda r: (r["id"], r["as_of"]))
+    assert np.allclose(model.predict_proba(test), res.held_out["p_model"], atol=1e-12)  # fit path = scoring path
     for rec, rs in zip(recs, model.reasons(recs, top=3, lang="zh")):
         assert len(rs["positive"]) <= 3 and len(rs["negative"]) <= 3
         assert all(r["contribution"] > 0 for r in rs["positive"]) and all(r["contribution"] < 0 for r in rs["negative"])
@@ -189,7 +188,7 @@ def test_coefficient_table_sets_learned_points_beside_expert_points(pack):
     res = train(history(200), rules=pack, min_per_class=10)
     t = res.model.coefficient_table()
     assert list(t.columns) == ["feature", "rule", "kind", "evidence", "title", "expert_points", "coefficient",
-                               "learned_points"]
+                               "learned_points", "sign"]
     row = t.set_index("feature").loc["F1"]
     assert row["expert_points"] == -5 and row["kind"] == "red_flag"
     assert row["learned_points"] == pytest.approx(row["coefficient"] * 20 / math.log(2))

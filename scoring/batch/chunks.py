@@ -130,7 +130,8 @@ class ChunkScorer:
             "stage": pa.array(stage_words, type=pa.string()),
         }
         if self.model is not None:
-            prob, pos, neg = self.model.score_statuses(status, stage_words)
+            prob, pos, neg = self.model.score_statuses(status, stage_words, derived=ev.derived,
+                                                       measures=getattr(ev, "measures", None))
             cols["win_probability"] = pa.array(np.round(prob, 6))
         else:
             pos = neg = Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=object))

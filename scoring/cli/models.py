@@ -28,10 +28,15 @@ from scoring.evidence import LANGS
               show_default=True, help="How no_decision outcomes count.")
 @click.option("--min-per-class", type=int, default=40, show_default=True,
               help="Fewest won and fewest lost deals needed to train.")
+@click.option("--free-signs", is_flag=True,
+              help="Let learned weights go against the rules' declared directions (default: constrained to them).")
+@click.option("--derived/--no-derived", default=True, show_default=True,
+              help="Also enter the pack's counts and computed day counts as binned inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @mapping_option
 @_fail_clean
-def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, as_json, mapping):
+def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, free_signs, derived,
+          as_json, mapping):
     """Train a model on closed deals in HISTORY and save it as an artifact.
 
     Exits with code 5 (the artifact is still saved, to inspect) when the model does not beat both
@@ -52,15 +57,19 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     with mapped(mapping, history, mapping_schema(rules_path) if mapping else None) as history:
         result = train_model(history, rules=rules_path, seed=seed,
                              test_fraction=test_fraction, no_decision_as=no_decision_as,
-                             min_per_class=min_per_class)
+                             min_per_class=min_per_class, signs="free" if free_signs else "constrained",
+                             derived=derived)
         unread = unread_input_fields(result.pack, history)
     path = save_model(result, out_dir)
     verdict = result.metrics["usefulness"]
     split_note = result.counts["split"]["note"]
     if split_note:
         click.echo(f"note: split: {split_note}", err=True)
-    summary = {"model": str(path), "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score")},
-               "usefulness": verdict, "counts": result.counts, "params": result.params, "unread_fields": unread}
+    summary = {"model": str(path),
+               "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score", "challenger")
+                           if k in result.metrics},
+               "usefulness": verdict, "counts": result.counts, "params": result.params, "signs": result.signs,
+               "challenger": result.challenger, "unread_fields": unread}
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
@@ -86,9 +95,16 @@ def _print_training(result, path: Path) -> None:
                + (", ".join(f"{n} {k}" for k, n in c["drops"].items() if n) or "none"))
     click.echo(f"  train: {c['train']}  (closed {c['train_closed'][0]} .. {c['train_closed'][1]})")
     click.echo(f"  test:  {c['test']}  (closed {c['test_closed'][0]} .. {c['test_closed'][1]})")
-    click.echo(f"  C = {result.params['C']:g}")
+    p = result.params
+    click.echo(f"  scorecard: C = {p['C']:g}, stage deviations: "
+               + (f"kept (penalty x{p['kappa']:g})" if p.get("kappa") else "none (no gain in CV)")
+               + f", signs {p['signs']}, {len(p.get('numeric_inputs') or [])} binned inputs")
     click.echo(f"  {'held-out':<24}{'ROC AUC':>9}{'log loss':>10}{'Brier':>8}{'ECE':>8}")
-    for name, label in (("model", "model"), ("rule_score", "rule score (Platt)"), ("base_rate", "base rate")):
+    rows = [("model", "scorecard"), ("challenger", "challenger (GBM)"), ("rule_score", "rule score (Platt)"),
+            ("base_rate", "base rate")]
+    for name, label in rows:
+        if name not in result.metrics:
+            continue
         m = result.metrics[name]
         click.echo(f"  {label:<24}{m['roc_auc']:>9.3f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}{m['ece']:>8.4f}")
     verdict = result.metrics["usefulness"]
@@ -97,10 +113,47 @@ def _print_training(result, path: Path) -> None:
         click.echo(f"  beats {label + ':':<12}{'yes' if b['beats'] else 'NO':<4} log loss {b['difference']:+.4f} "
                    f"({b['confidence']:.0%} interval {b['interval'][0]:+.4f} .. {b['interval'][1]:+.4f}, "
                    f"paired bootstrap over {b['deals']} held-out deals)")
+    for line in training_notes(result):
+        click.echo("  " + line)
     if verdict["useful"]:
         click.echo(f"make it current: scoring promote {path}")
     else:
         click.echo("not useful: do not promote it (scoring promote refuses it without --force)")
+
+
+def training_notes(result) -> list[str]:
+    """The summary's lines on the challenger, the raw fields no rule reads, and the signs."""
+    out = []
+    chal = result.challenger
+    if chal:
+        a = chal["against_scorecard"]
+        lo, hi = a["interval"]
+        verdict = ("the challenger is better by more than noise: look at the raw fields below" if lo > 0 else
+                   "the scorecard is better by more than noise" if hi < 0 else "no difference beyond noise")
+        out.append(f"scorecard vs challenger: log loss {a['difference']:+.4f} ({a['confidence']:.0%} interval "
+                   f"{lo:+.4f} .. {hi:+.4f}, paired bootstrap over {a['deals']} held-out deals): {verdict}")
+        unread = [r for r in chal["raw_fields"] if r["signal"] and not r["read_by_rules"]]
+        if unread:
+            out.append("raw fields with signal that no rule reads (write a rule for them): " + ", ".join(
+                f"{r['field']} (+{r['rise']:.4f} log loss when shuffled)" for r in unread))
+        else:
+            out.append("raw fields with signal that no rule reads: none")
+    s = result.signs
+    if s:
+        ll = s["log_loss"]
+        d = s["difference"]
+        out.append(f"signs {s['published']}: held-out log loss constrained {ll['constrained']:.4f}, free "
+                   f"{ll['free']:.4f} (difference {d['difference']:+.4f}, {d['confidence']:.0%} interval "
+                   f"{d['interval'][0]:+.4f} .. {d['interval'][1]:+.4f})")
+        bad = sorted(s["contradicts"], key=lambda r: -abs(r["log_odds"]))
+        if bad:
+            where = ("published weights" if s["published"] == "free" else
+                     "free fit (the published model holds them at 0; often another term carries the same evidence, "
+                     "else the data disagrees with the rule: check it)")
+            out.append(f"weights against the declared direction in the {where}: " + ", ".join(
+                f"{r['term']}{'@' + r['stage'] if r.get('stage') else ''}{'[' + r['bin'] + ']' if r.get('bin') else ''}"
+                f" {r['log_odds']:+.3f}" for r in bad[:12]) + (f" and {len(bad) - 12} more" if len(bad) > 12 else ""))
+    return out
 
 
 @main.command()

@@ -4,20 +4,30 @@ An artifact is a folder::
 
     <model>/
       manifest.json    what it is and how it was made (below), and the sha256 of every other file
-      model.joblib     the fitted Pipeline (evidence + logistic regression)
+      scorecard.json   the scorecard (:meth:`scoring.model.scorecard.Model.to_spec`): plain JSON, no pickle
       split.json       the deal ids of the training and test sets
       held_out.json    the test snapshots' outcomes, weights and predictions (model, rule score baseline),
                        so the report can draw its curves without the history (absent in older artifacts)
       rules/...        the exact rule pack files the model was trained with
 
-``manifest.json`` holds: ``format``, ``model_id``, ``created_at`` (UTC), the
+``manifest.json`` holds: ``format`` (:data:`FORMAT`), ``model_id``, ``created_at`` (UTC), the
 rule pack (name, version, version tag, fingerprint), the feature names, the
 library versions (python, scikit-learn, pandas, numpy, durable-rules, joblib,
 scoring), the training data fingerprint (sha256 of the canonical history, see
 :func:`scoring.model.train.canonical_fingerprint`) and counts, the parameters and
 seed, the CV table, the metrics of the model and of both baselines (with
-``metrics.usefulness``, whether the model beats both by more than noise), and
-``files``: relative path -> sha256 for every file but the manifest itself.
+``metrics.usefulness``, whether the model beats both by more than noise; and
+``metrics.challenger``), the sign report (``signs``), the challenger's verdict
+and raw-field importances (``challenger``), and ``files``: relative path ->
+sha256 for every file but the manifest itself.
+
+Formats.  :data:`FORMAT` (``dealscore-model/2``) stores the scorecard as JSON,
+so loading reads no pickle and imports no scikit-learn.  An artifact of the
+older format ``dealscore-model/1`` (a pickled scikit-learn pipeline,
+``model.joblib``) still loads: its coefficients become a scorecard without
+bins (:meth:`~scoring.model.scorecard.Model.from_pipeline`); retrain it to get
+the new one.  Any other format is refused with a :class:`ModelError` naming
+the artifact.
 
 :func:`save_model` writes into a temporary folder beside the target and
 renames it into place, so a half-written artifact never carries the final
@@ -26,7 +36,7 @@ unpickles anything, and refuses (:class:`~scoring.errors.ModelError`, naming
 the file) a missing file, a file whose bytes changed, and an unexpected extra
 file (an extra file under ``rules/`` would silently become part of the pack).
 The checksums detect accidents and casual edits; they are no signature: only
-load models from folders you trust (``model.joblib`` is a pickle).  The model
+load models from folders you trust (an older artifact's ``model.joblib`` is a pickle).  The model
 then scores with the pack read from the artifact's own ``rules/``.
 
 Which model is current, promotion and rollback are :mod:`scoring.model.registry`'s.
@@ -44,25 +54,28 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-import joblib
 import numpy as np
 
 from scoring import paths
 from scoring.errors import ModelError, RulePackError
 from scoring.evidence.pack import load_pack
-from scoring.model.logistic import Model
+from scoring.model.scorecard import Model
 
 if TYPE_CHECKING:  # for the annotation only: loading a model never needs the training code
     from scoring.model.train import TrainResult
 
-FORMAT = "dealscore-model/1"
+FORMAT = "dealscore-model/2"
+#: older formats this version still loads
+LEGACY_FORMAT = "dealscore-model/1"
 MANIFEST = "manifest.json"
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "scorecard.json"
+#: the model file of a :data:`LEGACY_FORMAT` artifact (a pickled scikit-learn pipeline)
+LEGACY_MODEL_FILE = "model.joblib"
 SPLIT_FILE = "split.json"
 HELD_OUT_FILE = "held_out.json"
 RULES_DIR = "rules"
 _IGNORED = {"__pycache__"}
-#: a logistic regression on 0/1 evidence has coefficients of a few units; beyond this, scores overflow
+#: a scorecard's log-odds points are a few units; beyond this, scores overflow
 MAX_COEF = 1e6
 
 
@@ -81,10 +94,10 @@ def files_under(folder: Path) -> list[str]:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python and of the libraries a pickled model depends on."""
+    """Versions of Python and of the libraries the training used."""
     out = {"python": platform.python_version()}
-    for label, dist in (("scikit-learn", "scikit-learn"), ("pandas", "pandas"), ("numpy", "numpy"),
-                        ("durable-rules", "durable_rules"), ("joblib", "joblib"), ("scoring", None)):
+    for label, dist in (("scikit-learn", "scikit-learn"), ("scipy", "scipy"), ("pandas", "pandas"), ("numpy", "numpy"),
+                        ("durable-rules", "durable_rules"), ("scoring", None)):
         try:
             out[label] = metadata.version(dist) if dist else __import__("scoring").__version__
         except metadata.PackageNotFoundError:
@@ -130,7 +143,7 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
             dest = tmp / RULES_DIR / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
-        joblib.dump(result.model.pipeline, tmp / MODEL_FILE)
+        _json_dump(_clean(result.model.to_spec()), tmp / MODEL_FILE)
         _json_dump({"train": list(result.train_ids), "test": list(result.test_ids)}, tmp / SPLIT_FILE)
         if getattr(result, "held_out", None) is not None:
             (tmp / HELD_OUT_FILE).write_text(json.dumps(_clean(result.held_out), separators=(",", ":"),
@@ -150,6 +163,8 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
                          "rule_score_platt": result.rule_score_platt},
             "seed": result.params.get("seed"),
             "metrics": result.metrics,
+            "signs": getattr(result, "signs", None),
+            "challenger": getattr(result, "challenger", None),
             "files": files,
         }
         _json_dump(_clean(manifest), tmp / MANIFEST)
@@ -190,8 +205,11 @@ def read_manifest(path: str | Path) -> dict:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelError(f"{mf}: not valid JSON ({str(exc)[:200]})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelError(f"{mf}: not a {FORMAT} manifest")
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        raise ModelError(f"{mf}: not a model manifest (no 'format')")
+    if manifest.get("format") not in (FORMAT, LEGACY_FORMAT):
+        raise ModelError(f"{root}: model format {str(manifest.get('format'))[:80]!r} is not one this version reads "
+                         f"({FORMAT}, or the older {LEGACY_FORMAT}): retrain the model with this version")
     for key, (kind, what) in _MANIFEST_KEYS.items():
         if not isinstance(manifest.get(key), kind):
             raise ModelError(f"{mf}: key {key!r} ({what}) is missing or not a {kind.__name__}: "
@@ -239,7 +257,7 @@ def verify_artifact(path: str | Path) -> dict:
         raise ModelError(f"model folder not found: {root}")
     manifest = read_manifest(root)
     expected: dict[str, str] = manifest["files"]
-    for rel in (MODEL_FILE, SPLIT_FILE):
+    for rel in (model_file(manifest), SPLIT_FILE):
         if rel not in expected:
             raise ModelError(f"{root}: the manifest lists no {rel}")
     checked = {rel: _checked_entry(root, rel, digest) for rel, digest in sorted(expected.items())}
@@ -257,8 +275,33 @@ def verify_artifact(path: str | Path) -> dict:
     return manifest
 
 
+def model_file(manifest: Mapping[str, Any]) -> str:
+    """The model file an artifact of ``manifest``'s format holds."""
+    return LEGACY_MODEL_FILE if manifest.get("format") == LEGACY_FORMAT else MODEL_FILE
+
+
+def _legacy_model(root: Path, pack: Any, manifest: dict) -> Model:
+    """The scorecard of an older (pickled pipeline) artifact; imports joblib and scikit-learn."""
+    import joblib
+
+    try:
+        pipeline = joblib.load(root / LEGACY_MODEL_FILE)
+    except Exception as exc:
+        raise ModelError(f"{root}: {LEGACY_MODEL_FILE} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); "
+                         f"it was written with {manifest.get('libraries')}: retrain the model") from None
+    try:
+        return Model.from_pipeline(pipeline, pack, manifest=manifest, path=root)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:  # a pickle of something else
+        raise ModelError(f"{root}: {LEGACY_MODEL_FILE} is not a fitted evidence + logistic model "
+                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
 def load_model(path: str | Path) -> Model:
-    """Load and verify the artifact at ``path``; the model scores with the pack in its ``rules/``."""
+    """Load and verify the artifact at ``path``; the model scores with the pack in its ``rules/``.
+
+    Raises ModelError naming the artifact when it does not verify, its format is
+    unknown, its model file is damaged, or its points are not finite numbers.
+    """
     root = Path(path)
     manifest = verify_artifact(root)
     try:
@@ -267,19 +310,22 @@ def load_model(path: str | Path) -> Model:
         raise ModelError(f"{root}: the rule pack in {RULES_DIR}/ does not load ({exc}); retrain or restore it") from None
     if pack.fingerprint != manifest["rule_pack"]["fingerprint"]:
         raise ModelError(f"{root}: the pack in {RULES_DIR}/ is not the one the manifest names")
-    try:
-        pipeline = joblib.load(root / MODEL_FILE)
-    except Exception as exc:
-        raise ModelError(f"{root}: {MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc}); "
-                         f"it was written with {manifest.get('libraries')}") from None
-    try:
-        pipeline.named_steps["evidence"].use_pack(pack)
-        model = Model(pipeline, manifest=manifest, path=root)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a pickle of something else
-        raise ModelError(f"{root}: {MODEL_FILE} is not a fitted evidence + logistic model "
-                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    if not (np.all(np.abs(model.coef) <= MAX_COEF) and abs(model.intercept) <= MAX_COEF):  # NaN fails too
-        raise ModelError(f"{root}: the model's coefficients are not finite numbers within +-{MAX_COEF:g}; "
+    if manifest["format"] == LEGACY_FORMAT:
+        model = _legacy_model(root, pack, manifest)
+    else:
+        try:
+            spec = json.loads((root / MODEL_FILE).read_text(encoding="utf-8"))
+            if not isinstance(spec, dict):
+                raise ValueError("not a JSON object")
+            model = Model(pack, spec, manifest=manifest, path=root)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ModelError(f"{root}: {MODEL_FILE} is not a scorecard ({str(exc)[:200]}); retrain or restore it") from None
+        except ModelError as exc:
+            raise ModelError(f"{root}: {MODEL_FILE}: {exc}") from None
+    values = np.concatenate([[model.intercept], model.met_points.ravel(), model.unk_points.ravel(),
+                             model.stage_points, model.numeric_unknown, *model.bin_points])
+    if not np.all(np.abs(values) <= MAX_COEF):  # NaN fails too
+        raise ModelError(f"{root}: the model's points (coefficients) are not finite numbers within +-{MAX_COEF:g}; "
                          "it would score NaN: retrain it")
     if model.feature_names != list(manifest.get("features", [])):
         raise ModelError(f"{root}: the model's features differ from the manifest's")

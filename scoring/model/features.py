@@ -1,4 +1,10 @@
-"""Evidence features: records -> the rule pack's evidence matrix.
+"""Evidence features: records -> the rule pack's evidence matrix (the older model's first step).
+
+The published model is now the scorecard (:mod:`scoring.model.scorecard`,
+fitted by :mod:`scoring.model.fit`); this transformer is kept because
+artifacts of the older format pickle it (``dealscore-model/1``, see
+:mod:`scoring.model.artifact`), and as a scikit-learn step for anyone
+building their own pipeline on the evidence.
 
 This is the first step of the model pipeline::
 

@@ -18,6 +18,16 @@ when a report is drawn).  It shows
   history.  A report never draws from a history it was not given: an older
   artifact without stored predictions needs ``history``;
 * the distribution of win probability and of rule score for won and lost deals;
+* first, the **points table** (:meth:`scoring.model.scorecard.Model.points_table`):
+  the points each rule status, stage and bin earns, which sum with the
+  intercept to a deal's log-odds, each row's sign check against its declared
+  direction;
+* one plain sentence per metric saying what it means for a sales manager;
+* the scorecard against the gradient-boosting challenger (held-out metrics and
+  the paired bootstrap interval of the log-loss difference), and the raw
+  fields that carry signal no rule reads (:mod:`scoring.model.challenger`);
+* the sign report: weights against the declared directions, and the held-out
+  log loss with constrained and with free signs;
 * the coefficient table as points, sorted so the biggest disagreements with
   the expert points come first;
 * per rule: how often it fires, the win rate when it fires and when it
@@ -53,8 +63,7 @@ from scoring import paths
 from scoring.errors import ModelError
 from scoring.evidence.status import MET, UNKNOWN
 from scoring.model.artifact import load_model, model_held_out, model_no_decision_as, model_split
-from scoring.model.features import UNKNOWN_SUFFIX
-from scoring.model.logistic import Model, coef_to_points, sigmoid
+from scoring.model.scorecard import UNKNOWN_SUFFIX, Model, sigmoid
 from scoring.model.metrics import baseline_verdict, probability_metrics, reliability_table
 from scoring.model.report_figures import draw_figures
 from scoring.model.report_page import render_html
@@ -160,8 +169,9 @@ def rule_statistics(model: Model, status: np.ndarray, stages: Sequence[str], y: 
     Weights ``w`` make each deal weigh 1.
     """
     pack = model.pack
-    learned = dict(zip(model.feature_names, coef_to_points(model.coef)))
-    apply_all = not getattr(model.evidence, "applicable_only", True)
+    ct = model.coefficient_table(lang)
+    learned = dict(zip(ct["feature"], ct["learned_points"]))
+    apply_all = not model.applicable_only
     W = float(w.sum())
     rows = []
     for j, r in enumerate(pack.rules):
@@ -222,10 +232,11 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
         split = model_split(model)
     training = manifest.get("training", {}) or {}
     h = prepare_history(records, model.pack, no_decision_as=model_no_decision_as(model))
-    status, stages = model.evidence.statuses(h.records)
-    X = model.evidence.transform_statuses(status, stages)
-    p_model = model.lr.predict_proba(X)[:, 1] if len(X) else np.zeros(0)
-    score = rule_scores(model.pack, status, stages) if len(X) else np.zeros(0)
+    e = model.evidence_of(h.records)
+    status, stages = e.status, e.stages
+    p_model = (model.predict_evidence(status, stages, measures=e.measures, derived=e.derived) if len(stages)
+               else np.zeros(0))
+    score = rule_scores(model.pack, status, stages) if len(stages) else np.zeros(0)
     platt = training.get("rule_score_platt") or {}
     p_rule = (sigmoid(platt["slope"] * score / 100.0 + platt["intercept"])
               if {"slope", "intercept"} <= set(platt) else None)
@@ -252,7 +263,7 @@ def report_data(model: Model, records: Sequence[Mapping], split: Mapping[str, Se
     rules = rule_statistics(model, status[on], [s for s, k in zip(stages, on) if k], h.y[on], h.weight[on],
                             h.deal[on], lang)
     return {"manifest": manifest, "verdict": baseline_verdict(manifest.get("metrics", {})), "held_out": held_out,
-            "coefficients": coefficient_points(model, lang), "rules": rules,
+            "points": model.points_table(lang), "coefficients": coefficient_points(model, lang), "rules": rules,
             "rule_stats_on": rule_stats, "rule_stats_counts": {"snapshots": int(on.sum()),
                                                                 "deals": int(len(set(h.deal[on])))}}
 
@@ -289,7 +300,7 @@ def stored_report_data(model: Model, *, lang: str = "en") -> dict[str, Any]:
                     "reliability": {"model": reliability_table(y, p_model, w),
                                     "rule_score": reliability_table(y, p_rule, w)}}
     return {"manifest": model.manifest, "verdict": baseline_verdict(model.manifest.get("metrics", {})),
-            "held_out": held_out, "coefficients": coefficient_points(model, lang),
+            "held_out": held_out, "points": model.points_table(lang), "coefficients": coefficient_points(model, lang),
             "rules": pd.DataFrame(), "rule_stats_on": "none", "rule_stats_counts": {"snapshots": 0, "deals": 0}}
 
 

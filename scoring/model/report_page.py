@@ -24,7 +24,8 @@ from scoring.model.report_text import num, pct, sign_class, signed, verdict_sent
 #: the held-out metrics of the page, and which way is better
 METRICS = (("roc_auc", "higher"), ("log_loss", "lower"), ("brier", "lower"), ("ece", "lower"))
 #: the training parameters the page's header shows
-SHOWN_PARAMS = ("C", "seed", "test_fraction", "no_decision_as", "min_per_class", "applicable_only")
+SHOWN_PARAMS = ("C", "kappa", "signs", "derived", "seed", "test_fraction", "no_decision_as", "min_per_class",
+                "applicable_only")
 #: the page template, in the package's ``templates/``
 TEMPLATE = "report.html"
 
@@ -67,7 +68,7 @@ def _counts(counts: Mapping[str, Any], w: Mapping[str, str]) -> tuple[list[list]
 
 
 def _metric_rows(metrics: Mapping[str, Any], w: Mapping[str, str]) -> tuple[list[str], list[dict]]:
-    cols = [("model", w["m_model"]),
+    cols = [("model", w["m_model"])] + ([("challenger", w["m_challenger"])] if metrics.get("challenger") else []) + [
             ("base_rate", w["m_base_rate"].format(p=num((metrics.get("base_rate") or {}).get("p")))),
             ("rule_score", w["m_rule_score"])]
     rows = []
@@ -75,9 +76,65 @@ def _metric_rows(metrics: Mapping[str, Any], w: Mapping[str, str]) -> tuple[list
         vals = [(metrics.get(c) or {}).get(key) for c, _ in cols]
         known = [v for v in vals if v is not None]
         best = (max(known) if better == "higher" else min(known)) if known else None
-        rows.append({"label": w[key], "better": w[better],
+        rows.append({"label": w[key], "better": w[better], "help": w["help_" + key],
                      "cells": [{"text": num(v, 4), "best": v is not None and v == best} for v in vals]})
     return [label for _, label in cols], rows
+
+
+def _points_rows(points: pd.DataFrame, w: Mapping[str, str]) -> tuple[list[dict], int]:
+    """The points table's rows (those earning points; the intercept first), and how many were left out."""
+    rows, hidden = [], 0
+    for r in points.itertuples(index=False):
+        if r.evidence != "intercept" and round(r.points, 1) == 0 and r.sign not in ("zero", "contradicts"):
+            hidden += 1
+            continue
+        stage = r.stage if isinstance(r.stage, str) else w["all_stages"]
+        bad = r.sign == "contradicts"
+        rows.append({"cls": "disagree" if bad else "", "cells": [
+            r.term if r.evidence != "intercept" else "", _cell(r.title, "t"), w.get(f"k_{r.kind}", r.kind),
+            stage if r.evidence not in ("intercept", "stage") else "",
+            w.get(f"ev_{r.evidence}", r.evidence), r.bin if isinstance(r.bin, str) else "",
+            _signed_cell(r.points), _signed_cell(r.log_odds, 3),
+            _signed_cell(r.expert_points, 0) if r.expert_points == r.expert_points else "",
+            _cell(w["check_" + r.sign], "warn nw" if bad else "nw")]})
+    return rows, hidden
+
+
+def _challenger(manifest: Mapping[str, Any], w: Mapping[str, str]) -> dict[str, Any] | None:
+    ch = manifest.get("challenger")
+    if not ch:
+        return None
+    from scoring.model.challenger import MIN_RISE, REPEATS
+
+    a = ch["against_scorecard"]
+    lo, hi = a["interval"]
+    unread = ch.get("unread_with_signal") or []
+    return {"note": w["challenger_note"].format(model=ch.get("model", ""), iters=ch.get("iterations", "?"),
+                                               cols=ch.get("columns", "?")),
+            "diff": w["ch_diff"].format(d=signed(a["difference"], 4), lo=signed(lo, 4), hi=signed(hi, 4),
+                                        deals=a["deals"]),
+            "verdict": w["ch_better"] if lo is not None and lo > 0 else w["ch_worse"] if hi is not None and hi < 0
+            else w["ch_same"],
+            "raw_note": w["raw_note"].format(repeats=REPEATS, min=MIN_RISE),
+            "unread": w["raw_unread"].format(names=", ".join(unread)) if unread else w["raw_none"],
+            "rows": [{"cls": "disagree" if r["signal"] and not r["read_by_rules"] else "", "cells": [
+                r["field"], _cell(signed(r["rise"], 4), "n"), _cell(num(r["sd"], 4), "n"),
+                w["yes"] if r["signal"] else w["no"], w["yes"] if r["read_by_rules"] else w["no"]]}
+                for r in ch.get("raw_fields", [])[:20]]}
+
+
+def _signs(manifest: Mapping[str, Any], w: Mapping[str, str]) -> dict[str, Any] | None:
+    sg = manifest.get("signs")
+    if not sg:
+        return None
+    d = sg["difference"]
+    bad = sorted(sg.get("contradicts", []), key=lambda r: -abs(r["log_odds"]))
+    return {"note": w["signs_note"].format(c=num(sg["log_loss"]["constrained"], 4), f=num(sg["log_loss"]["free"], 4),
+                                           d=signed(d["difference"], 4), lo=signed(d["interval"][0], 4),
+                                           hi=signed(d["interval"][1], 4)),
+            "head": (w["signs_bad_free"] if sg["published"] == "free" else w["signs_bad"]) if bad else w["signs_ok"],
+            "terms": [f"{r['term']}{' @ ' + r['stage'] if r.get('stage') else ''}"
+                      f"{' [' + r['bin'] + ']' if r.get('bin') else ''}: {signed(r['log_odds'], 3)}" for r in bad]}
 
 
 def _curves(data: Mapping[str, Any], w: Mapping[str, str], history_desc: str) -> dict[str, str] | None:
@@ -139,6 +196,7 @@ def page_view(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en"
     metrics = manifest.get("metrics", {}) or {}
     counts = (manifest.get("training") or {}).get("counts") or {}
     count_rows, drops = _counts(counts, w)
+    points_rows, hidden = _points_rows(data["points"], w)
     metric_columns, metric_rows = _metric_rows(metrics, w)
     verdict = baseline_verdict(metrics)
     rs = data["rule_stats_counts"]
@@ -152,6 +210,10 @@ def page_view(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en"
         "verdict": {"code": verdict, "sentence": verdict_sentence(metrics, lang),
                     "cls": "good" if verdict == "both" else "unknown" if verdict == "unknown" else "bad"},
         "curves": _curves(data, w, history_desc),
+        "points": points_rows, "points_note": w["points_note"].format(hidden=hidden),
+        "points_signs": w["points_signs"].format(mode=w["signs_" + (manifest.get("signs") or {}).get(
+            "published", "free" if manifest.get("format") == "dealscore-model/1" else "constrained")]),
+        "challenger": _challenger(manifest, w), "signs": _signs(manifest, w),
         "coef_note": w["coef_note"].format(k=num(data["coefficients"]["k"], 2)),
         **_coefficient_rows(data["coefficients"], w),
         "rules_note": w[rules_note].format(snap=rs["snapshots"], deals=rs["deals"]),

@@ -18,6 +18,63 @@ LANGS = ("en", "zh")
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Win-probability model report",
+        "points": "The scorecard: points per rule status, stage and bin",
+        "points_note": ("A deal's log-odds of winning is the intercept plus the points of every row that applies to "
+                        "it: each rule met (a red flag: raised) or unknown at the deal's stage (missing earns 0), "
+                        "its stage, and the bin each measure falls in (the lowest bin earns 0; unknown is a bin "
+                        "of its own). A row with a stage adds its points at that stage only, on top of the rule's "
+                        "global points. Points: +20 double the odds of winning, −20 halve them (log-odds × 20 / ln 2). "
+                        "Rows whose points are 0 are left out: {hidden} of them."),
+        "points_signs": ("Signs: checklist items and milestones should earn points, red flags lose them, measures "
+                         "move in their declared direction; triggers and facts are neutral. This model was trained "
+                         "with {mode} signs."),
+        "signs_constrained": "constrained", "signs_free": "free",
+        "t_stage": "Stage", "t_bin": "Bin", "t_points": "Points", "t_logodds": "Log-odds", "t_check": "Sign check",
+        "check_agrees": "agrees", "check_zero": "held at 0", "check_contradicts": "AGAINST the rule",
+        "check_neutral": "",
+        "all_stages": "all", "ev_bin": "bin", "k_measure": "measure", "k_derived": "derived fact", "k_fact": "fact",
+        "metric_help": "What the metrics mean",
+        "help_roc_auc": ("ROC AUC: take one won and one lost deal at random; this is how often the model gives the won "
+                         "deal the higher probability (0.5 is a coin toss, 1.0 never wrong). It says how well the "
+                         "model ranks deals, not whether its percentages are right."),
+        "help_log_loss": ("Log loss: the average penalty for each deal's probability against what happened, harsh "
+                          "on confident mistakes (saying 90% for a deal that is lost costs a lot). Lower is better; "
+                          "it is the figure the model is chosen and judged by."),
+        "help_brier": ("Brier score: the average squared gap between the probability and the outcome (1 won, 0 "
+                       "lost). Lower is better; always saying 50% scores 0.25."),
+        "help_ece": ("Calibration error (ECE): of the deals the model puts at about 30%, about 30% should be won; this "
+                     "is the average gap between the probability said and the win rate seen, over ten bands of "
+                     "probability. 0.03 means the percentages are off by about 3 points."),
+        "m_challenger": "Challenger (gradient boosting)",
+        "challenger": "The scorecard against a black-box challenger",
+        "challenger_note": ("The challenger ({model}; {iters} boosting rounds, {cols} input columns) is fitted on the "
+                            "same training deals, with the evidence plus every raw field of the records flattened "
+                            "(counts of contacts by role and stance, partner attitudes, amounts, dates...). It is "
+                            "never published: it shows how much a model could find beyond the rules."),
+        "ch_diff": ("Held-out log loss, scorecard minus challenger: {d} (95% interval {lo} .. {hi}, paired bootstrap "
+                    "over {deals} held-out deals)."),
+        "ch_better": "The challenger is better by more than noise: the raw fields below carry signal the rules miss.",
+        "ch_worse": "The scorecard is better by more than noise.",
+        "ch_same": "No difference beyond noise: the rules capture what the raw fields carry.",
+        "raw": "Raw fields that carry signal",
+        "raw_note": ("Permutation importance on the held-out deals: how much the challenger's log loss rises when "
+                     "one raw field is shuffled across deals ({repeats} shuffles; a field has signal when the rise "
+                     "is above {min} and twice its spread). Fields with signal that no rule reads are where a new "
+                     "rule could help."),
+        "raw_unread": "Fields with signal that no rule reads: {names}.",
+        "raw_none": "No raw field with signal is left unread by the rules.",
+        "t_field": "Raw field", "t_rise": "Log-loss rise", "t_sd": "Spread", "t_signal": "Signal", "t_read": "Read by a rule",
+        "yes": "yes", "no": "no",
+        "signs": "Sign sanity",
+        "signs_note": ("Held-out log loss with signs constrained {c}, free {f} (constrained minus free {d}, 95% "
+                       "interval {lo} .. {hi})."),
+        "signs_bad": ("Where the free fit goes against the declared direction; with constrained signs these are held "
+                      "at 0. Often another term carries the same evidence (a count beside the rule built on it); "
+                      "where none does, the data disagrees with the rule: check it. A bin shows its step from the "
+                      "bin below:"),
+        "signs_bad_free": "Published weights that go against the declared direction (check these rules):",
+        "signs_ok": "No learned weight goes against its declared direction.",
+
         "model": "Model",
         "pack": "Rule pack",
         "pack_fp": "Rule pack fingerprint",
@@ -109,6 +166,38 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "zh": {
         "title": "赢单概率模型报告",
+        "points": "评分卡：各规则状态、阶段和分箱的分值",
+        "points_note": "项目赢单的对数几率 = 截距 + 适用于它的各行分值之和：在项目所处阶段满足（红旗：触发）或未知的每条规则（未满足记 0）、所处阶段、各度量所落入的分箱（最低分箱记 0；未知单独成箱）。带阶段的行只在该阶段加分，叠加在规则的全局分值之上。分值：+20 表示赢单几率翻倍，−20 表示减半（对数几率 × 20 / ln 2）。分值为 0 的行未列出：共 {hidden} 行。",
+        "points_signs": "符号：检查项和里程碑应加分，红旗应减分，度量按声明方向变化；触发器和事实为中性。本模型训练时符号为{mode}。",
+        "signs_constrained": "约束", "signs_free": "自由",
+        "t_stage": "阶段", "t_bin": "分箱", "t_points": "分值", "t_logodds": "对数几率", "t_check": "符号检查",
+        "check_agrees": "一致", "check_zero": "固定为 0", "check_contradicts": "与规则相反",
+        "check_neutral": "",
+        "all_stages": "全部", "ev_bin": "分箱", "k_measure": "度量", "k_derived": "派生事实", "k_fact": "事实",
+        "metric_help": "指标的含义",
+        "help_roc_auc": "ROC AUC：随机取一个赢单项目和一个丢单项目，模型给赢单项目更高概率的比例（0.5 相当于掷硬币，1.0 从不出错）。它衡量排序能力，而不是百分比是否准确。",
+        "help_log_loss": "对数损失：每个项目的概率相对实际结果的平均惩罚，对自信的错误惩罚很重（对最终丢单的项目说 90% 代价很大）。越低越好；模型据此选择和评判。",
+        "help_brier": "Brier 分数：概率与结果（赢单 1，丢单 0）之差的平方的平均。越低越好；总是说 50% 得 0.25。",
+        "help_ece": "校准误差（ECE）：模型说约 30% 的项目，应约有 30% 赢单；这是十个概率区间上所说概率与实际赢单率之差的平均。0.03 表示百分比约偏差 3 个百分点。",
+        "m_challenger": "挑战者（梯度提升）",
+        "challenger": "评分卡与黑盒挑战者对比",
+        "challenger_note": "挑战者（{model}；{iters} 轮提升，{cols} 个输入列）在相同的训练项目上拟合，输入为证据加上记录中展平的全部原始字段（按角色和立场统计的联系人数、合作伙伴态度、金额、日期等）。它从不发布：只用来说明模型在规则之外还能发现多少。",
+        "ch_diff": "留出集对数损失，评分卡减挑战者：{d}（95% 区间 {lo} .. {hi}，基于 {deals} 个留出项目的配对自助法）。",
+        "ch_better": "挑战者明显更好（超出噪声）：下列原始字段含有规则遗漏的信号。",
+        "ch_worse": "评分卡明显更好（超出噪声）。",
+        "ch_same": "差异在噪声范围内：规则已涵盖原始字段中的信息。",
+        "raw": "含有信号的原始字段",
+        "raw_note": "留出项目上的置换重要性：将某个原始字段在项目间打乱后挑战者对数损失的上升（打乱 {repeats} 次；上升超过 {min} 且超过两倍离散度即视为有信号）。有信号但没有规则读取的字段，正是新规则可以发挥作用的地方。",
+        "raw_unread": "有信号但没有规则读取的字段：{names}。",
+        "raw_none": "所有有信号的原始字段都已被规则读取。",
+        "t_field": "原始字段", "t_rise": "对数损失上升", "t_sd": "离散度", "t_signal": "信号", "t_read": "被规则读取",
+        "yes": "是", "no": "否",
+        "signs": "符号检查",
+        "signs_note": "留出集对数损失：符号约束 {c}，自由 {f}（约束减自由 {d}，95% 区间 {lo} .. {hi}）。",
+        "signs_bad": "自由拟合中与声明方向相反的权重；在符号约束下这些权重固定为 0。常见原因是另一项携带了相同的证据（例如规则所依据的计数）；若没有这样的项，则数据与规则不一致：请检查。分箱显示其相对下一档的增量：",
+        "signs_bad_free": "已发布模型中与声明方向相反的权重（请检查这些规则）：",
+        "signs_ok": "没有学到的权重与其声明方向相反。",
+
         "model": "模型",
         "pack": "规则包",
         "pack_fp": "规则包指纹",

@@ -21,29 +21,32 @@ Steps, each with counts in the result
 5. **Weights**: each deal weighs the same however many snapshots it has:
    ``sample_weight = 1 / n_snapshots`` of its deal (after the drops).  Fitting
    and every metric use these weights.
-6. **C**: unless given, chosen among :data:`C_GRID` by 5-fold ``GroupKFold``
-   (by deal id, shuffled with ``seed``) on the training part only, by weighted
-   log loss (scikit-learn's ``GridSearchCV``, see :func:`choose_C`).  Evidence
-   is computed once; CV refits only the regression.
+6. **The scorecard** (:mod:`scoring.model.fit`): the evidence (rule
+   statuses, the pack's graded measures, and with ``derived`` its counts and
+   day counts) of every kept snapshot is computed once; the numeric inputs'
+   monotone bins are learned on the training part
+   (:mod:`scoring.model.binning`); ``C`` and the stage-deviation penalty are
+   chosen by 5-fold ``GroupKFold`` (by deal id, shuffled with ``seed``) on the
+   training part by weighted log loss; then one fit, with the weights bounded
+   to the declared directions unless ``signs="free"``.  The other signs mode
+   is fitted with the same penalties for the sign report (:func:`sign_report`).
 7. **Metrics** on the test set (weighted by deal): ROC AUC, log loss, Brier
    score, expected calibration error over 10 **equal-width** bins of the
    predicted probability, and a reliability table (:mod:`scoring.model.metrics`);
    beside two baselines, the
    training win rate as a constant and the rule score alone mapped to a
    probability by a 1-D logistic regression (Platt scaling) fitted on the
-   training snapshots.
+   training snapshots.  And the **challenger** (:mod:`scoring.model.challenger`),
+   gradient boosting on the evidence plus the raw fields, on the same split,
+   with the raw fields that carry signal no rule reads.
 8. **Is it useful** (:func:`scoring.model.metrics.usefulness`): a paired
    bootstrap over held-out deals of the log-loss difference against each
    baseline; the model is useful when both 95% intervals lie below 0
    (``metrics["usefulness"]``; ``scoring train`` exits non-zero otherwise).
 
 Deterministic: records are put in ``(id, as_of)`` order first, the solver
-(lbfgs) and the folds are deterministic, so the same data and seed give
-identical coefficients whatever the input order.
-
-Stage interactions (evidence x stage) were measured on the synthetic history
-and lowered the test log loss only within noise, so the model has none (see
-:mod:`scoring.model.features`).
+(L-BFGS-B) and the folds are deterministic, so the same data and seed give
+an identical scorecard whatever the input order.
 """
 from __future__ import annotations
 
@@ -57,23 +60,23 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import sklearn
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, make_scorer
-from sklearn.model_selection import GridSearchCV, GroupKFold
-from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from scoring.errors import ModelError
-from scoring.evidence.pack import RulePack
-from scoring.model.features import EvidenceTransformer, as_pack
-from scoring.model.logistic import Model
-from scoring.model.metrics import N_BINS, WEIGHTING, probability_metrics, reliability_table, usefulness
-
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-CV_FOLDS = 5
+from scoring.evidence.pack import RulePack, load_pack
+from scoring.model.fit import C_GRID, CV_FOLDS, KAPPA_GRID
+from scoring.model.metrics import (N_BINS, WEIGHTING, paired_bootstrap, probability_metrics, reliability_table,
+                                   usefulness, weighted_log_loss)
+from scoring.model.scorecard import Model, sigmoid
 DROP_REASONS = ("no_outcome", "no_closed_at", "no_as_of", "after_close", "no_decision")
 LABELS = {"won": 1, "lost": 0}
 #: how ``no_decision`` outcomes count: as lost deals, or dropped
 NO_DECISION_AS = ("lost", "drop")
+
+
+def as_pack(rules: str | Path | RulePack) -> RulePack:
+    """``rules`` itself when it is a loaded pack, else the pack loaded from that folder."""
+    return rules if isinstance(rules, RulePack) else load_pack(Path(rules))
 
 
 # --------------------------------------------------------------------------- data preparation
@@ -262,10 +265,10 @@ def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np
 
     The one formula, column-wise (:class:`scoring.score.rulescore.VectorScorer`).
     """
-    from scoring.contract.schema import STAGE_INDEX
+    from scoring.model.scorecard import stage_positions
     from scoring.score.rulescore import VectorScorer
 
-    stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=len(stages))
+    stage_idx = stage_positions(stages)  # a record without a stage (a pack without stages): the first
     return VectorScorer(pack).score(np.asarray(status, dtype=np.int8), stage_idx).score.astype(float)
 
 
@@ -278,15 +281,19 @@ class TrainResult:
     pack: RulePack
     metrics: dict[str, Any]           # {"model", "base_rate", "rule_score"} -> metrics; "reliability"; "weighting"
     counts: dict[str, Any]            # input / drops / train / test counts
-    params: dict[str, Any]            # seed, test_fraction, no_decision_as, min_per_class, C, C_grid, cv
-    cv: list[dict]                    # [{C, log_loss}] on the training part (empty when C was given)
+    params: dict[str, Any]            # seed, test_fraction, no_decision_as, min_per_class, C, kappa, signs, ...
+    cv: list[dict]                    # [{C, kappa, log_loss}] on the training part (empty when nothing was chosen)
     train_ids: list[str]
     test_ids: list[str]
     data_fingerprint: str
     rule_score_platt: dict[str, float]  # the baseline's slope and intercept (on score / 100)
-    #: the test snapshots' predictions (lists ``deal``, ``y``, ``w``, ``p_model``, ``p_rule``, ``score``),
-    #: saved in the artifact so the report can draw its curves without the history
+    #: the test snapshots' predictions (lists ``deal``, ``y``, ``w``, ``p_model``, ``p_rule``, ``score``, and
+    #: ``p_challenger`` when a challenger was fitted), saved in the artifact so the report needs no history
     held_out: dict[str, list] | None = None
+    #: sign sanity (:func:`sign_report`)
+    signs: dict[str, Any] = field(default_factory=dict)
+    #: the challenger's verdict (:func:`scoring.model.challenger.run_challenger`, without its predictions), or None
+    challenger: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -295,80 +302,47 @@ class TrainResult:
         return bool(self.metrics["usefulness"]["useful"])
 
     @property
-    def pipeline(self) -> Pipeline:
-        return self.model.pipeline
-
-    @property
     def feature_names(self) -> list[str]:
         return self.model.feature_names
 
 
-def logistic_regression(C: float, seed: int) -> LogisticRegression:
-    """The model's (unfitted) regression: lbfgs, tight tolerance, so fits are reproducible."""
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=5000, tol=1e-8, random_state=seed)
+def _text(v: Any) -> str | None:
+    """A table cell as text, None when empty (None or NaN)."""
+    return None if v is None or (isinstance(v, float) and v != v) else str(v)
 
 
-def choose_C(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, *, seed: int = 0,
-             grid: Sequence[float] = C_GRID, folds: int = CV_FOLDS) -> tuple[float, list[dict]]:
-    """``C`` of the lowest weighted log loss in grouped K-fold CV (groups = deal ids).
+def sign_report(published: Model, other: Model, ll: Mapping[str, float], difference: Mapping[str, Any]) -> dict:
+    """Where learned weights go against the declared directions.
 
-    ``GridSearchCV`` fits every ``C`` on every fold with the weights ``w`` and
-    scores each validation fold by its **summed** weighted log loss; the sum
-    over the folds divided by their total weight is the weighted log loss over
-    all validation snapshots (each deal weighs 1, whichever fold it is in),
-    which ``GridSearchCV``'s plain mean of per-fold means would not be.  A fold
-    whose training part holds one outcome only is left out.  Ties go to the
-    smaller ``C``.
-
-    Returns
-    -------
-    C : float
-    table : list of dict
-        ``{C, log_loss}`` per grid value, in grid order.
-
-    Raises
-    ------
-    ModelError
-        No fold has both outcomes in its training part.
+    ``published`` and ``other`` are the same scorecard fitted with constrained
+    and free signs (either way round, by ``published.signs``).  Returns
+    ``published`` (the mode), ``contradicts`` (the free fit's points-table rows
+    against their declared direction: ``term``, ``rule``, ``stage``, ``bin``,
+    ``log_odds``, ``direction``), ``held_at_zero`` (rules whose met points the
+    constrained fit holds at 0 though the rule has a direction), ``log_loss``
+    (held-out, per mode) and ``difference`` (paired bootstrap of constrained minus free).
     """
-    k = min(folds, len(set(groups)))
-    splits = [(tr, va) for tr, va in GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y, groups)
-              if len(np.unique(y[tr])) == 2]
-    if not splits:
-        raise ModelError("cannot choose C: no cross-validation fold has both won and lost deals to learn from; "
-                         "add history or pass C")
-    with sklearn.config_context(enable_metadata_routing=True):
-        summed_loss = make_scorer(log_loss, greater_is_better=False, response_method="predict_proba",
-                                  normalize=False, labels=[0, 1]).set_score_request(sample_weight=True)
-        search = GridSearchCV(logistic_regression(1.0, seed).set_fit_request(sample_weight=True),
-                              {"C": list(grid)}, scoring=summed_loss, cv=splits, refit=False)
-        search.fit(X, y, sample_weight=w)
-    total_weight = sum(float(w[va].sum()) for _, va in splits)
-    fold_losses = -np.array([search.cv_results_[f"split{i}_test_score"] for i in range(len(splits))])
-    table = [{"C": C, "log_loss": float(loss)} for C, loss in zip(grid, fold_losses.sum(axis=0) / total_weight)]
-    best = min(table, key=lambda r: (round(r["log_loss"], 12), r["C"]))
-    return best["C"], table
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, *, seed: int = 0,
-                 C: float | None = None) -> tuple[LogisticRegression, float, list[dict]]:
-    """Fit the regression on evidence ``X``: ``C`` by :func:`choose_C` unless given, then one weighted fit.
-
-    Returns ``(fitted regression, C, CV table)`` (the table is empty when ``C`` was given).
-    """
-    table: list[dict] = []
-    # one BLAS thread: the fits are small, and oversubscribed threads made them ~6x slower
-    with threadpool_limits(1):
-        if C is None:
-            C, table = choose_C(X, y, w, groups, seed=seed)
-        lr = logistic_regression(float(C), seed).fit(X, y, sample_weight=w)
-    return lr, float(C), table
+    free = published if published.signs == "free" else other
+    con = other if published.signs == "free" else published
+    t = free.points_table()
+    bad = t[t["sign"] == "contradicts"]
+    z = con.points_table()
+    zero = z[(z["sign"] == "zero") & (z["evidence"] == "met") & z["stage"].isna()]
+    return {"published": published.signs,
+            "contradicts": [{"term": r.term, "rule": _text(r.rule), "stage": _text(r.stage), "bin": _text(r.bin),
+                             "log_odds": float(r.step if r.evidence == "bin" else r.log_odds),
+                             "direction": int(r.direction)}
+                            for r in bad.itertuples(index=False)],
+            "held_at_zero": [str(r) for r in zero["rule"]],
+            "log_loss": dict(ll), "difference": dict(difference)}
 
 
 def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path | RulePack, seed: int = 0,
           test_fraction: float = 0.2, no_decision_as: str = "lost", min_per_class: int = 40,
-          C: float | None = None, applicable_only: bool = True) -> TrainResult:
-    """Train the evidence + logistic-regression model on closed deals.
+          C: float | None = None, applicable_only: bool = True, signs: str = "constrained",
+          derived: bool = True, measures: bool = True, stage_deviations: bool = True,
+          challenger: bool = True) -> TrainResult:
+    """Train the scorecard on closed deals.
 
     Parameters
     ----------
@@ -377,10 +351,9 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         a path is read with :func:`scoring.contract.reader.read_records` (its rejects
         are counted under ``counts["input"]["rejected"]``).
     rules : path or RulePack
-        The rule pack whose evidence the model learns from (the bundled one is
-        :func:`scoring.paths.default_rules`).
+        The rule pack whose evidence the model learns from.
     seed : int
-        Seeds the CV folds (and the solver, which does not use it).
+        Seeds the CV folds, the challenger and the bootstraps.
     test_fraction : float
         Share of distinct deals, the newest by ``closed_at``, held out for the metrics.
     no_decision_as : "lost" or "drop"
@@ -389,7 +362,18 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     C : float, optional
         Inverse regularisation strength; None chooses it by grouped CV on the training part.
     applicable_only : bool
-        See :class:`~scoring.model.features.EvidenceTransformer`.
+        A rule (or measure) earns points only at the stages where it applies.
+    signs : "constrained" or "free"
+        Bound each weight to its declared direction (default), or not (:mod:`scoring.model.fit`).
+        The other mode is fitted too, with the same penalties, for the sign report.
+    derived : bool
+        Also enter the pack's derived facts (counts, computed day counts) as binned inputs.
+    measures : bool
+        Enter the pack's graded measures as binned inputs (False: rule statuses only, for comparisons).
+    stage_deviations : bool
+        Let CV choose stage-dependent met points (False: global points only).
+    challenger : bool
+        Fit the gradient-boosting challenger and rank the raw fields (:mod:`scoring.model.challenger`).
 
     Returns
     -------
@@ -402,6 +386,12 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     RecordError
         A history record breaks the contract.
     """
+    from scoring.model.fit import (SIGNS, build_design, choose_and_fit, fit_once, learn_bins, scorecard_spec,
+                                   stage_indices)
+    from scoring.model.scorecard import numeric_values, pack_numeric_inputs, record_evidence
+
+    if signs not in SIGNS:
+        raise ModelError(f"signs must be one of {', '.join(SIGNS)}, not {signs!r}")
     t0 = time.perf_counter()
     pack = as_pack(rules)
     rejected = 0
@@ -426,18 +416,30 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
                              "add history or change test_fraction")
     t1 = time.perf_counter()
 
-    evidence = EvidenceTransformer(pack, applicable_only=applicable_only).fit(h.records)
-    status, stages = evidence.statuses(h.records)
-    X = evidence.transform_statuses(status, stages)
+    e = record_evidence(pack, h.records)
+    status, stages = e.status, e.stages
+    stage_idx = stage_indices(stages)
+    inputs = [i for i in pack_numeric_inputs(pack, derived=derived) if measures or i.source != "measure"]
+    numeric = numeric_values(pack, inputs, len(stages), e.measures, e.derived, "training")
     scores = rule_scores(pack, status, stages) / 100.0
+    y, w = h.y, h.weight
+    bins = learn_bins(inputs, numeric[tr], stage_idx[tr], y[tr], w[tr])
+    design = build_design(pack, status, stage_idx, numeric, inputs, bins, applicable_only)
     t2 = time.perf_counter()
 
-    y, w = h.y, h.weight
-    lr, C, cv_table = fit_logistic(X[tr], y[tr], w[tr], h.deal[tr], seed=seed, C=C)
-    model = Model(Pipeline([("evidence", evidence), ("model", lr)]))
+    with threadpool_limits(1):  # small fits: oversubscribed BLAS threads only slow them down
+        d_tr = design.take(tr)
+        fit = choose_and_fit(d_tr, y[tr], w[tr], h.deal[tr], seed=seed, signs=signs, C=C,
+                             kappa="cv" if stage_deviations else None)
+        other_signs = "free" if signs == "constrained" else "constrained"
+        other = fit_once(d_tr, np.arange(len(tr)), y[tr], w[tr], fit.C, fit.kappa, other_signs)
+    model = Model(pack, scorecard_spec(pack, design, fit, inputs, bins, applicable_only))
+    other_model = Model(pack, scorecard_spec(pack, design, other, inputs, bins, applicable_only))
     t3 = time.perf_counter()
 
-    p_model = lr.predict_proba(X[te])[:, 1]
+    d_te = design.take(te)
+    p_model = sigmoid(fit.logit(d_te))
+    p_other = sigmoid(other.logit(d_te))
     base = float(np.average(y[tr], weights=w[tr]))
     platt = LogisticRegression(C=1e6, solver="lbfgs", max_iter=5000, tol=1e-10).fit(
         scores[tr].reshape(-1, 1), y[tr], sample_weight=w[tr])
@@ -453,6 +455,23 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         "usefulness": usefulness(y[te], p_model, {"base_rate": np.full(len(te), base), "rule_score": p_rule},
                                  w[te], h.deal[te], seed=seed),
     }
+    p_con, p_free = (p_model, p_other) if signs == "constrained" else (p_other, p_model)
+    ll = {"constrained": weighted_log_loss(y[te], p_con, w[te]), "free": weighted_log_loss(y[te], p_free, w[te])}
+    sign = sign_report(model, other_model, ll, paired_bootstrap(y[te], p_con, p_free, w[te], h.deal[te], seed=seed))
+    t4 = time.perf_counter()
+
+    chal = None
+    held_out = {"deal": h.deal[te].tolist(), "y": y[te].tolist(), "w": w[te].tolist(),
+                "p_model": p_model.tolist(), "p_rule": p_rule.tolist(), "score": (100.0 * scores[te]).tolist()}
+    if challenger:
+        from scoring.model.challenger import run_challenger
+
+        names = [f"{t}" for t in _design_names(design, pack, inputs)]
+        chal = run_challenger(design.X, names, h.records, pack, y, w, h.deal, tr, te, p_model, seed=seed)
+        held_out["p_challenger"] = chal.pop("p").tolist()
+        metrics["challenger"] = chal["metrics"]
+    t5 = time.perf_counter()
+
     counts = {
         "input": {"snapshots": h.n_input + rejected, "rejected": rejected,
                   "deals": len({r["id"] for r in history_records})},
@@ -464,16 +483,37 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         "test_closed": [h.closed_at[test_ids[0]], h.closed_at[test_ids[-1]]],
         "split": {"method": split.method, "note": split.note},
     }
+    chosen = C is None
     params = {"seed": seed, "test_fraction": test_fraction, "no_decision_as": no_decision_as,
-              "min_per_class": min_per_class, "C": C, "C_grid": list(C_GRID) if cv_table else None,
-              "cv": f"{CV_FOLDS}-fold GroupKFold by deal id on the training part" if cv_table else None,
-              "applicable_only": applicable_only}
-    t4 = time.perf_counter()
+              "min_per_class": min_per_class, "C": fit.C, "C_grid": list(C_GRID) if chosen else None,
+              "kappa": fit.kappa, "kappa_grid": [k for k in KAPPA_GRID] if stage_deviations else None,
+              "cv": f"{CV_FOLDS}-fold GroupKFold by deal id on the training part" if fit.cv else None,
+              "applicable_only": applicable_only, "signs": signs, "derived": derived, "measures": measures,
+              "stage_deviations": stage_deviations, "numeric_inputs": [i.name for i in inputs]}
     return TrainResult(
-        model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=cv_table,
+        model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=fit.cv,
         train_ids=list(train_ids), test_ids=list(test_ids), data_fingerprint=h.fingerprint,
         rule_score_platt={"slope": float(platt.coef_[0][0]), "intercept": float(platt.intercept_[0])},
-        held_out={"deal": h.deal[te].tolist(), "y": y[te].tolist(), "w": w[te].tolist(),
-                  "p_model": p_model.tolist(), "p_rule": p_rule.tolist(), "score": (100.0 * scores[te]).tolist()},
-        timings={"prepare": t1 - t0, "evidence": t2 - t1, "fit": t3 - t2, "metrics": t4 - t3, "total": t4 - t0},
+        held_out=held_out, signs=sign, challenger=chal,
+        timings={"prepare": t1 - t0, "evidence": t2 - t1, "fit": t3 - t2, "metrics": t4 - t3,
+                 "challenger": t5 - t4, "total": t5 - t0},
     )
+
+
+def _design_names(design, pack: RulePack, inputs) -> list[str]:
+    """Names of the design's global columns (the challenger's evidence columns)."""
+    from scoring.contract.schema import STAGES
+
+    out = []
+    for kind, i, k in design.cols:
+        if kind == "met":
+            out.append(pack.rules[i].id)
+        elif kind == "unknown":
+            out.append(pack.rules[i].id + "__unknown")
+        elif kind == "stage":
+            out.append("stage=" + STAGES[i])
+        elif kind == "step":
+            out.append(f"{inputs[i].name}>=bin{k}")
+        else:
+            out.append(inputs[i].name + "__unknown")
+    return out
