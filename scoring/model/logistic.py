@@ -157,14 +157,32 @@ class Model:
     def feature_title(self, feature: str, lang: str = "en") -> str:
         """The words for an evidence column: the rule's title, ``Unknown: <title>`` or ``Stage: <name>``."""
         lang = lang if lang in STAGE_NAMES else "en"
-        for name, kind, ref in feature_layout(self.pack):
-            if name != feature:
-                continue
-            if kind == "stage":
-                return MODEL_LABELS["stage"][lang].format(STAGE_NAMES[lang].get(ref, ref))
-            title = self.pack.rule(ref).text("title", lang)
-            return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
-        raise ModelError(f"{feature!r} is not an evidence column of model {self.model_version}")
+        titles = self._titles.get(lang)
+        if titles is None:  # once per language: one deal's reasons are looked up on every score
+            titles = self._titles[lang] = {name: self._title(kind, ref, lang) for name, kind, ref in self._layout}
+        try:
+            return titles[feature]
+        except KeyError:
+            raise ModelError(f"{feature!r} is not an evidence column of model {self.model_version}") from None
+
+    def _title(self, kind: str, ref: str, lang: str) -> str:
+        if kind == "stage":
+            return MODEL_LABELS["stage"][lang].format(STAGE_NAMES[lang].get(ref, ref))
+        title = self.pack.rule(ref).text("title", lang)
+        return MODEL_LABELS["unknown"][lang].format(title) if kind == "unknown" else title
+
+    @property
+    def _layout(self) -> list[tuple[str, str, str | None]]:
+        """:func:`feature_layout` of the pack, worked out once per pack."""
+        cache = self.__dict__.get("_layout_cache")
+        if cache is None or cache[0] is not self.pack:
+            cache = self.__dict__["_layout_cache"] = (self.pack, feature_layout(self.pack), {})
+        return cache[1]
+
+    @property
+    def _titles(self) -> dict[str, dict[str, str]]:
+        self._layout  # noqa: B018  (titles are per pack, kept beside its layout)
+        return self.__dict__["_layout_cache"][2]
 
     def _reason_columns(self, X: np.ndarray, top: int) -> tuple[Ragged, Ragged]:
         """Per row of the evidence matrix ``X``: the columns of its ``top`` largest positive and
@@ -176,11 +194,8 @@ class Model:
         1-columns in that rank (a cumulative sum), with no per-row sort.
         """
         n, coef = X.shape[0], self.coef
-        names = self.feature_names
         out = []
-        for sign in (1.0, -1.0):
-            ranked = sorted((j for j in range(len(coef)) if sign * coef[j] > 0), key=lambda j: (-sign * coef[j], names[j]))
-            cols = np.asarray(ranked, dtype=np.int64)
+        for sign, cols in zip((1.0, -1.0), self._ranked(coef)):
             if n == 0 or len(cols) == 0 or top == 0:
                 out.append(Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=np.int64)))
                 continue
@@ -190,9 +205,22 @@ class Model:
             out.append(Ragged.from_pairs(rows, c, cols, n))
         return out[0], out[1]
 
+    def _ranked(self, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The columns with a positive, and with a negative, coefficient, each ranked by
+        ``|coefficient|`` descending, ties by feature name (worked out once per coefficients)."""
+        key = coef.tobytes()
+        hit = self.__dict__.get("_ranked_cache")
+        if hit is None or hit[0] != key:
+            names = self.feature_names
+            ranked = tuple(np.asarray(sorted((j for j in range(len(coef)) if sign * coef[j] > 0),
+                                             key=lambda j: (-sign * coef[j], names[j])), dtype=np.int64)
+                           for sign in (1.0, -1.0))
+            hit = self.__dict__["_ranked_cache"] = (key, ranked)
+        return hit[1]
+
     def _reason_dicts(self, X: np.ndarray, top: int, lang: str) -> list[tuple[list[dict], list[dict]]]:
         """Per row of ``X``, its positive and negative reasons as ``{feature, rule, evidence, title, contribution}``."""
-        layout = feature_layout(self.pack)
+        layout = self._layout
         coef = self.coef
 
         def row(j: int) -> dict:

@@ -225,7 +225,9 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
     stage = ev.stage
     si = STAGE_INDEX[stage]
     status = np.array([[STATUS_CODES[ev.status[r.id]] for r in pack.rules]], dtype=np.int8)
-    cols = vector_scorer(pack).score(status, np.array([si]))
+    vs = vector_scorer(pack)
+    cols = vs.score(status, np.array([si]))
+    applies = vs.applies[si].tolist()  # Rule.applies_at(stage) per rule, from the scorer's table
 
     def reason(r: Rule) -> Reason:
         return Reason(r.id, r.text("title", lang), r.points, ev.status[r.id], r.kind, list(r.methodology))
@@ -236,7 +238,7 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
     met = status[0] == MET
     per_stage = {s: StageBreakdown(s, 0.0, 0.0, [], [], []) for s in STAGES[: si + 1]}
     for j, r in enumerate(pack.rules):
-        if r.kind in SCORED_KINDS and r.applies_at(stage):
+        if r.kind in SCORED_KINDS and applies[j]:
             b = per_stage[r.stage]
             b.available += r.points
             b.earned += r.points if met[j] else 0.0
@@ -244,7 +246,7 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
     red_flags = reasons_of(cols.red_flags[0])
     raised = {f.rule for f in red_flags}
     reasons = [reason(r) for j, r in enumerate(pack.rules)
-               if r.id in raised or (r.kind in SCORED_KINDS and r.applies_at(stage) and met[j])]
+               if r.id in raised or (r.kind in SCORED_KINDS and applies[j] and met[j])]
     reasons.sort(key=lambda x: -abs(x.points))
     actions = []
     for rid in cols.next_actions[0]:
