@@ -5,7 +5,8 @@ Prints, with the conditions of the run (commit, Python, cores, load average, inp
 * ``Scorer()`` load time in fresh processes (``--loads`` of them; median and each): the import of
   ``scoring`` and the construction, with the current model and without a model, and which heavy
   libraries the load imported;
-* ``Scorer().score(record)`` latency per deal (p50, p99) over generated open deals, raw records in
+* ``Scorer().score(record)`` latency per deal (p50, p99; wall time, and this thread's CPU time,
+  which a loaded machine inflates less) over generated open deals, raw records in
   the contract's form (validation included), with the model and without it; then the same call
   split into its parts (validation, rules, rule score, the model's probability and reasons);
 * ``score_many`` at a few list sizes, per deal, with the rules evaluated one record at a time and
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conditions import footer, header, quantiles_ms  # noqa: E402
+from conditions import footer, header, timed  # noqa: E402
 
 LOAD_SCRIPT = """
 import json, sys, time
@@ -57,18 +58,6 @@ def print_loads(label: str, loads: list[dict]) -> None:
           f"(import {statistics.median(x['import'] for x in loads):.3f} s, "
           f"Scorer() {statistics.median(x['construct'] for x in loads):.3f} s); "
           f"each: {', '.join(f'{t:.3f}' for t in total)}; imported: {', '.join(loads[0]['heavy']) or 'none of them'}")
-
-
-def latencies(fn, items, repeat: int) -> list[float]:
-    """Per-item durations of ``fn(item)`` over ``items``, ``repeat`` passes (the first call is a warm-up)."""
-    fn(items[0])
-    out = []
-    for _ in range(repeat):
-        for it in items:
-            t0 = time.perf_counter()
-            fn(it)
-            out.append(time.perf_counter() - t0)
-    return out
 
 
 def main(argv=None) -> None:
@@ -103,16 +92,16 @@ def main(argv=None) -> None:
     print_loads("model=None", fresh_loads(None, args.loads))
 
     print(f"Scorer.score(record), {args.repeat} passes:")
-    print(f"  with the model:    {quantiles_ms(latencies(scorer.score, records, args.repeat))}")
-    print(f"  without a model:   {quantiles_ms(latencies(bare.score, records, args.repeat))}")
+    print(f"  with the model:    {timed(scorer.score, records, args.repeat)}")
+    print(f"  without a model:   {timed(bare.score, records, args.repeat)}")
     valid = [validate_record(r, scorer.pack.schema) for r in records]
     evs = [scorer.evaluator.evaluate(r) for r in valid]
     print("  its parts (each timed alone over the same deals):")
-    print(f"    validation:      {quantiles_ms(latencies(lambda r: validate_record(r, scorer.pack.schema), records, args.repeat))}")
-    print(f"    rules:           {quantiles_ms(latencies(scorer.evaluator.evaluate, valid, args.repeat))}")
-    print(f"    rule score:      {quantiles_ms(latencies(lambda e: score_evaluation(scorer.pack, e), evs, args.repeat))}")
+    print(f"    validation:      {timed(lambda r: validate_record(r, scorer.pack.schema), records, args.repeat)}")
+    print(f"    rules:           {timed(scorer.evaluator.evaluate, valid, args.repeat)}")
+    print(f"    rule score:      {timed(lambda e: score_evaluation(scorer.pack, e), evs, args.repeat)}")
     if scorer.model is not None:
-        print(f"    model + reasons: {quantiles_ms(latencies(scorer.model.explain_evaluation, evs, args.repeat))}")
+        print(f"    model + reasons: {timed(scorer.model.explain_evaluation, evs, args.repeat)}")
 
     print("score_many(records), per deal (median of the passes), rules one record at a time | column-wise:")
     saved = api.COLUMNWISE_FROM
@@ -125,11 +114,12 @@ def main(argv=None) -> None:
                 scorer.score_many(batch)  # warm-up
                 runs = []
                 for _ in range(args.repeat):
-                    t0 = time.perf_counter()
+                    c0, t0 = time.thread_time(), time.perf_counter()
                     scorer.score_many(batch)
-                    runs.append((time.perf_counter() - t0) / len(batch))
-                row.append(statistics.median(runs))
-            print(f"  {len(batch):>6,} records: {row[0] * 1e3:.3f} ms | {row[1] * 1e3:.3f} ms per deal")
+                    runs.append(((time.perf_counter() - t0) / len(batch), (time.thread_time() - c0) / len(batch)))
+                row.append([statistics.median(x[k] for x in runs) * 1e3 for k in (0, 1)])
+            print(f"  {len(batch):>6,} records: wall {row[0][0]:.3f} | {row[1][0]:.3f} ms, "
+                  f"CPU {row[0][1]:.3f} | {row[1][1]:.3f} ms per deal")
     finally:
         api.COLUMNWISE_FROM = saved
     print(f"  (score_many switches to column-wise at {saved} records)")

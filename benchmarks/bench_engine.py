@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conditions import footer, header, quantiles_ms  # noqa: E402
+from conditions import footer, header, latencies, quantiles_ms  # noqa: E402
 from scoring.evidence.durable import DURABLE_RULES, PYTHON, Engine, durable_rules_problem  # noqa: E402
 from scoring.contract.nested import validate_record  # noqa: E402
 from scoring.evidence.pack import load_pack  # noqa: E402
@@ -62,14 +62,9 @@ def main(argv=None) -> None:
         print(f"  durable-rules: not measured ({durable_rules_problem()})")
     for backend in backends:
         engine = Engine(pack, backend=backend)
-        engine.evaluate(records[0])  # compile once (durable-rules: the ruleset)
-        lat = []
-        for _ in range(args.repeat):
-            for rec in records:
-                t0 = time.perf_counter()
-                engine.evaluate(rec)
-                lat.append(time.perf_counter() - t0)
-        print(f"{backend}: latency {quantiles_ms(lat)}; {len(lat) / sum(lat):,.0f} records/s (one thread)")
+        wall, cpu = latencies(engine.evaluate, records, args.repeat)  # the first call compiles the ruleset
+        print(f"{backend}: latency wall {quantiles_ms(wall)}; CPU {quantiles_ms(cpu)}; "
+              f"{len(wall) / sum(wall):,.0f} records/s (one thread, wall)")
 
         gc.collect()
         before = rss_mib()

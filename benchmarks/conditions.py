@@ -1,4 +1,4 @@
-"""The conditions a benchmark ran under, printed beside its figures.
+"""The conditions a benchmark ran under, printed beside its figures, and how latencies are taken.
 
 A figure means little without them: the commit (and whether the tree had
 uncommitted changes), the Python, the cores this process may use, and the
@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +58,24 @@ def quantiles_ms(seconds: list[float]) -> str:
     s = sorted(seconds)
     p99 = s[min(len(s) - 1, int(0.99 * len(s)))]
     return f"p50 {statistics.median(s) * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms (n={len(s):,})"
+
+
+def latencies(fn, items, repeat: int) -> tuple[list[float], list[float]]:
+    """Per-item wall and CPU (this thread's) durations of ``fn(item)`` over ``items``, ``repeat``
+    passes (the first call is a warm-up).  On a loaded machine the wall time includes waiting for a
+    core; the CPU time does not."""
+    fn(items[0])
+    wall, cpu = [], []
+    for _ in range(repeat):
+        for it in items:
+            c0, t0 = time.thread_time(), time.perf_counter()
+            fn(it)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+    return wall, cpu
+
+
+def timed(fn, items, repeat: int) -> str:
+    """``wall p50 .., p99 ..; CPU p50 .., p99 ..`` of ``fn`` over ``items`` (see :func:`latencies`)."""
+    wall, cpu = latencies(fn, items, repeat)
+    return f"wall {quantiles_ms(wall)}; CPU {quantiles_ms(cpu)}"
