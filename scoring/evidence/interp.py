@@ -11,11 +11,14 @@ derived facts are computed by their classes' own ``record_value`` methods,
 status resolution is :data:`scoring.evidence.compiled.RESOLUTION`, and rules
 run in the compiled layer order.
 
-Why a third backend: durable-rules (the reference) costs ~4 ms per deal and
-does not import on Python 3.13 and newer; the numpy backend pays numpy's
-per-call cost on a chunk of one deal.  Here a deal takes tens of microseconds.
-``tests/test_interp.py`` checks it against durable-rules (statuses and
-derived facts, random packs and records) wherever durable-rules imports.
+Why a third backend: durable-rules (the reference) costs milliseconds per
+deal (a JSON round trip per fired rule) and does not import on Python 3.13 and
+newer; the numpy backend pays numpy's per-call cost many times over on a chunk
+of one deal.  Here a deal is a few hundred closure calls
+(``benchmarks/bench_engine.py`` measures both).  ``tests/test_interp.py``
+checks the whole evaluation against durable-rules wherever it imports, and
+against the numpy backend everywhere, on the default pack and on random packs
+and records.
 
 Values are read as :func:`scoring.evidence.arrays.values_column` reads them:
 a date as its day number (a text that is not a canonical date is unknown),

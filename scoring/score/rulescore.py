@@ -228,6 +228,7 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
     vs = vector_scorer(pack)
     cols = vs.score(status, np.array([si]))
     applies = vs.applies[si].tolist()  # Rule.applies_at(stage) per rule, from the scorer's table
+    applies_to = dict(zip((r.id for r in pack.rules), applies))
 
     def reason(r: Rule) -> Reason:
         return Reason(r.id, r.text("title", lang), r.points, ev.status[r.id], r.kind, list(r.methodology))
@@ -268,5 +269,5 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
         meeting_flags=reasons_of(cols.meeting_flags[0]),
         reasons=reasons,
         next_actions=actions,
-        unknown_inputs={k: v for k, v in ev.unknown_inputs.items() if pack.rule(k).applies_at(stage)},
+        unknown_inputs={k: v for k, v in ev.unknown_inputs.items() if applies_to[k]},
     )
