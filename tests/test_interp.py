@@ -16,19 +16,13 @@ from scoring.contract.frames import records_to_frames
 from scoring.errors import ScoringError
 from scoring.evidence import durable
 from scoring.evidence.columnar import ColumnarEvaluator
-from scoring.evidence.durable import DURABLE_RULES, PYTHON, Engine, durable_rules_problem
+from scoring.evidence.durable import DURABLE_RULES, PYTHON, Engine
 from scoring.evidence.interp import RecordEvaluator
 from scoring.evidence.pack import load_pack
 
-from conftest import rule
+from conftest import needs_durable_rules, rule
 from test_columnar import (AS_OF, DIFFERENTIAL, _N, _short, _spoil, _write_pack, random_pack_spec,
                            records_strategy)
-
-needs_durable_rules = pytest.mark.skipif(
-    durable_rules_problem() is not None,
-    reason=f"the reference is not available here: {durable_rules_problem()}; "
-           "the evaluator is checked against the numpy backend instead")
-
 
 def engine_differences(pack, records, reference: Engine, as_of=AS_OF, limit=20) -> list[str]:
     """Every record whose evaluation by the evaluator differs from ``reference``'s, as readable lines."""
@@ -92,7 +86,7 @@ def test_default_pack_evaluations_equal_durable_rules(pack, records):
 
 @needs_durable_rules
 @pytest.mark.timeout(180)
-@DIFFERENTIAL
+@settings(DIFFERENTIAL, max_examples=30)  # each example compiles a durable-rules ruleset
 @given(spec=random_pack_spec(), records=records_strategy())
 def test_random_packs_and_records_equal_durable_rules(tmp_path, spec, records):
     counts, rules = spec
@@ -113,7 +107,7 @@ def test_default_pack_equals_the_numpy_backend(pack, records):
 
 
 @pytest.mark.timeout(180)
-@settings(DIFFERENTIAL, max_examples=100)
+@settings(DIFFERENTIAL, max_examples=40)
 @given(spec=random_pack_spec(), records=records_strategy(), as_of=st.sampled_from([AS_OF, "2026-01-01"]))
 def test_random_packs_and_records_equal_the_numpy_backend(tmp_path, spec, records, as_of):
     counts, rules = spec
