@@ -243,12 +243,15 @@ class Engine:
         self.compiled = pack.compiled
         self._requested = backend
         self._backend: str | None = None  # chosen on first use: importing durable-rules costs ~50 ms
+        self._setup_lock = threading.Lock()
 
     @property
     def backend(self) -> str:
         """The backend evaluating records: ``"durable-rules"`` or ``"python"``."""
         if self._backend is None:
-            self._setup()
+            with self._setup_lock:
+                if self._backend is None:
+                    self._setup()
         return self._backend
 
     def _setup(self) -> None:
