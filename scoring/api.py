@@ -213,6 +213,8 @@ class Scorer:
         """The evaluations of validated records by the numpy backend, one chunk."""
         import datetime as _dt
 
+        import numpy as np
+
         from scoring.contract.frames import records_to_frames
         from scoring.evidence.columnar import ColumnarEvaluator
         from scoring.evidence.durable import Evaluation
@@ -223,15 +225,19 @@ class Scorer:
         default = self.as_of or _dt.date.today().isoformat()
         evidence = self._columnar.evaluate(records_to_frames(recs, self.pack.fields), default)
         ids = list(evidence.status.columns)
-        words = [dict(zip(ids, row)) for row in
-                 [[STATUS_WORDS[c] for c in codes] for codes in evidence.status.to_numpy().tolist()]]
-        derived = evidence.derived.astype(object).where(evidence.derived.notna(), None).to_dict("records")
+        words = np.asarray(STATUS_WORDS, dtype=object)[evidence.status.to_numpy()].tolist()
+        derived_cols = {}
+        for name in evidence.derived.columns:  # counts (int64), computed fields (Int64, NA when unknown)
+            col = evidence.derived[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            derived_cols[name] = [None if v != v else int(v) for v in col.tolist()]
+        met = STATUS_WORDS[MET]
         out = []
-        for rec, status, der in zip(recs, words, derived):
-            der = {k: None if v is None else int(v) for k, v in der.items()}
+        for i, (rec, row) in enumerate(zip(recs, words)):
+            status = dict(zip(ids, row))
+            der = {name: col[i] for name, col in derived_cols.items()}
             out.append(Evaluation(
                 record_id=str(rec.get("id")), stage=rec["stage"], as_of=rec.get("as_of") or default, status=status,
-                matched=[rid for rid in ids if status[rid] == STATUS_WORDS[MET]], derived=der,
+                matched=[rid for rid, w in zip(ids, row) if w == met], derived=der,
                 unknown_inputs=self.pack.compiled.unknown_inputs(rec, der, status)))
         return out
 

@@ -125,7 +125,14 @@ def _all(parts: tuple[Fn, ...]) -> Fn:
     if len(parts) == 2:
         a, b = parts
         return lambda d: a(d) and b(d)
-    return lambda d: all(p(d) for p in parts)
+
+    def every(d):
+        for p in parts:
+            if not p(d):
+                return False
+        return True
+
+    return every
 
 
 def _any(parts: tuple[Fn, ...]) -> Fn:
@@ -134,7 +141,14 @@ def _any(parts: tuple[Fn, ...]) -> Fn:
     if len(parts) == 2:
         a, b = parts
         return lambda d: a(d) or b(d)
-    return lambda d: any(p(d) for p in parts)
+
+    def some(d):
+        for p in parts:
+            if p(d):
+                return True
+        return False
+
+    return some
 
 
 class RecordEvaluator:

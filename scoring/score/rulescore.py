@@ -228,7 +228,7 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en") -> RuleSc
     vs = vector_scorer(pack)
     cols = vs.score(status, np.array([si]))
     applies = vs.applies[si].tolist()  # Rule.applies_at(stage) per rule, from the scorer's table
-    applies_to = dict(zip((r.id for r in pack.rules), applies))
+    applies_to = dict(zip(vs.ids.tolist(), applies))
 
     def reason(r: Rule) -> Reason:
         return Reason(r.id, r.text("title", lang), r.points, ev.status[r.id], r.kind, list(r.methodology))
