@@ -19,9 +19,10 @@ holds what evaluating it means:
 The backends only say how to run this form: :mod:`scoring.evidence.durable`
 (durable-rules, one record at a time, the reference) translates the trees
 into a durable-rules ruleset; :mod:`scoring.evidence.columnar` evaluates them
-with numpy over chunks of deals.  durable-rules cannot count, so derived facts
-are always computed with the numpy backend (a single record is a chunk of one
-deal) and asserted into the durable-rules fact.
+with numpy over chunks of deals; :mod:`scoring.evidence.interp` interprets
+them in Python for one record (the library call).  durable-rules cannot count,
+so its derived facts are computed with the numpy backend (a single record is a
+chunk of one deal) and asserted into the durable-rules fact.
 
 A new kind of derived fact (a graded measure, say) is a new class here with
 its ``value`` over arrays and its ``record_value`` for one record, one line in
