@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the table form's libraries are imported when a table is sco
 
 #: from this many records on, :meth:`Scorer.score_many` evaluates the rules column-wise
 #: (measured: ``benchmarks/bench_api.py``)
-COLUMNWISE_FROM = 64
+COLUMNWISE_FROM = 128
 
 
 @dataclass
