@@ -3,8 +3,8 @@
 Prints, with the conditions of the run (commit, Python, cores, load average, input shape):
 
 * ``Scorer()`` load time in fresh processes (``--loads`` of them; median and each): the import of
-  ``scoring`` and the construction, with the current model and without a model, and which heavy
-  libraries the load imported;
+  ``scoring`` and the construction (wall), the process's CPU time, with the current model and
+  without a model, and which heavy libraries the load imported;
 * ``Scorer().score(record)`` latency per deal (p50, p99; wall time, and this thread's CPU time,
   which a loaded machine inflates less) over generated open deals, raw records in
   the contract's form (validation included), with the model and without it; then the same call
@@ -37,7 +37,7 @@ from scoring import Scorer
 t1 = time.perf_counter()
 Scorer(model={model})
 t2 = time.perf_counter()
-print(json.dumps({{"import": t1 - t0, "construct": t2 - t1,
+print(json.dumps({{"import": t1 - t0, "construct": t2 - t1, "cpu": time.process_time(),
                   "heavy": [m for m in ("pandas", "pyarrow", "sklearn", "scipy", "durable", "joblib") if m in sys.modules]}}))
 """
 
@@ -57,7 +57,9 @@ def print_loads(label: str, loads: list[dict]) -> None:
     print(f"  {label}: import + Scorer() median {statistics.median(total):.3f} s "
           f"(import {statistics.median(x['import'] for x in loads):.3f} s, "
           f"Scorer() {statistics.median(x['construct'] for x in loads):.3f} s); "
-          f"each: {', '.join(f'{t:.3f}' for t in total)}; imported: {', '.join(loads[0]['heavy']) or 'none of them'}")
+          f"each: {', '.join(f'{t:.3f}' for t in total)}; CPU of the whole process (interpreter start "
+          f"included) median {statistics.median(x['cpu'] for x in loads):.3f} s; "
+          f"imported: {', '.join(loads[0]['heavy']) or 'none of them'}")
 
 
 def main(argv=None) -> None:
