@@ -151,6 +151,7 @@ class Scorer:
             self.pack = load_pack(rules or paths.default_rules())
         self.evaluator = RecordEvaluator(self.pack)
         self._chunk_scorer = None
+        self._columnar = None  # score_many's numpy backend, built on first use
 
     @property
     def model_version(self) -> str | None:
@@ -220,7 +221,7 @@ class Scorer:
         from scoring.evidence.durable import Evaluation
         from scoring.evidence.status import MET, STATUS_WORDS
 
-        if getattr(self, "_columnar", None) is None:
+        if self._columnar is None:
             self._columnar = ColumnarEvaluator(self.pack)
         default = self.as_of or _dt.date.today().isoformat()
         evidence = self._columnar.evaluate(records_to_frames(recs, self.pack.fields), default)
