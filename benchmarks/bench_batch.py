@@ -5,7 +5,7 @@ competitors and partners) as Parquet tables, scores it with ``scoring score``'s
 library function (column-wise rules, model, reasons, flags; every core), and
 prints throughput, the peak memory of the whole process tree (the parent and
 its workers, sampled every 50 ms from /proc), and the speed-up against the
-per-record durable-rules path (``Scorer.score``) measured in the same run on a
+per-record path (``Scorer.score``, the library call) measured in the same run on a
 subsample.
 
     .venv/bin/python benchmarks/bench_batch.py [--deals 1000000] [--subsample 2000] [--workers N]
@@ -132,7 +132,7 @@ def main(argv=None) -> None:
             scorer.score(rec)
             n += 1
         ref = n / (time.perf_counter() - t2)
-        print(f"per-record durable-rules path (Scorer.score, one process) on {n:,} of the same deals: {ref:,.0f} deals/s")
+        print(f"per-record path (Scorer.score, one process) on {n:,} of the same deals: {ref:,.0f} deals/s")
         print(f"speed-up of the batch over the per-record path: {summary['read'] / elapsed / ref:,.0f}x")
 
 

@@ -1,17 +1,14 @@
 """dealscore: win-probability scoring of B2B sales opportunities.
 
-records (contract) -> evidence (rule pack on durable-rules) -> rule score + features
-                                                            -> logistic model -> probability + reasons
+records (contract) -> evidence (rule pack, compiled; durable-rules the reference) -> rule score + features
+                                                                                  -> logistic model -> probability + reasons
 """
 from __future__ import annotations
 
 import sys
 
-if not ((3, 11) <= sys.version_info[:2] < (3, 13)):  # pragma: no cover - guarded by requires-python
-    raise ImportError(
-        "scoring needs Python 3.11 or 3.12: its rules engine, durable-rules 2.0.28, "
-        f"does not import on Python {sys.version_info.major}.{sys.version_info.minor}"
-    )
+if sys.version_info[:2] < (3, 11):  # pragma: no cover - guarded by requires-python
+    raise ImportError(f"scoring needs Python 3.11 or newer, not {sys.version_info.major}.{sys.version_info.minor}")
 
 __version__ = "0.1.0"
 

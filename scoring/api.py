@@ -5,34 +5,48 @@
 >>> result = scorer.score({"id": "OPP-1", "stage": "solution", "needs_understood": True})  # doctest: +SKIP
 >>> result.win_probability, result.rule_score, result.next_actions[0].action               # doctest: +SKIP
 
-* ``score(record)`` takes one nested record (a dict in the contract's form) and
-  runs the reference path: contract validation (a bad record raises
-  :class:`~scoring.errors.RecordError` naming the record and field), the
-  durable-rules engine, the rule score, the model's probability and reasons.
+* ``score(record)`` takes one nested record (a dict in the contract's form):
+  contract validation (a bad record raises :class:`~scoring.errors.RecordError`
+  naming the record and field), the rules (the pack's compiled form evaluated
+  in Python, :class:`~scoring.evidence.interp.RecordEvaluator`; the tests hold
+  it equal to the durable-rules reference), the rule score, the model's
+  probability and reasons.  It imports neither pandas nor pyarrow.
+* ``score_many(records)`` scores a list: the records are all validated first
+  (the first bad one raises, naming record and field; nothing is scored), then
+  scored as :meth:`Scorer.score` does; from :data:`COLUMNWISE_FROM` records on,
+  their rules are evaluated column-wise (the batch's numpy backend) in one go.
+  The results equal ``[score(r) for r in records]``.
 * ``score_frame(opportunities, contacts=None, ...)`` takes the table form
   (pandas DataFrames, as a CRM exports them) and runs the batch path
   (column-wise evaluation); it returns one row per deal, the same columns as
   the nightly output.  It is a pure function of its input, so it works as a
   Dask ``map_partitions`` or Spark ``mapInPandas`` partition function.
 
-A Scorer is safe to share between threads (the engine is per thread) and to
-ship to worker processes (it pickles; the engine is rebuilt there).
+A Scorer is safe to share between threads and to ship to worker processes (it
+pickles).  ``benchmarks/bench_api.py`` measures its load time and calls.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-import pandas as pd
-import pyarrow as pa
-
-from scoring.batch.chunks import ChunkScorer, as_of_date, output_schema
+from scoring.contract.values import as_of_date
 from scoring.errors import InputError, RecordError
-from scoring.evidence.durable import Engine
+from scoring.evidence.interp import RecordEvaluator
 from scoring.score.flags import STALLED, Thresholds, is_stalled
 from scoring.score.rulescore import score_evaluation
+
+if TYPE_CHECKING:  # the table form's libraries are imported when a table is scored
+    import pandas as pd
+    import pyarrow as pa
+
+    from scoring.evidence.durable import Evaluation
+
+#: from this many records on, :meth:`Scorer.score_many` evaluates the rules column-wise
+#: (measured: ``benchmarks/bench_api.py``)
+COLUMNWISE_FROM = 128
 
 
 @dataclass
@@ -87,6 +101,11 @@ class ScoreResult:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
+def _plain(obj: Any) -> dict[str, Any]:
+    """A flat dataclass of numbers, texts and lists of them as a dict (``asdict`` without its deep copy)."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in vars(obj).items()}
+
+
 class Scorer:
     """Scores opportunities with a model (and the rule pack inside it), or with a rule pack alone.
 
@@ -128,23 +147,31 @@ class Scorer:
                 self.model = load_model(mdir)
         if self.model is not None:
             self.pack = self.model.pack
-            self.engine = self.model.engine
         else:
             self.pack = load_pack(rules or paths.default_rules())
-            self.engine = Engine(self.pack)
+        self.evaluator = RecordEvaluator(self.pack)
         self._chunk_scorer = None
+        self._columnar = None  # score_many's numpy backend, built on first use
 
     @property
     def model_version(self) -> str | None:
         return self.model.model_version if self.model is not None else None
 
+    @property
+    def engine(self):
+        """The pack's one-record evaluator (kept under its former name)."""
+        return self.evaluator
+
     # ------------------------------------------------------------------ one record
     def score(self, record: Mapping[str, Any]) -> ScoreResult:
-        """Score one nested record (the reference path).  Raises RecordError on a bad record."""
+        """Score one nested record.  Raises RecordError on a bad record."""
         from scoring.contract.nested import validate_record
 
         rec = validate_record(record, self.pack.schema)
-        ev = self.engine.evaluate(rec, as_of=self.as_of)
+        return self._result(rec, self.evaluator.evaluate(rec, as_of=self.as_of))
+
+    def _result(self, rec: Mapping[str, Any], ev: "Evaluation") -> ScoreResult:
+        """The result of a validated record from what its rules found."""
         rs = score_evaluation(self.pack, ev, self.lang)
         prob = logit = intercept = None
         pos: list[Reason] = []
@@ -165,12 +192,55 @@ class Scorer:
             analysis_meeting=meetings, reasons_positive=pos, reasons_negative=neg,
             next_actions=[Action(a.rule, a.status, a.title, a.action, a.points) for a in rs.next_actions],
             model_version=self.model_version, rule_pack_version=self.pack.version_tag, logit=logit,
-            intercept=intercept, breakdown=[asdict(b) for b in rs.breakdown], unknown_inputs=rs.unknown_inputs,
+            intercept=intercept, breakdown=[_plain(b) for b in rs.breakdown], unknown_inputs=rs.unknown_inputs,
         )
 
     def score_many(self, records: Iterable[Mapping[str, Any]]) -> list[ScoreResult]:
-        """:meth:`score` on each record."""
-        return [self.score(r) for r in records]
+        """:meth:`score` of each record, in order.
+
+        Every record is validated before any is scored: a bad one raises
+        :class:`RecordError` naming the record and field.  From
+        :data:`COLUMNWISE_FROM` records on, the rules run column-wise over all
+        of them at once (the numpy backend); the results are the same.
+        """
+        from scoring.contract.nested import validate_record
+
+        recs = [validate_record(r, self.pack.schema) for r in records]
+        if len(recs) < COLUMNWISE_FROM:
+            return [self._result(r, self.evaluator.evaluate(r, as_of=self.as_of)) for r in recs]
+        return [self._result(r, ev) for r, ev in zip(recs, self._evaluate_columnwise(recs))]
+
+    def _evaluate_columnwise(self, recs: list[Mapping[str, Any]]) -> list["Evaluation"]:
+        """The evaluations of validated records by the numpy backend, one chunk."""
+        import datetime as _dt
+
+        import numpy as np
+
+        from scoring.contract.frames import records_to_frames
+        from scoring.evidence.columnar import ColumnarEvaluator
+        from scoring.evidence.durable import Evaluation
+        from scoring.evidence.status import MET, STATUS_WORDS
+
+        if self._columnar is None:
+            self._columnar = ColumnarEvaluator(self.pack)
+        default = self.as_of or _dt.date.today().isoformat()
+        evidence = self._columnar.evaluate(records_to_frames(recs, self.pack.fields), default)
+        ids = list(evidence.status.columns)
+        words = np.asarray(STATUS_WORDS, dtype=object)[evidence.status.to_numpy()].tolist()
+        derived_cols = {}
+        for name in evidence.derived.columns:  # counts (int64), computed fields (Int64, NA when unknown)
+            col = evidence.derived[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            derived_cols[name] = [None if v != v else int(v) for v in col.tolist()]
+        met = STATUS_WORDS[MET]
+        out = []
+        for i, (rec, row) in enumerate(zip(recs, words)):
+            status = dict(zip(ids, row))
+            der = {name: col[i] for name, col in derived_cols.items()}
+            out.append(Evaluation(
+                record_id=str(rec.get("id")), stage=rec["stage"], as_of=rec.get("as_of") or default, status=status,
+                matched=[rid for rid, w in zip(ids, row) if w == met], derived=der,
+                unknown_inputs=self.pack.compiled.unknown_inputs(rec, der, status)))
+        return out
 
     # ------------------------------------------------------------------ table form
     def score_frame(self, opportunities: pd.DataFrame, contacts: pd.DataFrame | None = None,
@@ -194,6 +264,8 @@ class Scorer:
             scores = ddf.map_partitions(scorer.score_frame, contacts, competitors, partners,
                                         other_deals="ignore", meta=scorer.output_meta())
         """
+        from scoring.batch.chunks import ChunkScorer
+
         children = {k: v for k, v in (("contacts", contacts), ("competitors", competitors),
                                       ("partners", partners)) if v is not None}
         if other_deals == "ignore":
@@ -225,6 +297,8 @@ class Scorer:
 
     def output_schema(self, keep: Sequence[str] = ()) -> pa.Schema:
         """The Arrow schema of :meth:`score_frame`'s result (and of the nightly Parquet output)."""
+        from scoring.batch.chunks import output_schema
+
         return output_schema(self.pack, self.model, keep)
 
     def output_meta(self, keep: Sequence[str] = ()) -> pd.DataFrame:
@@ -237,6 +311,8 @@ class Scorer:
         >>> Scorer(model=None).spark_ddl()[:40]                     # doctest: +SKIP
         'id string, as_of string, stage string, w'
         """
+        import pyarrow as pa
+
         def ddl(t) -> str:
             if pa.types.is_list(t):
                 return f"array<{ddl(t.value_type)}>"
@@ -252,5 +328,5 @@ class Scorer:
 
     def __getstate__(self) -> dict:
         d = dict(self.__dict__)
-        d["_chunk_scorer"] = None
+        d["_chunk_scorer"] = d["_columnar"] = None
         return d

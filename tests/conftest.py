@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from scoring.evidence.durable import Engine
+from scoring.evidence.durable import Engine, durable_rules_problem
 from scoring.evidence.pack import load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,12 @@ settings.register_profile("dealscore", settings.get_profile("ci" if os.environ.g
                           derandomize=False, print_blob=True)
 settings.load_profile("dealscore")
 DATA = Path(__file__).resolve().parent / "data"
+
+#: Differential tests against durable-rules, the reference: run wherever it imports (not on 3.13 and newer,
+#: where the one-record evaluator is checked against the numpy backend instead, tests/test_interp.py).
+needs_durable_rules = pytest.mark.skipif(
+    durable_rules_problem() is not None,
+    reason=f"needs durable-rules, the reference: {durable_rules_problem()}")
 
 
 @pytest.fixture(scope="session")

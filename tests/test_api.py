@@ -123,3 +123,35 @@ def test_spark_schema_names_every_output_column(scorer):
     assert ddl.startswith("`id` string, `as_of` string, `stage` string, `win_probability` double")
     assert "`next_actions` array<string>" in ddl
     assert ddl.count("`") == 2 * len(scorer.output_meta().columns)
+
+
+def test_score_many_equals_scoring_each_record_whichever_path(scorer, pipeline_tables):
+    from scoring.api import COLUMNWISE_FROM
+
+    recs = tables_to_records(pipeline_tables)[:COLUMNWISE_FROM + 6]
+    one_by_one = [scorer.score(r) for r in recs]
+    assert scorer.score_many(recs) == one_by_one                      # rules evaluated column-wise
+    assert scorer.score_many(recs[:5]) == one_by_one[:5]              # one record at a time
+
+
+def test_score_many_refuses_a_bad_record_before_scoring_any(scorer, pipeline_tables):
+    recs = tables_to_records(pipeline_tables)[:10]
+    recs[7] = {**recs[7], "site_visits": -1}
+    with pytest.raises(RecordError) as info:
+        scorer.score_many(recs)
+    assert info.value.record_id == recs[7]["id"] and info.value.field == "site_visits"
+
+
+def test_one_record_is_scored_without_loading_the_batchs_libraries(tmp_path):
+    """Scorer() and score() load neither pandas, pyarrow nor the durable-rules engine (load time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json\n"
+            "from scoring import Scorer\n"
+            f"s = Scorer(model=None, rules={str(ROOT / 'rules' / 'default')!r}, as_of='2026-11-26')\n"
+            "s.score({'id': 'OPP-1', 'stage': 'solution', 'needs_understood': True,"
+            " 'contacts': [{'name': 'Li', 'is_coach': True}]})\n"
+            "print(json.dumps(sorted(m for m in ('pandas', 'pyarrow', 'durable', 'sklearn') if m in sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

@@ -26,7 +26,7 @@ from scoring.contract.nested import validate_record
 from scoring.evidence.grammar import COMPARE_OPS
 from scoring.evidence.pack import load_pack
 
-from conftest import rule
+from conftest import needs_durable_rules, rule
 
 DEFAULT_PACK = Path(__file__).parent.parent / "rules" / "default"
 AS_OF = "2026-11-25"
@@ -137,6 +137,7 @@ def generated(pack):
 # --------------------------------------------------------------------------- 1. default pack
 
 
+@needs_durable_rules
 @pytest.mark.timeout(300)
 def test_default_pack_agrees_with_engine_on_generated_deals(pack, engine, generated):
     _, records = generated
@@ -478,6 +479,7 @@ DIFFERENTIAL = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 
 
+@needs_durable_rules
 @pytest.mark.timeout(180)
 @DIFFERENTIAL
 @given(spec=random_pack_spec(), records=records_strategy())
@@ -491,6 +493,7 @@ def test_random_conditions_agree_with_engine(tmp_path, spec, records):
     assert not diffs, "\n".join(diffs)
 
 
+@needs_durable_rules
 @pytest.mark.timeout(180)
 @settings(DIFFERENTIAL, max_examples=40)
 @given(records=records_strategy())

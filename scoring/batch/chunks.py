@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 
 from scoring.contract.frames import Frames
+from scoring.contract.values import as_of_date
 from scoring.contract.schema import STAGE_INDEX
-from scoring.errors import InputError
 from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.pack import RulePack
 from scoring.score.flags import STALLED, Thresholds, append_flag, remove_flag, stalled
@@ -39,25 +39,6 @@ SCORE_COLUMNS = ("id", "as_of", "stage", "win_probability", "probability_change"
                  "next_actions", "analysis_meeting", *PROVENANCE_COLUMNS)
 #: input fields always carried into the output: needed by the previous-run flags (T2) and the forecast
 CARRIED = ("expected_close", "close_date_pushes", "amount", "currency", "owner", "region")
-
-
-def as_of_date(as_of: str | None = None) -> str:
-    """An ``as_of`` date (e.g. for records without one): checked to be ``YYYY-MM-DD``; today when None.
-
-    Raises
-    ------
-    InputError
-        When ``as_of`` is not a calendar date.
-    """
-    if as_of is None:
-        return _dt.date.today().isoformat()
-    try:
-        ok, why = _dt.date.fromisoformat(as_of).isoformat() == as_of, "not in the form YYYY-MM-DD"
-    except (TypeError, ValueError) as exc:
-        ok, why = False, str(exc)
-    if not ok:
-        raise InputError(f"as_of {as_of!r} is not a date YYYY-MM-DD ({why})")
-    return as_of
 
 
 class ChunkScorer:

@@ -37,13 +37,14 @@ import datetime as _dt
 import math
 import re
 import reprlib
+import sys
 from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from scoring.contract.schema import CHILD_KEY, Field
+from scoring.errors import InputError
 
 Schema = Mapping[str, Mapping[str, Field]]
 
@@ -149,8 +150,14 @@ class Unreadable:
         return self.text
 
 
-_NA = pd.NA
-_NAT = pd.NaT
+
+def _pandas_missing() -> tuple:
+    """pandas' ``NA`` and ``NaT``, when pandas is loaded: a value can only be one of them if it is
+    (pandas is imported by the readers that need it, not by validating one record)."""
+    pd = sys.modules.get("pandas")
+    return (pd.NA, pd.NaT) if pd is not None else ()
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, EXCERPT, EXCERPT, 6, 4
@@ -229,7 +236,7 @@ def _num_words(x: float) -> str:
 
 def is_null(v: Any) -> bool:
     """pandas/numpy "missing": None, NaN, pd.NA, NaT."""
-    if v is None or v is _NA or v is _NAT:
+    if v is None or any(v is m for m in _pandas_missing()):
         return True
     if isinstance(v, float):
         return v != v
@@ -259,6 +266,25 @@ def date_from_text(s: str) -> str:
             _DATE_MEMO[str(s)] = iso
             return iso
     raise Bad(f"{show(s)} is not a date (YYYY-MM-DD)")
+
+
+def as_of_date(as_of: str | None = None) -> str:
+    """An ``as_of`` date (e.g. for records without one): checked to be ``YYYY-MM-DD``; today when None.
+
+    Raises
+    ------
+    InputError
+        When ``as_of`` is not a calendar date.
+    """
+    if as_of is None:
+        return _dt.date.today().isoformat()
+    try:
+        ok, why = _dt.date.fromisoformat(as_of).isoformat() == as_of, "not in the form YYYY-MM-DD"
+    except (TypeError, ValueError) as exc:
+        ok, why = False, str(exc)
+    if not ok:
+        raise InputError(f"as_of {as_of!r} is not a date YYYY-MM-DD ({why})")
+    return as_of
 
 
 def _day(t: _dt.datetime, v: Any) -> str:
@@ -428,8 +454,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
         def native(v):
             if isinstance(v, str):
                 return date_from_text(v)
-            if isinstance(v, _dt.datetime):  # includes pd.Timestamp; must precede date
-                if v is _NAT:
+            if isinstance(v, _dt.datetime):  # includes pd.Timestamp and pd.NaT; must precede date
+                if any(v is m for m in _pandas_missing()):
                     return None
                 return _day(v, v)
             if isinstance(v, _dt.date):
@@ -437,6 +463,8 @@ def converters(f: Field) -> tuple[Converter, Converter]:
             if isinstance(v, np.datetime64):
                 if np.isnat(v):
                     return None
+                import pandas as pd  # a numpy date holds pandas' range; loaded when one is met
+
                 return _day(pd.Timestamp(v), v)
             if is_null(v):
                 return None

@@ -7,9 +7,11 @@
 ``compiled``  the ONE compiled form of a pack: condition trees, counts,
               computed fields, layers and status resolution
 ``status``    the status codes (missing / met / unknown)
-``durable``   backend 1: durable-rules, one record at a time (the reference)
+``durable``   backend 1: durable-rules, one record at a time (the reference, where it imports:
+              not on Python 3.13 and newer, where its Engine runs backend 3)
 ``columnar``  backend 2: column-wise numpy over chunks of deals (the batch; it
               also computes one record's derived facts for backend 1)
+``interp``    backend 3: the compiled form interpreted in Python for one record (the library call)
 ``arrays``    a field of a chunk as numpy arrays, and each check of the grammar on it
 ``review``    reviewing a pack: its own examples, and which rules an edit changes
               (its effect on records' scores is :mod:`scoring.score.review`)

@@ -19,19 +19,23 @@ holds what evaluating it means:
 The backends only say how to run this form: :mod:`scoring.evidence.durable`
 (durable-rules, one record at a time, the reference) translates the trees
 into a durable-rules ruleset; :mod:`scoring.evidence.columnar` evaluates them
-with numpy over chunks of deals.  durable-rules cannot count, so derived facts
-are always computed with the numpy backend (a single record is a chunk of one
-deal) and asserted into the durable-rules fact.
+with numpy over chunks of deals; :mod:`scoring.evidence.interp` interprets
+them in Python for one record (the library call).  durable-rules cannot count,
+so its derived facts are computed with the numpy backend (a single record is a
+chunk of one deal) and asserted into the durable-rules fact.
 
 A new kind of derived fact (a graded measure, say) is a new class here with
-its ``value`` over arrays, and one line in the numpy backend that feeds it its
-inputs; both paths then have it.
+its ``value`` over arrays and its ``record_value`` for one record, one line in
+the numpy backend that feeds ``value`` its inputs and one in
+:meth:`scoring.evidence.interp.RecordEvaluator._deriver` that feeds
+``record_value`` (until then the one-record evaluator computes it with the
+numpy backend); every path then has it.
 """
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
@@ -139,6 +143,10 @@ class Count:
         counts = np.bincount(rows[match], minlength=n).astype(np.int64, copy=False)
         return counts, list_known
 
+    def record_value(self, match: Iterable[bool]) -> int:
+        """One deal's count from ``match`` (one bool per row of its list): :meth:`value` for one record."""
+        return sum(map(bool, match))
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -162,6 +170,11 @@ class Difference:
         if known is not None:
             vals = np.where(known, vals, 0)
         return vals, known
+
+    def record_value(self, start: int | None, end: int | None) -> int | None:
+        """One deal's value from its inputs' values (dates as :func:`day_number`, None = unknown):
+        :meth:`value` for one record."""
+        return None if start is None or end is None else int(end - start)
 
 
 Derived = Count | Difference
@@ -237,31 +250,46 @@ class CompiledPack:
             elif isinstance(n, Check) and n.ref.kind in ("list", "item"):
                 items.setdefault(n.ref.list or n.ref.name, set()).update([n.ref.name] if n.ref.kind == "item" else [])
         self.item_inputs: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in sorted(items.items())}
-        self._reads = {r.id: r.reads for r in pack.rules}
+        # what unknown_inputs looks at, worked out once per rule (one deal's call is on the hot path)
+        by_name = {d.name: d for d in self.derived}
+        self._unknown_probes = {r.id: self._probes(r.reads, by_name) for r in pack.rules}
+
+    def _probes(self, reads, by_name) -> tuple:
+        """What makes the inputs ``reads`` unknown, by kind: deal fields (unknown when None), child
+        lists (when empty), computed fields (when unknown: those of their own inputs that are
+        None), item fields (:func:`_item_reads`; of the rule, and of the counts it reads)."""
+        opp = self.fields.get("opportunity", {})
+        fields, lists, computed, items = [], [], [], set(_item_reads(reads))
+        for name in sorted(reads):
+            d = by_name.get(name)
+            if name in opp and name not in CHILD_LISTS:
+                fields.append(name)
+            elif isinstance(d, Difference):
+                computed.append((name, tuple(x for x in (d.start, d.end) if x != AS_OF)))
+            elif isinstance(d, Count):
+                items.update(_item_reads(inputs(d.where)))
+            elif name in CHILD_LISTS:
+                lists.append(name)
+        return tuple(fields), tuple(lists), tuple(computed), tuple(sorted(items))
 
     def unknown_inputs(self, record: Mapping[str, Any], derived: Mapping[str, Any],
                        status: Mapping[str, str]) -> dict[str, list[str]]:
         """rule id -> the inputs it reads that are unknown in ``record``, for the rules not met."""
         out: dict[str, list[str]] = {}
-        opp = self.fields.get("opportunity", {})
-        by_name = {d.name: d for d in self.derived}
-        for rid, reads in self._reads.items():
-            if status[rid] == STATUS_WORDS[MET]:
+        items_seen: dict[tuple[str, str, str], str | None] = {}
+        met = STATUS_WORDS[MET]
+        for rid, (fields, lists, computed, items) in self._unknown_probes.items():
+            if status[rid] == met:
                 continue
-            miss: list[str] = []
-            for name in sorted(reads):
-                d = by_name.get(name)
-                if name in opp and name not in CHILD_LISTS:
-                    if record.get(name) is None:
-                        miss.append(name)
-                elif isinstance(d, Difference):
-                    if derived.get(name) is None:
-                        miss.extend(x for x in (d.start, d.end) if x != AS_OF and record.get(x) is None)
-                elif isinstance(d, Count):
-                    miss.extend(_item_unknowns(record, inputs(d.where)))
-                elif name in CHILD_LISTS and not record.get(name):
-                    miss.append(name)
-            miss.extend(_item_unknowns(record, reads))
+            miss = [name for name in fields if record.get(name) is None]
+            miss.extend(name for name in lists if not record.get(name))
+            for name, ins in computed:
+                if derived.get(name) is None:
+                    miss.extend(x for x in ins if record.get(x) is None)
+            for it in items:
+                u = items_seen[it] if it in items_seen else items_seen.setdefault(it, _item_unknown(record, *it))
+                if u is not None:
+                    miss.append(u)
             if miss:
                 out[rid] = sorted(set(miss))
         return out
@@ -273,18 +301,20 @@ def pack_scope(pack: "RulePack") -> Scope:
                  rule_ids=frozenset(r.id for r in pack.rules))
 
 
-def _item_unknowns(record: Mapping[str, Any], reads) -> list[str]:
-    out = []
-    for x in reads:
-        if "[]." not in x:
-            continue
-        lst, f = x.split("[].", 1)
-        items = record.get(lst) or ()
-        if not items:
-            out.append(lst)
-        elif any(it.get(f) is None for it in items):
-            out.append(x)
-    return out
+def _item_reads(reads) -> tuple[tuple[str, str, str], ...]:
+    """The item inputs among ``reads`` (``contacts[].role``) as ``(input, list, field)``."""
+    return tuple((x, *x.split("[].", 1)) for x in sorted(reads) if "[]." in x)
+
+
+def _item_unknown(record: Mapping[str, Any], x: str, lst: str, f: str) -> str | None:
+    """What is unknown of item input ``x`` (field ``f`` of ``lst``): the list when it is empty,
+    ``x`` when a row lacks ``f``, else None."""
+    items = record.get(lst) or ()
+    if not items:
+        return lst
+    if any(it.get(f) is None for it in items):
+        return x
+    return None
 
 
 # --------------------------------------------------------------------------- measures (graded evidence)

@@ -26,11 +26,22 @@ How the compiled form becomes one durable-rules ruleset
 The engine is per process and per thread (its C binding is not safe to share
 between threads); :class:`Engine` keeps one ``durable.engine.Host`` per thread
 and per process, and compiles the pack into it once.
+
+Where durable-rules does not import
+-----------------------------------
+durable-rules 2.0.28, its only release, does not import on Python 3.13 and
+newer (``PyEval_CallObject`` was removed from Python's C API) and is not
+installed there.  :func:`durable_rules_problem` says why it cannot run (checked
+once per process); there an :class:`Engine` evaluates the same compiled form
+with :class:`scoring.evidence.interp.RecordEvaluator`, which the differential
+tests hold equal to durable-rules wherever it does import.  Nothing a user sees
+differs.
 """
 from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import itertools
 import os
 import threading
@@ -40,12 +51,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from scoring.errors import RulePackError, ScoringError
-from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.compiled import CompiledPack, resolve_status
 from scoring.evidence.grammar import EQ, EV_PREFIX, AllOf, AnyOf, Check, Cond, Items
 from scoring.evidence.pack import RulePack
 from scoring.evidence.status import MET, STATUS_WORDS
 
+#: the backends an :class:`Engine` can run: the reference engine, and the compiled form in Python
+DURABLE_RULES, PYTHON = "durable-rules", "python"
 LAYER = "_layer"
 UNKNOWN_SUFFIX = "__unknown"
 _CATCH_ALL = "__seen"
@@ -135,6 +147,21 @@ def base_fact(compiled: CompiledPack, record: Mapping[str, Any], derived: Mappin
     return fact
 
 
+@functools.lru_cache(maxsize=None)
+def durable_rules_problem() -> str | None:
+    """Why durable-rules cannot run in this interpreter, or None when it imports (checked once).
+
+    durable-rules 2.0.28 does not import on Python 3.13 and newer (its C code calls
+    ``PyEval_CallObject``, removed there), and the package is not installed there (see
+    ``pyproject.toml``).
+    """
+    try:
+        from durable import engine  # noqa: F401  (~50 ms; it prints nothing)
+    except ImportError as exc:  # not installed, or its C extension does not load (undefined symbol)
+        return f"durable-rules does not import on this Python ({type(exc).__name__}: {str(exc)[:200]})"
+    return None
+
+
 def _synchronous_host(dr):
     """A ``durable.engine.Host`` without its two background timer threads.
 
@@ -196,6 +223,14 @@ class Engine:
     Safe to use from several threads (each gets its own durable-rules host) and
     to pickle into worker processes (the host is rebuilt there on first use).
 
+    Parameters
+    ----------
+    pack : RulePack
+    backend : "durable-rules", "python" or None
+        None (default): durable-rules where it imports (:func:`durable_rules_problem`),
+        else the compiled form in Python (:class:`scoring.evidence.interp.RecordEvaluator`).
+        ``"durable-rules"`` where it does not import raises :class:`~scoring.errors.ScoringError`.
+
     Examples
     --------
     >>> from scoring.evidence.pack import load_pack                        # doctest: +SKIP
@@ -204,19 +239,46 @@ class Engine:
     'met'
     """
 
-    def __init__(self, pack: RulePack):
+    def __init__(self, pack: RulePack, backend: str | None = None):
+        if backend not in (None, DURABLE_RULES, PYTHON):
+            raise ValueError(f"backend must be {DURABLE_RULES!r}, {PYTHON!r} or None, not {backend!r}")
+        if backend == DURABLE_RULES and durable_rules_problem():
+            raise ScoringError(durable_rules_problem())
         self.pack = pack
         self.compiled = pack.compiled
-        self.definition = compile_ruleset(pack)
-        self.ruleset_name = f"pack_{pack.fingerprint[:16]}"
+        self._requested = backend
+        self._backend: str | None = None  # chosen on first use: importing durable-rules costs ~50 ms
+        self._setup_lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """The backend evaluating records: ``"durable-rules"`` or ``"python"``."""
+        if self._backend is None:
+            with self._setup_lock:
+                if self._backend is None:
+                    self._setup()
+        return self._backend
+
+    def _setup(self) -> None:
+        if self._requested == PYTHON or (self._requested is None and durable_rules_problem()):
+            from scoring.evidence.interp import RecordEvaluator
+
+            self._interp = RecordEvaluator(self.pack)
+            self._backend = PYTHON
+            return
+        from scoring.evidence.columnar import ColumnarEvaluator  # numpy and pandas: not needed by "python"
+
+        self.definition = compile_ruleset(self.pack)
+        self.ruleset_name = f"pack_{self.pack.fingerprint[:16]}"
         self._local = threading.local()
-        self._derived = ColumnarEvaluator(pack)
+        self._derived = ColumnarEvaluator(self.pack)
+        self._backend = DURABLE_RULES
 
     def __getstate__(self):
-        return {"pack": self.pack}
+        return {"pack": self.pack, "backend": self._requested}
 
     def __setstate__(self, state):
-        self.__init__(state["pack"])
+        self.__init__(state["pack"], state.get("backend"))
 
     def _thread_engine(self) -> _ThreadEngine:
         te = getattr(self._local, "engine", None)
@@ -234,6 +296,8 @@ class Engine:
         lists that are unknown (as a child table absent from a table-form input,
         :attr:`scoring.contract.frames.Frames.absent`): their counts are unknown, not 0.
         """
+        if self.backend == PYTHON:
+            return self._interp.evaluate(record, as_of=as_of, absent=absent)
         as_of = record.get("as_of") or as_of or _dt.date.today().isoformat()
         if absent:
             record = {**record, **{lst: [] for lst in absent}}

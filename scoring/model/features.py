@@ -228,6 +228,8 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         self._met_cols = {ref: i for i, (_, kind, ref) in enumerate(layout) if kind == "met"}
         self._unk_cols = {ref: i for i, (_, kind, ref) in enumerate(layout) if kind == "unknown"}
         self._stage_cols = {ref: i for i, (_, kind, ref) in enumerate(layout) if kind == "stage"}
+        # which rule applies at which stage, (5, R): per pack, not per call (one deal is a call)
+        self._applies = np.array([[r.applies_at(s) for r in self.pack_.rules] for s in STAGES], dtype=bool)
 
     def use_pack(self, pack: RulePack) -> "EvidenceTransformer":
         """Score with ``pack`` (an identical copy of the fitted one, e.g. the
@@ -293,8 +295,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         rules = self.pack_.rules
         stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=n)
         if self.applicable_only:
-            table = np.array([[r.applies_at(s) for r in rules] for s in STAGES], dtype=bool)  # (5, R)
-            applies = table[stage_idx]
+            applies = self._applies[stage_idx]  # (5, R) table, see _set_index
         else:
             applies = np.ones((n, len(rules)), dtype=bool)
         out = np.zeros((n, len(self.feature_names_out_)), dtype=np.float64)
@@ -335,6 +336,6 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
-        for k in ("_met_cols", "_unk_cols", "_stage_cols"):
+        for k in ("_met_cols", "_unk_cols", "_stage_cols", "_applies"):
             state.pop(k, None)
         return state

@@ -311,7 +311,10 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en",
     gain_row = None
     if gains is not None:
         gain_row = np.array([[gains.get(r.id, np.nan) for r in pack.rules]], dtype=np.float64)
-    cols = vector_scorer(pack).score(status, np.array([si]), gain_row)
+    vs = vector_scorer(pack)
+    cols = vs.score(status, np.array([si]), gain_row)
+    applies = vs.applies[si].tolist()  # Rule.applies_at(stage) per rule, from the scorer's table
+    applies_to = dict(zip(vs.ids.tolist(), applies))
 
     def reason(r: Rule) -> Reason:
         return Reason(r.id, r.text("title", lang), r.points, ev.status[r.id], r.kind, list(r.methodology))
@@ -323,7 +326,7 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en",
     # a pack without stages has no per-stage breakdown (its items hold at every stage)
     per_stage = {s: StageBreakdown(s, 0.0, 0.0, [], [], []) for s in STAGES[: si + 1]} if pack.staged else {}
     for j, r in enumerate(pack.rules):
-        if r.kind in SCORED_KINDS and r.applies_at(stage) and r.stage in per_stage:
+        if r.kind in SCORED_KINDS and applies[j] and r.stage in per_stage:
             b = per_stage[r.stage]
             b.available += r.points
             b.earned += r.points if met[j] else 0.0
@@ -331,7 +334,7 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en",
     red_flags = reasons_of(cols.red_flags[0])
     raised = {f.rule for f in red_flags}
     reasons = [reason(r) for j, r in enumerate(pack.rules)
-               if r.id in raised or (r.kind in SCORED_KINDS and r.applies_at(stage) and met[j])]
+               if r.id in raised or (r.kind in SCORED_KINDS and applies[j] and met[j])]
     reasons.sort(key=lambda x: -abs(x.points))
     actions = []
     for rid in cols.next_actions[0]:
@@ -355,5 +358,5 @@ def score_evaluation(pack: RulePack, ev: Evaluation, lang: str = "en",
         meeting_flags=reasons_of(cols.meeting_flags[0]),
         reasons=reasons,
         next_actions=actions,
-        unknown_inputs={k: v for k, v in ev.unknown_inputs.items() if pack.rule(k).applies_at(stage)},
+        unknown_inputs={k: v for k, v in ev.unknown_inputs.items() if applies_to[k]},
     )
