@@ -231,6 +231,8 @@ class Scorer:
         for name in evidence.derived.columns:  # counts (int64), computed fields (Int64, NA when unknown)
             col = evidence.derived[name].to_numpy(dtype=np.float64, na_value=np.nan)
             derived_cols[name] = [None if v != v else int(v) for v in col.tolist()]
+        measures = evidence.measures.tolist()  # NaN = unknown or not applicable
+        names = evidence.measure_names
         met = STATUS_WORDS[MET]
         out = []
         for i, (rec, row) in enumerate(zip(recs, words)):
@@ -239,7 +241,8 @@ class Scorer:
             out.append(Evaluation(
                 record_id=str(rec.get("id")), stage=rec["stage"], as_of=rec.get("as_of") or default, status=status,
                 matched=[rid for rid, w in zip(ids, row) if w == met], derived=der,
-                unknown_inputs=self.pack.compiled.unknown_inputs(rec, der, status)))
+                unknown_inputs=self.pack.compiled.unknown_inputs(rec, der, status),
+                measures={n: None if v != v else v for n, v in zip(names, measures[i])}))
         return out
 
     # ------------------------------------------------------------------ table form

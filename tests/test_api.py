@@ -143,13 +143,14 @@ def test_score_many_refuses_a_bad_record_before_scoring_any(scorer, pipeline_tab
 
 
 def test_one_record_is_scored_without_loading_the_batchs_libraries(tmp_path):
-    """Scorer() and score() load neither pandas, pyarrow nor the durable-rules engine (load time)."""
+    """Scorer() and score() load neither pandas, pyarrow nor the durable-rules engine (load time), for a
+    pack without graded measures (a pack's measures are computed by the numpy backend, which loads pandas)."""
     import subprocess
     import sys
 
     code = ("import sys, json\n"
             "from scoring import Scorer\n"
-            f"s = Scorer(model=None, rules={str(ROOT / 'rules' / 'default')!r}, as_of='2026-11-26')\n"
+            f"s = Scorer(model=None, rules={str(ROOT / 'rules' / 'examples' / 'bant')!r}, as_of='2026-11-26')\n"
             "s.score({'id': 'OPP-1', 'stage': 'solution', 'needs_understood': True,"
             " 'contacts': [{'name': 'Li', 'is_coach': True}]})\n"
             "print(json.dumps(sorted(m for m in ('pandas', 'pyarrow', 'durable', 'sklearn') if m in sys.modules)))\n")

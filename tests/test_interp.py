@@ -89,9 +89,9 @@ def test_default_pack_evaluations_equal_durable_rules(pack, records):
 @settings(DIFFERENTIAL, max_examples=30)  # each example compiles a durable-rules ruleset
 @given(spec=random_pack_spec(), records=records_strategy())
 def test_random_packs_and_records_equal_durable_rules(tmp_path, spec, records):
-    counts, rules = spec
+    counts, rules, measures = spec
     _N[0] += 1
-    pack = load_pack(_write_pack(tmp_path / f"i{_N[0]}", counts, rules))
+    pack = load_pack(_write_pack(tmp_path / f"i{_N[0]}", counts, rules, measures))
     records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
     diffs = engine_differences(pack, records, Engine(pack, backend=DURABLE_RULES))
     assert not diffs, "\n".join(diffs)
@@ -112,9 +112,9 @@ def test_default_pack_equals_the_numpy_backend(pack, records):
 @settings(DIFFERENTIAL, max_examples=40)
 @given(spec=random_pack_spec(), records=records_strategy(), as_of=st.sampled_from([AS_OF, "2026-01-01"]))
 def test_random_packs_and_records_equal_the_numpy_backend(tmp_path, spec, records, as_of):
-    counts, rules = spec
+    counts, rules, measures = spec
     _N[0] += 1
-    pack = load_pack(_write_pack(tmp_path / f"n{_N[0]}", counts, rules))
+    pack = load_pack(_write_pack(tmp_path / f"n{_N[0]}", counts, rules, measures))
     records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
     diffs = columnar_differences(pack, records, as_of=as_of)
     assert not diffs, "\n".join(diffs)
