@@ -145,6 +145,13 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                          store_columns=store is not None)
     prev = PreviousRun(previous) if previous else None
     summary = RunSummary(resolve(source, pack.schema), pack.schema)
+    history = None
+    if store is not None:  # a store fault stops the run here, before anything is written
+        from scoring.store.nightly import DEFAULT_SINCE_DAYS, NightlyStore
+
+        history = NightlyStore(store, pack=pack, model=model, as_of=as_of, scored_at=scorer.scored_at,
+                               since_days=since_days or DEFAULT_SINCE_DAYS)
+        prev = prev or history.previous
     reject_rows: list[dict] = []
     duplicates = DuplicateFilter()  # across partitions (JSON Lines): only the keys come back from workers
     warnings: list[dict[str, Any]] = []  # besides the summary's own (see RunSummary.warnings)
@@ -160,15 +167,10 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         out_w, rej_w = writers
         spill = None
         stream = None
-        history = None
         try:
             spill = make_spill_dir(spill_base)
-            if store is not None:  # a store fault stops the run here, before any scoring
-                from scoring.store.nightly import DEFAULT_SINCE_DAYS, NightlyStore
-
-                history = NightlyStore(store, pack=pack, model=model, as_of=as_of, scored_at=scorer.scored_at,
-                                       since_days=since_days or DEFAULT_SINCE_DAYS, workdir=spill)
-                prev = prev or history.previous
+            if history is not None:
+                history.workdir = spill  # tonight's rows wait there for the append
             stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=spill, as_of_default=as_of)
             specs = stream.partitions()
             from tqdm import tqdm

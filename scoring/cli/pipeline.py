@@ -98,12 +98,19 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
 @click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True,
               help="Deals per chunk a worker scores at once (memory grows with it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--store", "store_url", default=None,
+              help="Score store the run appends to: postgresql://user@host/db, or a DuckDB file "
+                   "(default: history.duckdb beside the output). Adds trend, changes, changes_since.")
+@click.option("--no-store", is_flag=True, help="Do not use a score store (no history columns).")
+@click.option("--since-days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="changes_since: what changed since the stored run this many days back.")
 @click.option("--strict", is_flag=True,
               help=f"Exit with code {ExitCode.USAGE:d}, replacing no output, when the input lacks a child table "
                    "or has undeclared fields (otherwise warnings in the summary).")
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
-          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict):
+          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, store_url, no_store, since_days,
+          strict):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job.
 
     INPUT is a JSON Lines file or a folder of CSV or Parquet tables (opportunities, contacts,
@@ -129,6 +136,11 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     if model is None:
         _say("note: no model (scoring the rule score only); train and promote one for probabilities")
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
+    if store_url and no_store:
+        raise click.UsageError("--store and --no-store exclude each other")
+    from scoring.store import Store
+
+    store = None if no_store else Store(store_url) if store_url else Store.beside(output)
 
     def show(summary):  # its warnings are printed with it (see format_summary), and are in its JSON
         if as_json:
@@ -140,7 +152,8 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
         summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
                             as_of=as_of, keep=keep_fields, forecast=forecast,
                             thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)),
-                            workers=workers, chunk_size=chunk_size, strict=strict,
+                            workers=workers, chunk_size=chunk_size, strict=strict, store=store,
+                            since_days=since_days,
                             checks=[lambda s: check_rejected_share(s, max_rejected_share)])
     except ScoringError as exc:  # a failed check: the previous output is kept, this run's summary is shown
         if getattr(exc, "summary", None) is not None:

@@ -194,8 +194,10 @@ class PostgresBackend(Backend):
         as PostgreSQL's ``{...}`` text and are parsed into lists of doubles)."""
         import pyarrow.csv as pcsv
 
+        import psycopg
+
+        query = psycopg.ClientCursor(con).mogrify(self._sql(sql), list(params)) if params else sql
         with con.cursor() as cur:
-            query = cur.mogrify(self._sql(sql), list(params) or None) if params else sql
             buf = io.BytesIO()
             with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv, HEADER true)") as copy:
                 for block in copy:
