@@ -93,7 +93,7 @@ class Backend:
 
 class DuckDBBackend(Backend):
     kind = "duckdb"
-    types = {"double": "DOUBLE", "doubles": "DOUBLE[]", "text": "VARCHAR", "bigint": "BIGINT", "date": "DATE",
+    types = {"double": "DOUBLE", "doubles": "DOUBLE[]", "floats": "FLOAT[]", "text": "VARCHAR", "bigint": "BIGINT", "date": "DATE",
              "int": "INTEGER"}
 
     def __init__(self, url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
@@ -134,6 +134,31 @@ class DuckDBBackend(Backend):
         finally:
             con.close()
 
+    def create(self, statements: Sequence[str]) -> None:
+        """Create the store file whole: built under a temporary name, then linked into place, so another
+        process never opens a half-made file (when two runs create it at once, the first link wins)."""
+        import os
+
+        import duckdb
+
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                for stmt in statements:
+                    con.execute(stmt)
+            finally:
+                con.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another run created it first: use that one
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: cannot be created: {exc.strerror or exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+
     def execute(self, con, sql, params=()):
         con.execute(sql, list(params))
 
@@ -160,7 +185,7 @@ class DuckDBBackend(Backend):
 
 class PostgresBackend(Backend):
     kind = "postgresql"
-    types = {"double": "DOUBLE PRECISION", "doubles": "DOUBLE PRECISION[]", "text": "TEXT", "bigint": "BIGINT",
+    types = {"double": "DOUBLE PRECISION", "doubles": "DOUBLE PRECISION[]", "floats": "REAL[]", "text": "TEXT", "bigint": "BIGINT",
              "date": "DATE", "int": "INTEGER"}
 
     @contextmanager
@@ -206,14 +231,15 @@ class PostgresBackend(Backend):
         names = [d.name for d in desc]
         if not buf.getvalue():
             return pa.table({n: pa.array([], pa.string()) for n in names})
-        arrays = {d.name for d in desc if d.type_code in (1022, 1021)}  # float8[], float4[]
-        texts = {d.name for d in desc if d.type_code in (25, 1043, 1082)} | arrays  # text, varchar, date
+        arrays = {d.name: (pa.float64() if d.type_code == 1022 else pa.float32())
+                  for d in desc if d.type_code in (1022, 1021)}  # float8[], float4[]
+        texts = {d.name for d in desc if d.type_code in (25, 1043, 1082)} | set(arrays)  # text, varchar, date
         t = pcsv.read_csv(io.BytesIO(buf.getvalue()), convert_options=pcsv.ConvertOptions(
             column_types={n: pa.string() for n in texts}, strings_can_be_null=True,
             quoted_strings_can_be_null=False))
-        for name in arrays:
+        for name, typ in arrays.items():
             i = t.column_names.index(name)
-            t = t.set_column(i, name, _parse_pg_arrays(t.column(name)))
+            t = t.set_column(i, name, _parse_pg_arrays(t.column(name), typ))
         return t
 
     def load(self, con, table, data, columns):
@@ -248,7 +274,7 @@ def _pg_text_arrays(t: pa.Table) -> pa.Table:
     return t
 
 
-def _parse_pg_arrays(col: pa.ChunkedArray) -> pa.Array:
+def _parse_pg_arrays(col: pa.ChunkedArray, typ: pa.DataType = pa.float64()) -> pa.Array:
     """PostgreSQL's ``{1,2.5,NaN}`` text back into lists of doubles (null stays null, ``{}`` is empty)."""
     import pyarrow.compute as pc
 
@@ -257,11 +283,11 @@ def _parse_pg_arrays(col: pa.ChunkedArray) -> pa.Array:
     blank = pc.equal(text, "")
     empty = pc.and_(blank, pc.is_valid(raw))
     parts = pc.split_pattern(pc.if_else(blank, "nan", text), ",")
-    flat = pc.cast(parts.flatten(), pa.float64())
+    flat = pc.cast(parts.flatten(), typ)
     lists = pa.ListArray.from_arrays(parts.offsets, flat, mask=raw.is_null())
     if pc.any(empty).as_py():
         rows = lists.to_pylist()
-        lists = pa.array([[] if e else r for r, e in zip(rows, empty.to_pylist())], pa.list_(pa.float64()))
+        lists = pa.array([[] if e else r for r, e in zip(rows, empty.to_pylist())], pa.list_(typ))
     return lists
 
 

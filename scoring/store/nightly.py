@@ -218,7 +218,7 @@ class NightlyStore:
             "close_date_pushes": pc.cast(table.column("close_date_pushes"), pa.int64()),
             "status": table.column("_store_status"),
             "measures": table.column("_store_measures"),
-            "contributions": table.column("_store_contributions"),
+            "contributions": pc.cast(table.column("_store_contributions"), pa.list_(pa.float32())),
         }
         rows = pa.table({c: cols[c] for c in DEAL_COLUMNS},
                         schema=pa.schema([("run_id", pa.string())] + [(c, DEAL_TYPES[c]) for c in DEAL_COLUMNS[1:]]))

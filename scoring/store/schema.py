@@ -9,7 +9,8 @@ engine's type names (:attr:`scoring.store.backends.Backend.types`).
 ``deal_scores``   one row per deal and run: probability, rule score, every rule's status (one digit per
                   rule: ``0`` missing, ``1`` met, ``2`` unknown, in the run's rule order), the measures
                   (when the evaluation has them, NaN = unknown) and the model's contributions
-                  (log-odds per rule, then the stage's; ``runs.intercept + sum = logit``)
+                  (log-odds per rule, then the stage's, as 32-bit floats: ``runs.intercept + sum`` is
+                  ``logit`` to about 1e-6; ``logit`` itself is 64-bit)
 ``outcomes``      closed deals: outcome and close date (``scoring outcomes``)
 ``deal_rules``    view: one row per deal, run and rule (status word and contribution), for BI tools
 
@@ -33,7 +34,7 @@ _V1 = [
     """CREATE TABLE deal_scores (
         run_id {text} NOT NULL, deal_id {text} NOT NULL, as_of {date}, stage {text}, win_probability {double},
         logit {double}, rule_score {double}, data_completeness {double}, red_flags {text}, expected_close {text},
-        close_date_pushes {bigint}, status {text} NOT NULL, measures {doubles}, contributions {doubles})""",
+        close_date_pushes {bigint}, status {text} NOT NULL, measures {doubles}, contributions {floats})""",
     """CREATE VIEW deal_rules AS
         SELECT d.run_id, d.deal_id, d.as_of, r.rule_id, r.kind,
                CASE substr(d.status, r.pos, 1) WHEN '1' THEN 'met' WHEN '2' THEN 'unknown' ELSE 'missing' END

@@ -29,7 +29,7 @@ DEAL_COLUMNS = ("run_id", "deal_id", "as_of", "stage", "win_probability", "logit
 DEAL_TYPES = {"deal_id": pa.string(), "as_of": pa.date32(), "stage": pa.string(), "win_probability": pa.float64(),
               "logit": pa.float64(), "rule_score": pa.float64(), "data_completeness": pa.float64(),
               "red_flags": pa.string(), "expected_close": pa.string(), "close_date_pushes": pa.int64(),
-              "status": pa.string(), "measures": pa.list_(pa.float64()), "contributions": pa.list_(pa.float64())}
+              "status": pa.string(), "measures": pa.list_(pa.float64()), "contributions": pa.list_(pa.float32())}
 #: the store's file name beside the output when no ``--store`` is given
 DEFAULT_STORE_NAME = "history.duckdb"
 
@@ -150,6 +150,12 @@ class Store:
             for stmt in statements(b.types, version):
                 b.execute(con, stmt)
 
+    def _create(self) -> None:
+        """A DuckDB store that does not exist yet is created whole before it is written to."""
+        b = self.backend
+        if b.kind == "duckdb" and not b.exists():
+            b.create(statements(b.types))
+
     def _ensure(self, con) -> None:
         """Inside a transaction: create the tables of an empty store, refuse another version."""
         b = self.backend
@@ -169,6 +175,7 @@ class Store:
         """Append a run and its deals (an Arrow table or a Parquet file with :data:`DEAL_COLUMNS` but
         ``run_id``) in one transaction: a killed run leaves no part of itself.  Returns the run id."""
         b = self.backend
+        self._create()
         with b.connect(write=True) as con:
             b.begin(con)
             try:
@@ -201,6 +208,7 @@ class Store:
         b = self.backend
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         rows = outcomes[["deal_id", "outcome", "closed_at"]].astype(str)
+        self._create()
         with b.connect(write=True) as con:
             b.begin(con)
             try:

@@ -18,7 +18,7 @@ import pandas as pd
 from scoring.errors import InputError
 from scoring.score.labels import EXPLAIN_LABELS, STAGE_NAMES
 from scoring.store.changes import (MODEL_TERM, STAGE_TERM, TREND_MIN_RUNS, TREND_WINDOW_DAYS, applies_at,
-                                   change_items, decompose, map_status, status_codes, trend)
+                                   change_items, decompose, map_status, rule_contributions, status_codes, trend)
 from scoring.store.store import Store
 
 WORDS = {
@@ -62,7 +62,12 @@ def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict
     d_logit = float(lc) - float(lp)
     same = prev["model_version"] == cur["model_version"] and prev["rule_pack_version"] == cur["rule_pack_version"]
     c_cur = np.asarray(cur["contributions"], dtype=float).reshape(1, -1)
-    if same:
+    if same and model is not None and model.model_version == cur["model_version"] \
+            and [r.id for r in model.pack.rules] == rules_cur:  # recomputed in 64 bits: exact
+        deltas = rule_contributions(model, st_cur, stage_now) - rule_contributions(model, st_prev, stage_before)
+        return change_items(deltas, np.zeros(1), st_cur, st_prev, stage_now, stage_before, rules_cur, has,
+                            appl)[0], d_logit
+    if same:  # the stored 32-bit contributions: the items sum to the change to about 1e-6
         c_prev = np.asarray(prev["contributions"], dtype=float)
         pos = {r: i for i, r in enumerate(rules_prev)}
         aligned = np.array([c_prev[pos[r]] if r in pos else c_cur[0, j] for j, r in enumerate(rules_cur)]
