@@ -68,12 +68,17 @@ def rule_contributions(model: Any, status: np.ndarray, stages: Sequence[str],
 
     layout = feature_layout(model.pack)
     rule_pos = {r.id: i for i, r in enumerate(model.pack.rules)}
-    n_terms = len(rule_pos) + 1
-    group = np.zeros((len(layout), n_terms))
-    for j, (_, kind, ref) in enumerate(layout):
-        group[j, n_terms - 1 if kind == "stage" else rule_pos[ref]] = 1.0
     X = model.evidence.transform_statuses(status, stages)
-    return (X * model.coef) @ group
+    Xc = X * model.coef
+    out = np.zeros((X.shape[0], len(rule_pos) + 1))
+    # a rule has a met column and maybe an unknown column, and at most one of them is not zero per deal
+    for kind in ("met", "unknown"):
+        cols = [j for j, (_, k, _) in enumerate(layout) if k == kind]
+        terms = [rule_pos[layout[j][2]] for j in cols]
+        out[:, terms] += Xc[:, cols]
+    stage_cols = [j for j, (_, k, _) in enumerate(layout) if k == "stage"]
+    out[:, -1] = Xc[:, stage_cols].sum(axis=1)  # one stage indicator at most is set
+    return out
 
 
 def logit_of(intercept: float, contributions: np.ndarray) -> np.ndarray:

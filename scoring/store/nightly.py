@@ -112,8 +112,9 @@ class NightlyStore:
         self.previous: StoredPrevious | None = None
         self.prev = self.since = None
         self.window = pd.DataFrame({"n": [], "median": []})
-        if store.check():
-            self._load_context()
+        with store.reading():
+            if store.check():
+                self._load_context()
 
     def _load_context(self) -> None:
         runs = self.store.runs()
@@ -224,7 +225,7 @@ class NightlyStore:
                         schema=pa.schema([("run_id", pa.string())] + [(c, DEAL_TYPES[c]) for c in DEAL_COLUMNS[1:]]))
         if self._writer is None:
             self._spill = Path(self.workdir) / f"store-{self.record.run_id}.parquet"
-            self._writer = pq.ParquetWriter(self._spill, rows.schema)
+            self._writer = pq.ParquetWriter(self._spill, rows.schema, compression="lz4")
         self._writer.write_table(rows)
         self.n_rows += n
 
@@ -250,7 +251,7 @@ class NightlyStore:
 
 def ids_in(index: pd.Index, ids: np.ndarray) -> np.ndarray:
     """Per id of ``ids``: is it in ``index``?"""
-    return pd.Index(ids).isin(index)
+    return pd.Index(ids, dtype=object).isin(index.astype(object))  # object: see PreviousRun.apply
 
 
 def input_fingerprint(source: str | os.PathLike) -> str:

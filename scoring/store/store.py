@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -73,6 +74,28 @@ class Store:
     def __init__(self, url: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
         self.url = str(url)
         self.backend: Backend = backend_for(url, lock_timeout)
+        self._con = None
+
+    @contextmanager
+    def reading(self) -> Iterator["Store"]:
+        """Within the block, the reading methods share one connection (opening one costs time)."""
+        if self._con is not None or not self.backend.exists():
+            yield self
+            return
+        with self.backend.connect() as con:
+            self._con = con
+            try:
+                yield self
+            finally:
+                self._con = None
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        if self._con is not None:
+            yield self._con
+        else:
+            with self.backend.connect() as con:
+                yield con
 
     @classmethod
     def beside(cls, output: str | Path) -> "Store":
@@ -117,7 +140,7 @@ class Store:
             if not Path(b.describe()).parent.is_dir():
                 raise StoreError(f"store {b.describe()}: its folder does not exist")
             return False
-        with b.connect() as con:
+        with self._read() as con:
             version = self._version(con)
         self._checked(version)
         return version is not None
@@ -255,7 +278,7 @@ class Store:
         if not self.check():
             return pd.DataFrame(columns=["run_id", "as_of", "scored_at", "model_version", "rule_pack_version",
                                          "intercept", "rules", "measures", "n_scored"])
-        with self.backend.connect() as con:
+        with self._read() as con:
             df = self.backend.arrow(con, "SELECT run_id, CAST(as_of AS VARCHAR) AS as_of, scored_at, model_version, "
                                          "rule_pack_version, intercept, rules, measures, n_read, n_scored, n_rejected, "
                                          "summary FROM runs ORDER BY as_of, scored_at").to_pandas()
@@ -266,8 +289,9 @@ class Store:
     def run_deals(self, run_id: str, columns: Sequence[str] = DEAL_COLUMNS[1:]) -> pd.DataFrame:
         """A run's rows (deal_id as a column)."""
         cols = ", ".join("CAST(as_of AS VARCHAR) AS as_of" if c == "as_of" else c for c in columns)
-        with self.backend.connect() as con:
-            return self.backend.arrow(con, f"SELECT {cols} FROM deal_scores WHERE run_id = ?", [run_id]).to_pandas()
+        with self._read() as con:
+            df = self.backend.arrow(con, f"SELECT {cols} FROM deal_scores WHERE run_id = ?", [run_id]).to_pandas()
+        return _object_ids(df)
 
     def window_stats(self, run_ids: Sequence[str]) -> pd.DataFrame:
         """Per deal over the runs ``run_ids``: how many stored probabilities and their median."""
@@ -276,16 +300,16 @@ class Store:
         med = "median(win_probability)" if self.backend.kind == "duckdb" else \
             "percentile_cont(0.5) WITHIN GROUP (ORDER BY win_probability)"
         marks = ", ".join("?" * len(run_ids))
-        with self.backend.connect() as con:
-            return self.backend.arrow(con, f"SELECT deal_id, count(win_probability) AS n, {med} AS median "
-                                           f"FROM deal_scores WHERE run_id IN ({marks}) GROUP BY deal_id",
-                                      list(run_ids)).to_pandas()
+        with self._read() as con:
+            return _object_ids(self.backend.arrow(con, f"SELECT deal_id, count(win_probability) AS n, {med} AS median "
+                                                       f"FROM deal_scores WHERE run_id IN ({marks}) GROUP BY deal_id",
+                                                  list(run_ids)).to_pandas())
 
     def deal_history(self, deal_id: str) -> pd.DataFrame:
         """Every stored row of one deal with its run's provenance, oldest first."""
         if not self.check():
             return pd.DataFrame()
-        with self.backend.connect() as con:
+        with self._read() as con:
             return self.backend.arrow(
                 con, "SELECT d.run_id, CAST(r.as_of AS VARCHAR) AS run_as_of, CAST(d.as_of AS VARCHAR) AS as_of, "
                      "d.stage, d.win_probability, d.logit, d.rule_score, d.red_flags, d.expected_close, "
@@ -296,7 +320,7 @@ class Store:
 
     def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
         """Run a read-only query (the store's SQL, ``?`` parameters)."""
-        with self.backend.connect() as con:
+        with self._read() as con:
             return self.backend.arrow(con, sql, params).to_pandas()
 
 
@@ -306,3 +330,10 @@ def with_run_id(deals: pa.Table, run_id: str) -> pa.Table:
     for c in DEAL_COLUMNS[1:]:
         cols[c] = deals.column(c) if c in deals.column_names else pa.nulls(deals.num_rows, DEAL_TYPES[c])
     return pa.table(cols)
+
+
+def _object_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """Deal ids as Python strings (look-ups in an Arrow-backed string index are slow in pandas)."""
+    if "deal_id" in df.columns:
+        df["deal_id"] = df["deal_id"].astype(object)
+    return df
