@@ -6,7 +6,7 @@ Each deal, independently and reproducibly (a seeded generator per deal id), may:
 
 * **slip** (5%): the expected close moves 30-90 days later and ``close_date_pushes`` grows by one;
 * **move a stage** (5%, not from bidding): the next stage, entered on the new ``as_of``;
-* **lose its coach** (a deal with a coach, 25%): the coach leaves (``is_coach`` false,
+* **lose its coach** (a deal with a coach, 5%): the coach leaves (``is_coach`` false,
   ``speaks_for_us`` unknown);
 * **win a new supporter** (5%): a new contact, a supporter with high influence who speaks for us;
 * **learn something** (10%): one deal-level yes/no item that was unknown becomes known, true
@@ -35,7 +35,7 @@ LEARNABLE = ("needs_understood", "network_status_known", "decision_chain_mapped"
              "contacts_profiled", "integrator_attitudes_known", "relationship_plan_aligned",
              "key_customer_guiding", "spec_has_our_differentiators", "scoring_criteria_known",
              "evaluation_panel_known", "pricing_strategy_ready", "bottom_line_set")
-P_SLIP, P_STAGE, P_LOSE_COACH, P_SUPPORTER, P_LEARN = 0.05, 0.05, 0.25, 0.05, 0.10
+P_SLIP, P_STAGE, P_LOSE_COACH, P_SUPPORTER, P_LEARN = 0.05, 0.05, 0.05, 0.05, 0.10
 
 
 def _rng(deal_id: str, seed: int) -> np.random.Generator:

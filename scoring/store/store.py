@@ -69,11 +69,15 @@ class Store:
         ``postgresql://user@host:port/db``, or the path of a DuckDB file.
     lock_timeout : float
         Seconds to wait for a DuckDB file another process holds.
+    make_folder : bool
+        Create the DuckDB file's folder when missing (the default store beside an output whose folder
+        the run creates); otherwise a missing folder is an error.
     """
 
-    def __init__(self, url: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(self, url: str | Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, make_folder: bool = False):
         self.url = str(url)
         self.backend: Backend = backend_for(url, lock_timeout)
+        self.make_folder = make_folder
         self._con = None
 
     @contextmanager
@@ -100,7 +104,7 @@ class Store:
     @classmethod
     def beside(cls, output: str | Path) -> "Store":
         """The default store of a run: ``history.duckdb`` in the output's folder."""
-        return cls(Path(output).parent / DEFAULT_STORE_NAME)
+        return cls(Path(output).parent / DEFAULT_STORE_NAME, make_folder=True)
 
     def __repr__(self) -> str:
         return f"Store({self.backend.describe()!r})"
@@ -137,7 +141,7 @@ class Store:
         by the first append, in a folder that must exist)."""
         b = self.backend
         if not b.exists():
-            if not Path(b.describe()).parent.is_dir():
+            if not Path(b.describe()).parent.is_dir() and not self.make_folder:
                 raise StoreError(f"store {b.describe()}: its folder does not exist")
             return False
         with self._read() as con:
@@ -177,6 +181,8 @@ class Store:
         """A DuckDB store that does not exist yet is created whole before it is written to."""
         b = self.backend
         if b.kind == "duckdb" and not b.exists():
+            if self.make_folder:
+                Path(b.describe()).parent.mkdir(parents=True, exist_ok=True)
             b.create(statements(b.types))
 
     def _ensure(self, con) -> None:
