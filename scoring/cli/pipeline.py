@@ -27,8 +27,11 @@ from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
               help="Language of titles and actions.")
 @click.option("--id", "ids", multiple=True,
               help=f"Only this record id (repeat for several); an id not in FILE is an error (exit {ExitCode.USAGE:d}).")
+@click.option("--since", help="Also what changed since the stored run on or before this date (YYYY-MM-DD), "
+                              "from the score store (see `scoring history`).")
+@click.option("--store", "store_url", help="The score store for --since (default: history.duckdb in out/).")
 @_fail_clean
-def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
+def explain(file, as_json, rules_path, model_path, no_model, lang, ids, since, store_url):
     """Score each record of FILE and print its reasons and next actions.
 
     \b
@@ -56,15 +59,30 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids):
     for ent, names in res.undeclared_fields.items():
         if names:
             _say(f"warning: undeclared {ent} fields (ignored by the rules): {', '.join(names)}")
+    if since:
+        from scoring.batch.chunks import as_of_date
+        from scoring.cli.history import store_of
+        from scoring.store.timeline import deal_timeline, format_since
+
+        as_of_date(since)
+        store = store_of(store_url)
     first = True
     for rec in records:
         x = explain_record(engine, rec, lang=lang, model=model)
+        if since:  # what changed since then, from the store (a deal it has never seen: nothing)
+            try:
+                t = deal_timeline(store, rec["id"], model=model, pack=engine.pack, lang=lang, since=since)
+                x["since"] = {k: t.get(k) for k in ("since", "changes_since", "logit_change_since")}
+            except InputError:
+                x["since"] = {"since": None, "changes_since": [], "logit_change_since": None}
         if as_json:
             click.echo(json.dumps(x, ensure_ascii=False, default=str))
         else:
             if not first:
                 click.echo("")
             click.echo(format_explanation(x, lang))
+            if since:
+                click.echo(format_since(x["since"], lang))
         first = False
     if rejects:
         sys.exit(ExitCode.FINDINGS)

@@ -32,6 +32,8 @@ WORDS = {
            "met": EXPLAIN_LABELS["zh"].get("met", "已做到"), "missing": EXPLAIN_LABELS["zh"]["missing"],
            "unknown": EXPLAIN_LABELS["zh"]["unknown"], "logodds": "对数几率"},
 }
+#: the trend labels in words (the nightly output keeps the English labels as codes)
+TREND_WORDS = {"en": {}, "zh": {"Improving": "上升", "Steady": "平稳", "Declining": "下降", "Not enough info": "信息不足"}}
 
 
 def _rules(v: Any) -> list[str]:
@@ -164,7 +166,8 @@ def format_timeline(t: Mapping, lang: str = "en") -> str:
     for e in t["entries"]:
         p = "-" if e["win_probability"] is None else f"{100 * e['win_probability']:.1f}%"
         ch = "" if e["probability_change"] is None else f"  ({100 * e['probability_change']:+.1f} {w['points']})"
-        lines.append(f"  {e['as_of']}  {names.get(e['stage'], e['stage']):<22} {w['win']} {p}{ch}  {e['trend']}"
+        tr = TREND_WORDS[lang].get(e["trend"], e["trend"])
+        lines.append(f"  {e['as_of']}  {names.get(e['stage'], e['stage']):<22} {w['win']} {p}{ch}  {tr}"
                      f"   [{e['model_version'] or '-'}]")
         lines += _item_lines(e["changes"], w)
     if "changes_since" in t:
@@ -172,6 +175,16 @@ def format_timeline(t: Mapping, lang: str = "en") -> str:
             "" if t.get("logit_change_since") is None else f"{t['logit_change_since']:+.3f} {w['logodds']}"))
         lines += _item_lines(t["changes_since"], w)
     return "\n".join(lines)
+
+
+def format_since(s: Mapping, lang: str = "en") -> str:
+    """The ``since`` part of ``scoring explain --since`` (what changed since the stored run of that date)."""
+    w = WORDS[lang]
+    if s.get("since") is None:
+        return f"  {w['since']} -: {w['no_runs']}"
+    head = f"  {w['change']} {w['since']} {s['since']}: " + (
+        "" if s.get("logit_change_since") is None else f"{s['logit_change_since']:+.3f} {w['logodds']}")
+    return "\n".join([head] + _item_lines(s.get("changes_since") or [], w))
 
 
 def _item_lines(items, w) -> list[str]:
