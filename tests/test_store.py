@@ -389,3 +389,54 @@ def test_next_day_is_reproducible_and_changes_deals_realistically(records):
         if "slip" in events.get(before["id"], []):
             assert after["expected_close"] > before["expected_close"]
             assert after["close_date_pushes"] == (before.get("close_date_pushes") or 0) + 1
+
+
+def test_a_new_slip_raises_t2_from_the_store_and_an_old_one_does_not(tmp_path, store_url, scoring_parts, records):
+    events = nextday.what_happened(records, days=1, seed=3)
+    slipped = {d for d, ev in events.items() if "slip" in ev}
+    _, out = two_nights(tmp_path, store_url, scoring_parts, records)
+    t2 = set(out[out["analysis_meeting"].map(lambda m: "T2" in list(m))]["id"])
+    assert slipped and slipped <= t2
+    old_slips = {r["id"] for r in records if (r.get("close_date_pushes") or 0) > 0} - slipped
+    assert old_slips and not (old_slips & t2)
+
+
+def test_explain_since_adds_what_changed_since_that_date(tmp_path, store_url, scoring_parts, records):
+    two_nights(tmp_path, store_url, scoring_parts, records)
+    events = nextday.what_happened(records, days=1, seed=3)
+    deal = next(d for d, ev in events.items() if ev == ["lost_coach"])
+    res = CliRunner().invoke(main, ["explain", str(tmp_path / "day2.jsonl"), "--id", deal, "--since", DAY1,
+                                    "--store", store_url, "--json"])
+    assert res.exit_code == 0
+    since = json.loads(res.output)["since"]
+    assert since["since"] == DAY1 and any(c["term"] == "S2_5" for c in since["changes_since"])
+
+
+def test_the_run_summary_reports_drift_and_expected_performance(tmp_path, store_url, scoring_parts, records):
+    pack, model = scoring_parts
+    store = Store(store_url)
+    out = tmp_path / "scores.jsonl"
+    run_batch(SAMPLE, out, pack=pack, model=model, as_of=DAY1, store=store, workers=1)
+    nobody = copy.deepcopy(records)
+    for r in nobody:  # overnight every coach is gone: the coach rules shift
+        for c in r.get("contacts") or []:
+            c["is_coach"] = False
+    s = run_batch(write_jsonl(tmp_path / "d2.jsonl", nobody), out, pack=pack, model=model, as_of="2026-11-26",
+                  store=store, workers=1)
+    m = json.loads((tmp_path / "scores.jsonl.summary.json").read_text())["monitoring"]
+    assert m == json.loads(json.dumps(s["monitoring"]))
+    assert "S2_5" in m["rule_drift"]["flagged"] and "DC_decision_maker_known" not in m["rule_drift"]["flagged"]
+    p = pd.read_json(out, lines=True)["win_probability"].to_numpy()
+    assert m["expected_log_loss"] == round(float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p)))), 4)
+    assert sum(b["deals"] for b in m["expected_calibration"]) == len(p)
+    assert m["score_psi"]["psi"] >= 0 and sum(m["trends"].values()) == len(p)
+
+
+@given(st.lists(st.integers(0, 1000), min_size=2, max_size=12), st.lists(st.integers(0, 1000), min_size=2, max_size=12))
+def test_psi_is_zero_for_the_same_distribution_and_never_negative(a, b):
+    from scoring.store.monitor import psi
+
+    n = min(len(a), len(b))
+    a, b = np.array(a[:n]) + 1, np.array(b[:n]) + 1
+    assert abs(psi(a, a * 3)) < 1e-12
+    assert psi(a, b) >= -1e-12

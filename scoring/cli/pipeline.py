@@ -165,6 +165,10 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
             click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         else:
             _say(format_summary(summary), err=False)
+            if summary.get("store"):
+                from scoring.store.monitor import format_lines
+
+                _say(format_lines(summary), err=False)
 
     try:
         summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from scoring.batch.previous import PreviousRun
 from scoring.store.changes import (TREND_WINDOW_DAYS, applies_at, change_codes, decompose, list_matrix, map_status,
                                    status_codes, trend)
+from scoring.store.monitor import status_counts, summary as monitor_summary
 from scoring.store.store import DEAL_COLUMNS, DEAL_TYPES, RunRecord, Store
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ class NightlyStore:
         self._writer: pq.ParquetWriter | None = None
         self._spill: Path | None = None
         self.n_rows = 0
+        self._p: list[np.ndarray] = []  # tonight's probabilities, for the monitoring summary
+        self._counts = np.zeros((len(self.rule_ids), 3), dtype=np.int64)
+        self._trends: dict[str, int] = {}
         self.previous: StoredPrevious | None = None
         self.prev = self.since = None
         self.window = pd.DataFrame({"n": [], "median": []})
@@ -164,11 +168,15 @@ class NightlyStore:
         stages = table.column("stage").to_pandas().astype(object).to_numpy()
         p_now = table.column("win_probability").to_numpy(zero_copy_only=False).astype(float)
         self._spill_rows(table)
+        self._p.append(p_now)
+        self._counts += status_counts(status) if n else 0
 
         w = self.window.reindex(ids) if len(self.window) else pd.DataFrame(index=ids, columns=["n", "median"])
         labels = trend(p_now, pd.to_numeric(w["median"]).to_numpy(dtype=float),
                        pd.to_numeric(w["n"]).fillna(0).to_numpy())
         out = table.drop_columns(list(STORE_COLUMNS))
+        for k, v in zip(*np.unique(labels.astype(str), return_counts=True)):
+            self._trends[str(k)] = self._trends.get(str(k), 0) + int(v)
         out = out.append_column("trend", pa.array(labels, pa.string()))
         for name, ref in (("changes", self.prev), ("changes_since", self.since)):
             out = out.append_column(name, self._changes(ref, ids, stages, status, contrib, measures))
@@ -237,11 +245,26 @@ class NightlyStore:
         else:
             self._writer.close()
             rows = self._spill
+        summary["monitoring"] = self.monitoring()  # in the run's summary (and its JSON) too
         rec = self.record
         rec.n_read, rec.n_scored, rec.n_rejected = (int(summary.get(k) or 0) for k in ("read", "scored", "rejected"))
         rec.input_fingerprint = input_fingerprint(source)
-        rec.summary = {k: summary.get(k) for k in ("read", "scored", "rejected", "warnings", "input", "output")}
+        rec.summary = {k: summary.get(k) for k in ("read", "scored", "rejected", "warnings", "input", "output",
+                                                    "monitoring")}
         return self.store.append(rec, rows)
+
+    def monitoring(self) -> dict[str, Any]:
+        """Drift and expected performance of tonight's run (:mod:`scoring.store.monitor`)."""
+        from scoring.model.artifact import model_held_out
+
+        p = np.concatenate(self._p) if self._p else np.zeros(0)
+        held = model_held_out(self.model) if self.model is not None else None
+        ref = np.asarray(held["p_model"], dtype=float) if held and held.get("p_model") else None
+        before = None
+        if self.prev is not None and self.prev.rules == self.rule_ids and len(self.prev.frame):
+            st = status_codes(pa.array(self.prev.frame["status"].tolist(), pa.string()), len(self.rule_ids))
+            before = status_counts(st)
+        return monitor_summary(p, ref, self._counts, before, self.rule_ids, self._trends)
 
     def abort(self) -> None:
         if self._writer is not None:
