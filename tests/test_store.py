@@ -440,3 +440,55 @@ def test_psi_is_zero_for_the_same_distribution_and_never_negative(a, b):
     a, b = np.array(a[:n]) + 1, np.array(b[:n]) + 1
     assert abs(psi(a, a * 3)) < 1e-12
     assert psi(a, b) >= -1e-12
+
+
+# --------------------------------------------------------------------------- outcomes and realized performance
+
+
+def test_realized_performance_uses_the_probability_recorded_before_the_close(tmp_path, store_url, scoring_parts):
+    pack, model = scoring_parts
+    store = Store(store_url)
+    for day in ("2026-09-01", "2026-10-10", "2026-11-10"):  # 105, 66 and 35 days before the close
+        run_batch(SAMPLE, tmp_path / "s.jsonl", pack=pack, model=model, as_of=day, store=store, workers=1)
+    p = pd.read_json(tmp_path / "s.jsonl", lines=True).set_index("id")["win_probability"]
+    closed = tmp_path / "closed.csv"
+    won = {d for i, d in enumerate(p.index) if i % 3 == 0}
+    closed.write_text("id,outcome,closed_at\n" + "".join(
+        f"{d},{'won' if d in won else 'lost'},2026-12-15\n" for d in p.index[:150]))
+    res = CliRunner().invoke(main, ["outcomes", str(closed), "--store", store_url])
+    assert res.exit_code == 0 and "recorded 150 outcome" in res.output
+    from scoring.store.monitor import realized_performance
+
+    real = {r["days_before_close"]: r for r in realized_performance(store.outcome_rows())}
+    assert [real[h]["deals"] for h in (30, 60, 90)] == [150, 150, 150]
+    y = np.array([d in won for d in p.index[:150]], float)
+    q = p.to_numpy()[:150]
+    assert real[30]["log_loss"] == round(float(np.mean(-(y * np.log(q) + (1 - y) * np.log(1 - q)))), 4)
+    assert set(real[90]["by_stage"]) <= {"technical_promotion", "relationship", "partner", "solution", "bidding"}
+
+
+def test_outcomes_with_a_bad_row_are_refused_naming_it(tmp_path):
+    bad = tmp_path / "closed.csv"
+    bad.write_text("id,outcome,closed_at\nP-1,won,2026-12-01\nP-2,maybe,2026-12-01\n")
+    res = CliRunner().invoke(main, ["outcomes", str(bad), "--store", str(tmp_path / "h.duckdb")])
+    assert res.exit_code == ExitCode.USAGE and "row 2" in res.stderr and "P-2" in res.stderr
+    assert not (tmp_path / "h.duckdb").exists()
+
+
+@pytest.mark.skipif(not (CHROMIUM := __import__("pathlib").Path("/usr/bin/chromium")).exists(),
+                    reason="needs /usr/bin/chromium to render the page")
+def test_the_monitor_page_renders_in_headless_chromium(tmp_path, scoring_parts, records):
+    store_url = str(tmp_path / "history.duckdb")
+    two_nights(tmp_path, store_url, scoring_parts, records)
+    out = tmp_path / "monitor.html"
+    res = CliRunner().invoke(main, ["monitor", "--store", store_url, "--out", str(out)])
+    assert res.exit_code == 0 and out.is_file()
+    page = out.read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "Realized performance" in page
+    shot, profile = tmp_path / "monitor.png", tmp_path / "profile"
+    profile.mkdir()
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1100,2000",
+                    out.resolve().as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 20_000

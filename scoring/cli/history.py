@@ -49,14 +49,25 @@ def history(deal_id, store_url, since, as_json, lang):
 
 @main.group()
 def store():
-    """Look after the score store: upgrade its schema, prune old runs, list runs."""
+    """Look after the score store: upgrade its schema, prune old runs, list runs.
+
+    \b
+    Examples:
+      scoring store runs
+      scoring store prune --keep 400 --store postgresql://scoring@db/sales
+    """
 
 
 @store.command()
 @click.option("--store", "store_url", help=_STORE_HELP)
 @_fail_clean
 def upgrade(store_url):
-    """Bring a store written by an older version to this version's schema (one transaction)."""
+    """Bring a store written by an older version to this version's schema (one transaction).
+
+    \b
+    Examples:
+      scoring store upgrade --store /data/history.duckdb
+    """
     before, after = store_of(store_url).upgrade()
     _say(f"store upgraded from schema version {before} to {after}" if before != after
          else f"store already at schema version {after}", err=False)
@@ -69,7 +80,12 @@ def upgrade(store_url):
 @click.option("--today", help="The date the days count back from (default: today).")
 @_fail_clean
 def prune(store_url, keep_days, today):
-    """Delete the runs older than --keep days (retention)."""
+    """Delete the runs older than --keep days (retention).
+
+    \b
+    Examples:
+      scoring store prune --keep 400 --store /data/history.duckdb
+    """
     from scoring.batch.chunks import as_of_date
 
     n = store_of(store_url).prune(keep_days, as_of_date(today) if today else None)
@@ -81,7 +97,12 @@ def prune(store_url, keep_days, today):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines.")
 @_fail_clean
 def runs_(store_url, as_json):
-    """List the stored runs, oldest first."""
+    """List the stored runs, oldest first.
+
+    \b
+    Examples:
+      scoring store runs --store /data/history.duckdb --json
+    """
     df = store_of(store_url).runs()
     for r in df.to_dict("records"):
         if as_json:
@@ -90,3 +111,62 @@ def runs_(store_url, as_json):
         else:
             click.echo(f"{r['run_id']}  {r['as_of']}  {r['n_scored']:>9,} deals  model {r['model_version'] or '-'}  "
                        f"pack {r['rule_pack_version']}")
+
+
+@main.command()
+@click.argument("closed", metavar="CLOSED_DEALS", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--store", "store_url", help=_STORE_HELP)
+@_fail_clean
+def outcomes(closed, store_url):
+    """Record closed deals (id, outcome won/lost/no_decision, closed_at) into the store.
+
+    CLOSED_DEALS is JSON Lines (e.g. closed records of the contract's history form) or CSV with
+    the columns id, outcome, closed_at.  A deal recorded again is corrected.
+
+    \b
+    Examples:
+      scoring outcomes /exports/closed-this-week.csv
+    """
+    from scoring.store.monitor import read_outcomes
+
+    n = store_of(store_url).record_outcomes(read_outcomes(closed))
+    _say(f"recorded {n:,} outcome(s)", err=False)
+
+
+@main.command()
+@click.option("--store", "store_url", help=_STORE_HELP)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the monitoring page (one self-contained HTML file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@_fail_clean
+def monitor(store_url, out, as_json):
+    """Drift, expected and realized performance over the stored runs.
+
+    \b
+    Examples:
+      scoring monitor
+      scoring monitor --out out/monitor.html
+    """
+    from scoring.store.monitor_page import build_monitor, monitor_data
+
+    store = store_of(store_url)
+    if out:
+        _say(f"wrote {build_monitor(store, out)}", err=False)
+        return
+    d = monitor_data(store)
+    if as_json:
+        click.echo(json.dumps(d, ensure_ascii=False, default=str))
+        return
+    last = d["last_run"]
+    click.echo(f"{len(d['runs'])} stored runs, {d['outcomes_recorded']:,} deals with a recorded outcome")
+    for r in d["runs"][-10:]:
+        click.echo(f"  {r['as_of']}  {r['deals']:>9,} deals  mean probability {r['mean_probability']}")
+    if last:
+        click.echo(f"last run: score PSI vs held-out {(last.get('score_psi') or {}).get('psi')}, expected log loss "
+                   f"{last.get('expected_log_loss')}, drifted rules: "
+                   f"{', '.join((last.get('rule_drift') or {}).get('flagged') or []) or 'none'}")
+    for r in d["realized"]:
+        if r.get("deals"):
+            click.echo(f"realized, {r['days_before_close']} days before close: {r['deals']:,} deals, win rate "
+                       f"{r['win_rate']}, mean probability {r['mean_probability']}, log loss {r['log_loss']}, "
+                       f"Brier {r['brier']}")

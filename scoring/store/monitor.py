@@ -15,9 +15,15 @@
 """
 from __future__ import annotations
 
+import datetime as _dt
+import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
+
+from scoring.errors import InputError
 
 #: a PSI above this is flagged
 PSI_FLAG = 0.25
@@ -111,3 +117,80 @@ def format_lines(run_summary: Mapping[str, Any]) -> str:
     if "expected_log_loss" in m:
         lines.append(f"  expected log loss if calibrated: {m['expected_log_loss']}  (Brier {m['expected_brier']})")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- realized performance
+
+#: days before the close at which the recorded probabilities are judged
+HORIZONS = (30, 60, 90)
+OUTCOMES = ("won", "lost", "no_decision")
+
+
+def read_outcomes(path) -> pd.DataFrame:
+    """Closed deals from a file: JSON Lines (records of the contract's history form, or any objects) or CSV,
+    with ``id`` (or ``deal_id``), ``outcome`` (won, lost, no_decision) and ``closed_at`` (YYYY-MM-DD).
+    The last line of a deal wins.  A bad row is an :class:`~scoring.errors.InputError` naming it."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        rows = []
+        with open(path, encoding="utf-8") as fh:
+            for i, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rec = json.loads(line)
+                    except ValueError as exc:
+                        raise InputError(f"{path}: line {i}: not JSON ({exc})") from None
+                    rows.append({k: rec.get(k) for k in ("id", "deal_id", "outcome", "closed_at")})
+        df = pd.DataFrame(rows, columns=["id", "deal_id", "outcome", "closed_at"])
+    if "deal_id" not in df.columns or df["deal_id"].isna().all():
+        df["deal_id"] = df.get("id")
+    for i, r in enumerate(df.itertuples(index=False), 1):
+        day = str(r.closed_at or "")
+        try:
+            ok_day = _dt.date.fromisoformat(day).isoformat() == day
+        except ValueError:
+            ok_day = False
+        if not r.deal_id or r.outcome not in OUTCOMES or not ok_day:
+            raise InputError(f"{path}: row {i} (deal {r.deal_id!r}): needs an id, an outcome among "
+                             f"{', '.join(OUTCOMES)} and a closed_at date YYYY-MM-DD")
+    return df[["deal_id", "outcome", "closed_at"]].drop_duplicates("deal_id", keep="last")
+
+
+def realized_performance(rows: pd.DataFrame, horizons: Sequence[int] = HORIZONS) -> list[dict[str, Any]]:
+    """Per horizon ``h``: each closed deal's probability from its last stored run on or before ``h`` days
+    before the close, against the outcome (won = 1; lost and no decision = 0, as in training): deals,
+    win rate, mean probability, log loss, Brier, the calibration table, and log loss by model version
+    and by stage.  ``rows``: ``deal_id``, ``run_as_of``, ``stage``, ``win_probability``,
+    ``model_version``, ``outcome``, ``closed_at`` (:meth:`scoring.store.Store.outcome_rows`)."""
+    out = []
+    if not len(rows):
+        return out
+    rows = rows.dropna(subset=["win_probability"]).copy()
+    rows["days_before"] = (pd.to_datetime(rows["closed_at"]) - pd.to_datetime(rows["run_as_of"])).dt.days
+    for h in horizons:
+        r = rows[rows["days_before"] >= h].sort_values(["deal_id", "run_as_of"]).drop_duplicates("deal_id",
+                                                                                                   keep="last")
+        if not len(r):
+            out.append({"days_before_close": h, "deals": 0})
+            continue
+        p = np.clip(r["win_probability"].to_numpy(dtype=float), 1e-12, 1 - 1e-12)
+        y = (r["outcome"] == "won").to_numpy(dtype=float)
+        ll = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        table = []
+        for lo, hi in zip(_BINS[:-1], _BINS[1:]):
+            m = (p >= lo) & ((p < hi) | (hi == 1.0))
+            if m.any():
+                table.append({"from": round(float(lo), 1), "to": round(float(hi), 1), "deals": int(m.sum()),
+                              "mean_probability": round(float(p[m].mean()), 4),
+                              "win_rate": round(float(y[m].mean()), 4)})
+        r = r.assign(ll=ll)
+        out.append({"days_before_close": h, "deals": int(len(r)), "win_rate": round(float(y.mean()), 4),
+                    "mean_probability": round(float(p.mean()), 4), "log_loss": round(float(ll.mean()), 4),
+                    "brier": round(float(np.mean((p - y) ** 2)), 4), "calibration": table,
+                    "by_model": {str(k): {"deals": int(len(g)), "log_loss": round(float(g["ll"].mean()), 4)}
+                                 for k, g in r.groupby("model_version", dropna=False)},
+                    "by_stage": {str(k): {"deals": int(len(g)), "log_loss": round(float(g["ll"].mean()), 4)}
+                                 for k, g in r.groupby("stage")}})
+    return out

@@ -324,6 +324,17 @@ class Store:
                      "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id WHERE d.deal_id = ? "
                      "ORDER BY r.as_of, r.scored_at", [deal_id]).to_pandas()
 
+    def outcome_rows(self) -> pd.DataFrame:
+        """Every stored row of a deal with a recorded outcome, from runs before its close, with the outcome."""
+        if not self.check():
+            return pd.DataFrame()
+        with self._read() as con:
+            return _object_ids(self.backend.arrow(
+                con, "SELECT d.deal_id, CAST(r.as_of AS VARCHAR) AS run_as_of, d.stage, d.win_probability, "
+                     "r.model_version, o.outcome, CAST(o.closed_at AS VARCHAR) AS closed_at "
+                     "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id JOIN outcomes o ON o.deal_id = d.deal_id "
+                     "WHERE r.as_of < o.closed_at").to_pandas())
+
     def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
         """Run a read-only query (the store's SQL, ``?`` parameters)."""
         with self._read() as con:
