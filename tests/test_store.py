@@ -492,3 +492,26 @@ def test_the_monitor_page_renders_in_headless_chromium(tmp_path, scoring_parts, 
                     f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1100,2000",
                     out.resolve().as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 20_000
+
+
+def test_stored_snapshots_of_closed_deals_rebuild_the_models_evidence(tmp_path, store_url, scoring_parts):
+    pack, model = scoring_parts
+    store = Store(store_url)
+    for day in ("2026-10-01", "2026-11-01"):
+        run_batch(SAMPLE, tmp_path / "s.jsonl", pack=pack, model=model, as_of=day, store=store, workers=1)
+    closed = tmp_path / "closed.csv"
+    ids = [json.loads(x)["id"] for x in SAMPLE.read_text().splitlines()[:40]]
+    closed.write_text("id,outcome,closed_at\n" + "".join(f"{d},won,2026-10-15\n" for d in ids))
+    assert CliRunner().invoke(main, ["outcomes", str(closed), "--store", store_url]).exit_code == 0
+    snaps = store.training_snapshots(pack.version_tag)
+    assert len(snaps) == 40 and set(snaps["as_of"]) == {"2026-10-01"}  # the run after the close is left out
+    assert store.training_snapshots("another@0.0.0").empty
+    from scoring.store.changes import status_codes
+
+    import pyarrow as pa
+
+    status = status_codes(pa.array(snaps["status"].tolist()), len(pack.rules))
+    logit = logit_of(model.intercept, rule_contributions(model, status, snaps["stage"].tolist()))
+    stored = store.query("SELECT deal_id, logit FROM deal_scores d JOIN runs r ON r.run_id = d.run_id "
+                         "WHERE r.as_of = ?", ["2026-10-01"]).set_index("deal_id")["logit"]
+    np.testing.assert_allclose(logit, stored.reindex(snaps["deal_id"]).to_numpy(), atol=1e-12)

@@ -335,6 +335,27 @@ class Store:
                      "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id JOIN outcomes o ON o.deal_id = d.deal_id "
                      "WHERE r.as_of < o.closed_at").to_pandas())
 
+    def training_snapshots(self, pack_version: str) -> pd.DataFrame:
+        """Stored snapshots of closed deals scored with the rule pack ``pack_version``, taken before their
+        close, joined with their outcomes: ``deal_id``, ``as_of`` (the run's), ``stage``, ``status``,
+        ``measures``, ``outcome``, ``closed_at``; one row per deal and run date (the last run of a date).
+
+        The stored evidence is enough to train a model over the same pack: the model's features are a
+        function of the rules' statuses (and measures) and the stage, all stored.  Snapshots of another
+        pack are left out rather than mapped (a rule the run did not evaluate is not "unknown")."""
+        if not self.check():
+            return pd.DataFrame()
+        with self._read() as con:
+            df = _object_ids(self.backend.arrow(
+                con, "SELECT d.deal_id, CAST(r.as_of AS VARCHAR) AS as_of, r.scored_at, d.stage, d.status, d.measures, "
+                     "o.outcome, CAST(o.closed_at AS VARCHAR) AS closed_at "
+                     "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id JOIN outcomes o ON o.deal_id = d.deal_id "
+                     "WHERE r.as_of < o.closed_at AND r.rule_pack_version = ?", [pack_version]).to_pandas())
+        if not len(df):
+            return df
+        df = df.sort_values(["deal_id", "as_of", "scored_at"]).drop_duplicates(["deal_id", "as_of"], keep="last")
+        return df.drop(columns=["scored_at"]).reset_index(drop=True)
+
     def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
         """Run a read-only query (the store's SQL, ``?`` parameters)."""
         with self._read() as con:
