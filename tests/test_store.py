@@ -515,3 +515,11 @@ def test_stored_snapshots_of_closed_deals_rebuild_the_models_evidence(tmp_path, 
     stored = store.query("SELECT deal_id, logit FROM deal_scores d JOIN runs r ON r.run_id = d.run_id "
                          "WHERE r.as_of = ?", ["2026-10-01"]).set_index("deal_id")["logit"]
     np.testing.assert_allclose(logit, stored.reindex(snaps["deal_id"]).to_numpy(), atol=1e-12)
+
+
+def test_a_failed_run_appends_nothing_to_the_store(tmp_path, store_url, records):
+    bad = [dict(r, stage="nowhere") if i % 2 else r for i, r in enumerate(records)]  # half rejected
+    out = tmp_path / "scores.jsonl"
+    res = score_cli(write_jsonl(tmp_path / "in.jsonl", bad), "--out", out, "--store", store_url, "--as-of", DAY1)
+    assert res.exit_code == ExitCode.REJECTED_SHARE and not out.exists()
+    assert Store(store_url).runs().empty

@@ -251,10 +251,10 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         except BaseException:
             for w in writers:
                 w.abort()
-            if history is not None:
-                history.abort()
             raise
         finally:
+            if history is not None:
+                history.abort()  # its spill file (a committed run's is closed already)
             if stream is not None:
                 stream.close()
             if spill is not None:
