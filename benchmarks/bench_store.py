@@ -65,6 +65,31 @@ def main(argv=None) -> None:
         sys.exit("no model: train and promote one first (see README)")
     pack = engine.pack
 
+    from scoring.store import nightly
+
+    parts: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                parts[name] = parts.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    # the store's own work in the run's process: reading the past, the history columns per chunk, the append
+    nightly.NightlyStore.__init__ = timed("context", nightly.NightlyStore.__init__)
+    nightly.NightlyStore.apply = timed("columns", nightly.NightlyStore.apply)
+    nightly.NightlyStore.commit = timed("commit", nightly.NightlyStore.commit)
+
+    def store_parts() -> str:
+        out = (f"the store's own work in the run's process: reading the past {parts.get('context', 0):.2f} s, "
+               f"history columns and spill {parts.get('columns', 0):.2f} s, append (with the monitoring summary) "
+               f"{parts.get('commit', 0):.2f} s")
+        parts.clear()
+        return out
+
     class TimedStore(Store):
         appends: list[float] = []
 
@@ -90,11 +115,13 @@ def main(argv=None) -> None:
         base = run_batch(tmp / "pipeline", tmp / "base.parquet", as_of=day0.isoformat(), **kw)["seconds"]
         print(f"nightly run without a store: {base:.2f} s")
         store = TimedStore(tmp / "history.duckdb")
+        parts.clear()
         first = run_batch(tmp / "pipeline", tmp / "scores.parquet", as_of=day0.isoformat(), store=store, **kw)
         append = store.appends[-1]
         print(f"night 1 with the store: {first['seconds']:.2f} s; the append itself {append:.2f} s "
               f"({100 * append / first['seconds']:.0f}% of the run; the store adds "
               f"{first['seconds'] - base:+.2f} s in all, {100 * (first['seconds'] - base) / base:+.0f}%)")
+        print("  " + store_parts())
 
         rows = store.backend.arrow
         with store.backend.connect() as con:
@@ -124,6 +151,7 @@ def main(argv=None) -> None:
         print(f"night {args.nights + 1} with {args.nights} stored nights (trend, what-changed since the previous "
               f"night and a week back, for all {night['scored']:,} deals): {night['seconds']:.2f} s "
               f"({night['seconds'] - base:+.2f} s over the run without a store); its append {store.appends[-1]:.2f} s")
+        print("  " + store_parts())
 
         deal = night1.column("deal_id")[night1.num_rows // 2].as_py()
         t3 = time.perf_counter()
@@ -135,8 +163,12 @@ def main(argv=None) -> None:
         cli = time.perf_counter() - t4
         if proc.returncode:
             sys.exit(f"scoring history failed: {proc.stderr}")
+        t5 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scoring.cli", "--version"], cwd=ROOT, capture_output=True)
+        start = time.perf_counter() - t5
         print(f"history of one deal ({len(tl['entries'])} runs) over a store of {args.nights + 1} nights x "
-              f"{args.deals:,} deals: {lib:.2f} s (library), {cli:.2f} s (`scoring history` in a new process)")
+              f"{args.deals:,} deals: {lib:.2f} s (library), {cli:.2f} s (`scoring history` in a new process; "
+              f"`scoring --version` takes {start:.2f} s)")
         size = (tmp / "history.duckdb").stat().st_size
         print(f"store on disk: {size / 2**20:,.0f} MiB for {args.nights + 1} runs, {size / 2**20 / (args.nights + 1):,.1f} "
               f"MiB per run of {args.deals:,} deals ({size / (args.nights + 1) / args.deals:,.0f} bytes per deal and run)")

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from scoring.batch.previous import PreviousRun
 from scoring.store.changes import (TREND_WINDOW_DAYS, applies_at, change_codes, decompose, list_matrix, map_status,
@@ -107,7 +106,7 @@ class NightlyStore:
                                 rule_kinds=[r.kind for r in pack.rules], measures=self.measure_ids,
                                 intercept=model.intercept if model is not None else None)
         self.workdir = workdir
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._spill: Path | None = None
         self.n_rows = 0
         self._p: list[np.ndarray] = []  # tonight's probabilities, for the monitoring summary
@@ -185,7 +184,7 @@ class NightlyStore:
     def _changes(self, ref: _Reference | None, ids, stages, status, contrib, measures) -> pa.Array:
         n = len(ids)
         if ref is None or n == 0:
-            return pa.array([[] for _ in range(n)], pa.list_(pa.string()))
+            return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string()))
         rows = ref.frame.reindex(ids)
         has = ids_in(ref.frame.index, ids)
         then = status_codes(pa.array(rows["status"].where(has, "0" * len(ref.rules)).tolist(), pa.string()),
@@ -232,8 +231,9 @@ class NightlyStore:
         rows = pa.table({c: cols[c] for c in DEAL_COLUMNS},
                         schema=pa.schema([("run_id", pa.string())] + [(c, DEAL_TYPES[c]) for c in DEAL_COLUMNS[1:]]))
         if self._writer is None:
-            self._spill = Path(self.workdir) / f"store-{self.record.run_id}.parquet"
-            self._writer = pq.ParquetWriter(self._spill, rows.schema, compression="lz4")
+            # Arrow IPC, uncompressed: the cheapest to write, and read back memory-mapped by the append
+            self._spill = Path(self.workdir) / f"store-{self.record.run_id}.arrow"
+            self._writer = pa.ipc.new_file(self._spill, rows.schema)
         self._writer.write_table(rows)
         self.n_rows += n
 
@@ -244,7 +244,8 @@ class NightlyStore:
             rows: pa.Table | Path = pa.table({c: pa.array([], DEAL_TYPES.get(c, pa.string())) for c in DEAL_COLUMNS})
         else:
             self._writer.close()
-            rows = self._spill
+            self._writer = None
+            rows = pa.ipc.open_file(pa.memory_map(str(self._spill))).read_all()
         summary["monitoring"] = self.monitoring()  # in the run's summary (and its JSON) too
         rec = self.record
         rec.n_read, rec.n_scored, rec.n_rejected = (int(summary.get(k) or 0) for k in ("read", "scored", "rejected"))

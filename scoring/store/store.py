@@ -222,7 +222,8 @@ class Store:
                                   "kind": pa.array(list(run.rule_kinds), pa.string())})
                 b.load(con, "run_rules", rules, rules.column_names)
                 if isinstance(deals, pa.Table):
-                    deals = with_run_id(deals, run.run_id)
+                    if "run_id" not in deals.column_names:
+                        deals = with_run_id(deals, run.run_id)
                     b.load(con, "deal_scores", deals, DEAL_COLUMNS)
                 else:
                     b.load(con, "deal_scores", Path(deals), DEAL_COLUMNS)
