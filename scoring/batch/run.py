@@ -229,6 +229,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
             _check(result, files, checks)
             if history is not None:  # the outputs are complete: append the run (a failure replaces nothing)
                 result["store"] = {"url": store.backend.describe(), "run_id": history.commit(result, source)}
+                result["seconds"] = round(time.perf_counter() - t0, 2)  # the append is part of the run
+                result["deals_per_second"] = round(result["read"] / result["seconds"]) if result["seconds"] else None
             writers.append(AtomicWriter(files.summary, fmt="text"))
             writers[-1].write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
             for w in writers:  # every file is complete on disk: only renames are left
