@@ -116,7 +116,7 @@ def build_monitor(store: Store, out: str | Path) -> Path:
     figs = _figures(d)
     last = d["last_run"]
     esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Score store monitor</title>"
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Score store monitor</title>"
              "<style>body{font-family:sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}</style></head><body>",
              f"<h1>Score store monitor</h1><p>{esc(store.backend.describe())}: {len(d['runs'])} stored runs, "
