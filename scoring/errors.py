@@ -30,6 +30,10 @@ class ExitCode(IntEnum):
     #: the model is not useful: ``train`` saved a model that does not beat both baselines (base rate, rule
     #: score alone) on its held-out deals by more than noise; ``promote`` refuses such a model without ``--force``
     NOT_USEFUL = 5
+    #: the score store (``--store``) cannot be used: it cannot be reached or opened, it was written by
+    #: another schema version (``scoring store upgrade``), or it stayed locked by another run; a ``score``
+    #: run stops before scoring, or (when the append fails) before replacing any output
+    STORE = 6
 
     @property
     def summary(self) -> str:
@@ -45,6 +49,7 @@ _EXIT_SUMMARY = {
     ExitCode.REJECTED_SHARE: "score: too large a share rejected, last night's files kept",
     ExitCode.IO: "a file or folder could not be read or written",
     ExitCode.NOT_USEFUL: "train/promote: the model does not beat both baselines",
+    ExitCode.STORE: "the score store cannot be used (unreachable, other schema version, locked); outputs untouched",
 }
 
 
@@ -124,3 +129,12 @@ class NotUsefulError(ModelError):
     """A model does not beat both baselines on its held-out deals by more than noise."""
 
     exit_code = ExitCode.NOT_USEFUL
+
+
+class StoreError(ScoringError):
+    """The score store cannot be used: unreachable, not a store, another schema version, or locked.
+
+    Raised before a run scores anything (or, when the final append fails, before it replaces any
+    output), so the outputs of the previous run are intact."""
+
+    exit_code = ExitCode.STORE

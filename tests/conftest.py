@@ -175,3 +175,14 @@ def saved_model(good_result, tmp_path):
 
     return save_model(good_result, tmp_path / "m1")
 
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The URL of a throwaway PostgreSQL server, started for the session (tests/store_server.py)."""
+    from store_server import Server, pg_bin
+
+    if not pg_bin("initdb") and not os.environ.get("CI"):
+        pytest.skip("PostgreSQL is not installed here (CI installs it: .ci/run)")
+    with Server() as url:
+        yield url

@@ -57,19 +57,25 @@ class ChunkScorer:
         The ``scored_at`` stamp (default: now, UTC).
     as_of_default : str, optional
         The date for records without ``as_of`` (default: today).
+    store_columns : bool
+        Also emit what the score store keeps per deal (:data:`scoring.store.nightly.STORE_COLUMNS`:
+        every rule's status, the measures when the evaluation has them, the model's per-rule
+        contributions and logit); the run takes them out of the output.
 
     Picklable (ships to worker processes): it holds the pack and model, and
     compiles the column-wise evaluator lazily in each process.
     """
 
     def __init__(self, pack: RulePack, model: Model | None = None, *, thresholds: Thresholds | None = None,
-                 keep: Sequence[str] = (), scored_at: str | None = None, as_of_default: str | None = None):
+                 keep: Sequence[str] = (), scored_at: str | None = None, as_of_default: str | None = None,
+                 store_columns: bool = False):
         self.pack = pack
         self.model = model
         self.thresholds = thresholds or Thresholds()
         self.keep = tuple(keep)
         self.scored_at = scored_at or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         self.as_of_default = as_of_date(as_of_default)
+        self.store_columns = store_columns
         self._ready = False
 
     def __getstate__(self) -> dict:
@@ -134,7 +140,30 @@ class ChunkScorer:
             if name in cols:
                 continue
             cols[name] = _arrow_column(opps, name, self.pack)
+        if self.store_columns:
+            cols.update(self._store_columns(ev, status, stage_words))
         return pa.table(cols)
+
+    def _store_columns(self, ev, status: np.ndarray, stage_words: np.ndarray) -> dict[str, pa.Array]:
+        """What the score store keeps per deal (see ``store_columns``)."""
+        from scoring.store.changes import logit_of, rule_contributions, status_array
+
+        n = len(status)
+        measures = getattr(ev, "measures", None)  # graded measures, when the evaluation has them
+        measures = None if measures is None else np.asarray(measures, dtype=np.float64).reshape(n, -1)
+        cols = {"_store_status": status_array(status)}
+        if self.model is not None:
+            c = rule_contributions(self.model, status, stage_words, measures)
+            cols["_store_logit"] = pa.array(logit_of(self.model.intercept, c))
+            cols["_store_contributions"] = pa.ListArray.from_arrays(
+                pa.array(np.arange(n + 1, dtype=np.int32) * c.shape[1]), pa.array(c.ravel()))
+        else:
+            cols["_store_logit"] = pa.nulls(n, pa.float64())
+            cols["_store_contributions"] = pa.nulls(n, pa.list_(pa.float64()))
+        cols["_store_measures"] = pa.nulls(n, pa.list_(pa.float64())) if measures is None else \
+            pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * measures.shape[1]),
+                                     pa.array(measures.ravel()))
+        return cols
 
     def output_schema(self) -> pa.Schema:
         """The Arrow schema of :meth:`score`'s tables (that of an empty chunk)."""

@@ -5,6 +5,9 @@
       -> ChunkScorer (chunks.py, in worker processes): rule evaluation, rule score,
          the model's probability and reasons, analysis-meeting flags
       -> PreviousRun (previous.py, optional): probability change, T2, T3
+      -> NightlyStore (scoring.store.nightly, optional): trend, what changed; without --previous the
+         store's previous run gives the probability change, T2 and T3; the run is appended to the
+         store in one transaction once the outputs are complete, before they replace last night's
       -> OUTPUT (.parquet / .jsonl / .csv), REJECTS, summary, forecast (output.py, summary.py)
 
 Nothing is lost: every input record is in OUTPUT or in REJECTS.  The files are
@@ -39,6 +42,7 @@ from scoring.score.flags import Thresholds
 
 if TYPE_CHECKING:
     from scoring.model.logistic import Model
+    from scoring.store import Store
 
 #: rejects are written in blocks of this many rows
 _REJECTS_BLOCK = 10_000
@@ -54,7 +58,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
               thresholds: Thresholds | None = None, workers: int | None = None,
               chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool | None = None,
               summary_path: str | os.PathLike | None = None, strict: bool = False,
-              checks: Sequence[RunCheck] = ()) -> dict[str, Any]:
+              checks: Sequence[RunCheck] = (), store: Store | None = None,
+              since_days: int | None = None) -> dict[str, Any]:
     """Score every record of ``source`` into ``output``; return the run summary.
 
     Parameters
@@ -99,6 +104,14 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         ``scores.parquet.rejects.failed.csv``; the summary says ``"status": "failed"``),
         and the error is raised with the summary as its ``summary`` attribute.
         A successful run removes the failed files of an earlier one.
+    store : Store, optional
+        The score store (:mod:`scoring.store`): checked before scoring (a fault raises
+        :class:`~scoring.errors.StoreError` and nothing is written); the output gains ``trend``,
+        ``changes`` and ``changes_since``; without ``previous`` the store's previous run gives
+        ``probability_change``, T2 and T3; the run is appended once the outputs are complete
+        (a failed append replaces no output).
+    since_days : int, optional
+        ``changes_since`` compares with the stored run this many days back (default 7).
 
     Returns
     -------
@@ -128,9 +141,17 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
     undeclared_keep = [k for k in keep if k not in pack.schema["opportunity"]]
     if undeclared_keep:
         raise InputError(f"--keep names fields that are not declared: {', '.join(undeclared_keep)}")
-    scorer = ChunkScorer(pack, model, thresholds=thresholds, keep=keep, as_of_default=as_of)
+    scorer = ChunkScorer(pack, model, thresholds=thresholds, keep=keep, as_of_default=as_of,
+                         store_columns=store is not None)
     prev = PreviousRun(previous) if previous else None
     summary = RunSummary(resolve(source, pack.schema), pack.schema)
+    history = None
+    if store is not None:  # a store fault stops the run here, before anything is written
+        from scoring.store.nightly import DEFAULT_SINCE_DAYS, NightlyStore
+
+        history = NightlyStore(store, pack=pack, model=model, as_of=as_of, scored_at=scorer.scored_at,
+                               since_days=since_days or DEFAULT_SINCE_DAYS)
+        prev = prev or history.previous
     reject_rows: list[dict] = []
     duplicates = DuplicateFilter()  # across partitions (JSON Lines): only the keys come back from workers
     warnings: list[dict[str, Any]] = []  # besides the summary's own (see RunSummary.warnings)
@@ -148,6 +169,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
         stream = None
         try:
             spill = make_spill_dir(spill_base)
+            if history is not None:
+                history.workdir = spill  # tonight's rows wait there for the append
             stream = InputStream(source, pack.schema, chunk_size=chunk_size, workdir=spill, as_of_default=as_of)
             specs = stream.partitions()
             from tqdm import tqdm
@@ -163,6 +186,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                         table = table.filter(pa.array(keep_rows))
                 if prev is not None:
                     table = prev.apply(table, thresholds)
+                if history is not None:
+                    table = history.apply(table)
                 summary.n_read += meta["n_read"]
                 summary.n_rejected += len(meta["rejects"]) + len(dups)
                 summary.n_orphans += len(meta["orphans"])
@@ -179,14 +204,15 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                 rej_w.write(rejects_table(reject_rows))
             if strict:
                 summary.check_strict()  # refused: nothing written, nothing replaced
-            out_w.close(empty_schema=scorer.output_schema())
+            out_w.close(empty_schema=scorer.output_schema() if history is None
+                        else history.output_schema(scorer.output_schema()))
             rej_w.close(empty_schema=rejects_table([]).schema)
 
             result = summary.to_dict()
             result.update({
                 "status": "ok", "input": str(source), "output": str(output), "rejects": str(files.rejects),
                 "as_of_default": as_of, "model": scorer.model_version, "rule_pack": pack.version_tag,
-                "previous": str(previous) if previous else None, "scored_at": scorer.scored_at,
+                "previous": str(prev.path) if prev is not None else None, "scored_at": scorer.scored_at,
                 "seconds": round(time.perf_counter() - t0, 2), "workers": workers,
             })
             result["deals_per_second"] = round(result["read"] / result["seconds"]) if result["seconds"] else None
@@ -201,6 +227,10 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                 writers[-1].close()
                 result["forecast"] = str(files.forecast)
             _check(result, files, checks)
+            if history is not None:  # the outputs are complete: append the run (a failure replaces nothing)
+                result["store"] = {"url": store.backend.describe(), "run_id": history.commit(result, source)}
+                result["seconds"] = round(time.perf_counter() - t0, 2)  # the append is part of the run
+                result["deals_per_second"] = round(result["read"] / result["seconds"]) if result["seconds"] else None
             writers.append(AtomicWriter(files.summary, fmt="text"))
             writers[-1].write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
             for w in writers:  # every file is complete on disk: only renames are left
@@ -225,6 +255,8 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
                 w.abort()
             raise
         finally:
+            if history is not None:
+                history.abort()  # its spill file (a committed run's is closed already)
             if stream is not None:
                 stream.close()
             if spill is not None:

@@ -29,6 +29,10 @@ code  meaning
       baselines (base rate, rule score alone) on its held-out deals by more
       than noise (a warning says by how much; the verdict is in its manifest);
       ``promote`` refuses such a model unless ``--force``
+6     the score store (``--store``) cannot be used: it cannot be reached or
+      opened, it was written by another schema version (run ``scoring store
+      upgrade``), or another run kept it locked too long; ``score`` stops
+      before scoring (or before replacing any output), outputs untouched
 ====  ==========================================================================
 
 An unexpected internal error ends in a Python traceback (exit code 1).
@@ -41,6 +45,6 @@ warnings, notes or summaries; ``--verbose`` also prints what a command uses
 from __future__ import annotations
 
 from scoring.cli.common import main
-from scoring.cli import data, mapping, models, pipeline, rules  # noqa: F401  (each registers its commands on main)
+from scoring.cli import data, history, mapping, models, pipeline, rules  # noqa: F401  (each registers its commands on main)
 
 __all__ = ["main"]

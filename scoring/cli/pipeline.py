@@ -28,9 +28,12 @@ from scoring.score import DEFAULT_STALL_DAYS, DEFAULT_T3_DROP
               help="Language of titles and actions.")
 @click.option("--id", "ids", multiple=True,
               help=f"Only this record id (repeat for several); an id not in FILE is an error (exit {ExitCode.USAGE:d}).")
+@click.option("--since", help="Also what changed since the stored run on or before this date (YYYY-MM-DD), "
+                              "from the score store (see `scoring history`).")
+@click.option("--store", "store_url", help="The score store for --since (default: history.duckdb in out/).")
 @mapping_option
 @_fail_clean
-def explain(file, as_json, rules_path, model_path, no_model, lang, ids, mapping):
+def explain(file, as_json, rules_path, model_path, no_model, lang, ids, since, store_url, mapping):
     """Score each record of FILE and print its reasons and next actions.
 
     \b
@@ -59,15 +62,30 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids, mapping)
     for ent, names in res.undeclared_fields.items():
         if names:
             _say(f"warning: undeclared {ent} fields (ignored by the rules): {', '.join(names)}")
+    if since:
+        from scoring.batch.chunks import as_of_date
+        from scoring.cli.history import store_of
+        from scoring.store.timeline import deal_timeline, format_since
+
+        as_of_date(since)
+        store = store_of(store_url)
     first = True
     for rec in records:
         x = explain_record(engine, rec, lang=lang, model=model)
+        if since:  # what changed since then, from the store (a deal it has never seen: nothing)
+            try:
+                t = deal_timeline(store, rec["id"], model=model, pack=engine.pack, lang=lang, since=since)
+                x["since"] = {k: t.get(k) for k in ("since", "changes_since", "logit_change_since")}
+            except InputError:
+                x["since"] = {"since": None, "changes_since": [], "logit_change_since": None}
         if as_json:
             click.echo(json.dumps(x, ensure_ascii=False, default=str))
         else:
             if not first:
                 click.echo("")
             click.echo(format_explanation(x, lang, engine.pack))
+            if since:
+                click.echo(format_since(x["since"], lang))
         first = False
     if rejects:
         sys.exit(ExitCode.FINDINGS)
@@ -101,13 +119,20 @@ def explain(file, as_json, rules_path, model_path, no_model, lang, ids, mapping)
 @click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True,
               help="Deals per chunk a worker scores at once (memory grows with it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--store", "store_url", default=None,
+              help="Score store the run appends to: postgresql://user@host/db, or a DuckDB file "
+                   "(default: history.duckdb beside the output). Adds trend, changes, changes_since.")
+@click.option("--no-store", is_flag=True, help="Do not use a score store (no history columns).")
+@click.option("--since-days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="changes_since: what changed since the stored run this many days back.")
 @click.option("--strict", is_flag=True,
               help=f"Exit with code {ExitCode.USAGE:d}, replacing no output, when the input lacks a child table "
                    "or has undeclared fields (otherwise warnings in the summary).")
 @mapping_option
 @_fail_clean
 def score(input_path, output, model_path, rules_path, rejects, previous, as_of, keep, forecast,
-          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, strict, mapping):
+          max_rejected_share, t3_drop, stall_days, workers, chunk_size, as_json, store_url, no_store, since_days,
+          strict, mapping):
     """Score every open deal of INPUT (default: the bundled sample pipeline) - the nightly job.
 
     INPUT is a JSON Lines file or a folder of CSV or Parquet tables (opportunities, contacts,
@@ -135,6 +160,11 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
     if model is None:
         _say("note: no model (scoring the rule score only); train and promote one for probabilities")
     keep_fields = [k.strip() for k in keep.split(",") if k.strip()]
+    if store_url and no_store:
+        raise click.UsageError("--store and --no-store exclude each other")
+    from scoring.store import Store
+
+    store = None if no_store else Store(store_url) if store_url else Store.beside(output)
 
     def show(summary):  # its warnings are printed with it (see format_summary), and are in its JSON
         if mapping is not None:  # the export, not the temporary folder it was converted into
@@ -143,13 +173,18 @@ def score(input_path, output, model_path, rules_path, rejects, previous, as_of, 
             click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         else:
             _say(format_summary(summary), err=False)
+            if summary.get("store"):
+                from scoring.store.monitor import format_lines
+
+                _say(format_lines(summary), err=False)
 
     try:
         with mapped(mapping, source, engine.pack.schema) as source:
             summary = run_batch(source, output, pack=engine.pack, model=model, rejects=rejects, previous=previous,
                                 as_of=as_of, keep=keep_fields, forecast=forecast,
                                 thresholds=Thresholds(t3_drop=t3_drop, stall_days=_stall_days(stall_days)),
-                                workers=workers, chunk_size=chunk_size, strict=strict,
+                                workers=workers, chunk_size=chunk_size, strict=strict, store=store,
+                                since_days=since_days,
                                 checks=[lambda s: check_rejected_share(s, max_rejected_share)])
     except ScoringError as exc:  # a failed check: the previous output is kept, this run's summary is shown
         if getattr(exc, "summary", None) is not None:
