@@ -156,16 +156,17 @@ def _write_csv(path: Path, rows: list[dict], cols: list[str]):
 
 @given(opps=_text_rows(OPP_TEXT, 12), contacts=_text_rows(CONTACT_TEXT, 16),
        competitors=_text_rows(COMPETITOR_TEXT, 6), keyed=st.booleans(), drop=st.sampled_from(["", "as_of", "id"]),
-       history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]))
+       history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history, chunk):
+def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history, chunk,
+                                                memory):
     folder = tmp_path_factory.mktemp("csv")
     ocols = [c for c in OPP_TEXT if c != drop]
     _write_csv(folder / "opportunities.csv", opps, ocols)
     ccols = [c for c in CONTACT_TEXT if keyed or c != "as_of"]
     _write_csv(folder / "contacts.csv", contacts, ccols)
     _write_csv(folder / "competitors.csv", competitors, list(COMPETITOR_TEXT))
-    assert_same(folder, history=history, chunk_size=chunk)
+    assert_same(folder, history=history, chunk_size=chunk, memory=memory)
 
 
 _D1, _D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
@@ -219,15 +220,16 @@ def _write_parquet(path: Path, rows, pools, cols):
 
 @given(opps=_typed_rows(OPP_TYPED, 12), contacts=_typed_rows(CONTACT_TYPED, 16),
        partners=_typed_rows(PARTNER_TYPED, 6), keyed=st.booleans(), history=st.booleans(),
-       chunk=st.sampled_from([1, 2, 5, 100]))
+       chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_parquet_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, partners, keyed, history, chunk):
+def test_parquet_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, partners, keyed, history, chunk,
+                                                    memory):
     folder = tmp_path_factory.mktemp("pq")
     _write_parquet(folder / "opportunities.parquet", opps, OPP_TYPED, list(OPP_TYPED))
     _write_parquet(folder / "contacts.parquet", contacts, CONTACT_TYPED,
                    [c for c in CONTACT_TYPED if keyed or c != "as_of"])
     _write_parquet(folder / "partners.parquet", partners, PARTNER_TYPED, list(PARTNER_TYPED))
-    assert_same(folder, history=history, chunk_size=chunk)
+    assert_same(folder, history=history, chunk_size=chunk, memory=memory)
 
 
 _JSON_VALUES = {
@@ -403,11 +405,39 @@ def test_jsonl_duplicates_across_partitions_need_the_filter(tmp_path):
     assert_same(path, chunk_size=2)
 
 
-def test_partitions_are_picklable_and_temp_files_removed(tmp_path):
+def test_partitions_in_memory_write_no_file_and_load_in_any_process(tmp_path):
+    from scoring.contract import sources
+
     tables = generate_tables(300, seed=3)
     write_tables(tables, tmp_path / "pq")
     work = tmp_path / "work"
     s = InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, workdir=work)
+    specs = s.partitions()
+    assert len(specs) == 3 and {sp.fmt for sp in specs} == {"memory"}
+    assert not work.exists() or not any(work.iterdir())
+    here = [load_partition(sp) for sp in specs]
+    held = dict(sources._MEMORY)
+    sources._MEMORY.clear()  # as in a process that did not cut the input: it reads the source files
+    try:
+        elsewhere = [load_partition(pickle.loads(pickle.dumps(sp))) for sp in specs]
+    finally:
+        sources._MEMORY.clear()
+        sources._MEMORY.update(held)
+    for a, b in zip(here, elsewhere):
+        assert a.frames.opps["id"].tolist() == b.frames.opps["id"].tolist()
+        assert a.positions.tolist() == b.positions.tolist()
+    assert sorted(i for c in here for i in c.frames.opps["id"]) == sorted(tables["opportunities"]["id"])
+    # the ids' first occurrences keep the input order across the partitions
+    assert [i for c in here for i in c.frames.opps["id"]] == tables["opportunities"]["id"].tolist()
+    s.close()
+    assert not any(sp.path in sources._MEMORY for sp in specs)
+
+
+def test_partitions_are_picklable_and_temp_files_removed(tmp_path):
+    tables = generate_tables(300, seed=3)
+    write_tables(tables, tmp_path / "pq")
+    work = tmp_path / "work"
+    s = InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, workdir=work, memory=0)
     specs = s.partitions()
     assert len(specs) == 3
     chunks = [load_partition(pickle.loads(pickle.dumps(sp))) for sp in specs]

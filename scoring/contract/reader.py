@@ -66,8 +66,8 @@ import pyarrow as pa
 from scoring.contract.frames import ROW, Frames, records_to_frames
 from scoring.contract.jsonl import read_lines
 from scoring.contract.schema import CHILD_KEY, CONTRACT
-from scoring.contract.sources import (PartitionSpec, arrow_table, jsonl_partitions, no_child_key, plain_table,
-                                      read_partition_tables, resolve, table_partitions)
+from scoring.contract.sources import (MEMORY_BYTES, PartitionSpec, arrow_table, jsonl_partitions, no_child_key,
+                                      plain_table, read_partition_tables, release, resolve, table_partitions)
 from scoring.contract.tables import Table, output_names, validate_tables
 from scoring.contract.entities import compiled
 from scoring.contract.values import (AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, converters, date_from_text,
@@ -202,7 +202,7 @@ def read_records(source: str | Path, schema: Schema = CONTRACT, history: bool = 
             part = read_lines(src.path, schema, history, as_of_default=as_of_default)
             return ReadResult(records=part.records, rejects=part.rejects, undeclared_fields=part.undeclared_fields,
                               n_read=part.n_read)
-        (spec,) = table_partitions(src, 1 << 62, _no_workdir, **common)
+        (spec,) = table_partitions(src, 1 << 62, _no_workdir, memory=0, **common)
         opps, children = read_partition_tables(spec)
         v = validate_tables(opps, children, schema, history, spec.text, as_of_default)
         return ReadResult(records=v.records(), rejects=v.rejects, orphans=v.orphans,
@@ -407,11 +407,15 @@ class InputStream:
         The run's date ('YYYY-MM-DD'): a record without ``as_of`` takes it, so
         it and a record of the same id with that ``as_of`` are one snapshot
         (the second is a duplicate).  Default: records without ``as_of`` keep none.
+    memory : int
+        Table form: the bytes its tables may take in memory to be partitioned
+        there (read once, no bucket files; see :mod:`scoring.contract.sources`);
+        0 always writes bucket files to ``workdir``.
     """
 
     def __init__(self, source: str | Path, schema: Schema = CONTRACT, *, history: bool = False,
                  chunk_size: int = 50_000, workdir: str | Path | None = None, fields: Mapping | None = None,
-                 dates: str = "text", as_of_default: str | None = None):
+                 dates: str = "text", as_of_default: str | None = None, memory: int = MEMORY_BYTES):
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if dates not in ("text", "datetime64"):
@@ -424,6 +428,7 @@ class InputStream:
         self.fields = None if fields is None else {k: tuple(v) for k, v in fields.items()}
         self.dates = dates
         self.as_of_default = _as_of_date(as_of_default)
+        self.memory = int(memory)
         self._workdir_arg = workdir
         self._tmp: Path | None = None
         self._specs: list[PartitionSpec] | None = None
@@ -442,9 +447,12 @@ class InputStream:
     def partitions(self) -> list[PartitionSpec]:
         """The partitions, in output order (computed once; may run the bucketing pass)."""
         if self._specs is None:
-            cut = jsonl_partitions if self.kind == "jsonl" else table_partitions
-            self._specs = cut(self._src, self.chunk_size, self._workdir, schema=self.schema, history=self.history,
-                              fields=self.fields, dates=self.dates, as_of_default=self.as_of_default)
+            common = dict(schema=self.schema, history=self.history, fields=self.fields, dates=self.dates,
+                          as_of_default=self.as_of_default)
+            if self.kind == "jsonl":
+                self._specs = jsonl_partitions(self._src, self.chunk_size, self._workdir, **common)
+            else:
+                self._specs = table_partitions(self._src, self.chunk_size, self._workdir, memory=self.memory, **common)
         return list(self._specs)
 
     def load(self, spec: PartitionSpec) -> Chunk:
@@ -458,7 +466,10 @@ class InputStream:
             yield dedupe(load_partition(spec))
 
     def close(self) -> None:
-        """Remove the temp files this stream made."""
+        """Remove the temp files this stream made, drop the tables it holds in memory."""
+        for spec in self._specs or ():
+            if spec.fmt == "memory":
+                release(spec.path)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

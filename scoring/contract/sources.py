@@ -50,10 +50,13 @@ from scoring.contract.values import CANNOT_READ, CANNOT_READ_TABLE, ID, OPPORTUN
 from scoring.errors import ScoringError
 
 __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
-           "arrow_table"]
+           "arrow_table", "release", "MEMORY_BYTES"]
 
 SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket files
 TABLE_SUFFIXES = (".csv", ".parquet")
+#: a table-form input whose tables are estimated to take at most this many bytes in memory is
+#: partitioned in memory (read once, no bucket files); a larger one is bucketed to files
+MEMORY_BYTES = 1 << 30
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _BATCH_ROWS = 131_072
 
@@ -78,6 +81,10 @@ class PartitionSpec:
     CSV; ``fmt`` is ``"csv"``, ``"parquet"`` (source files) or ``"ipc"``
     (bucket files).  JSON Lines: ``path`` with the byte range ``[start, end)``
     and the number of its first line.  ``as_of_default``: the ``as_of`` of records without one.
+    An input partitioned in memory (``fmt`` ``"memory"``): ``tables`` name the
+    source files, ``rows`` holds the 0-based source rows of each table in this
+    partition, and ``path`` the token of the tables held in this process
+    (:func:`release` drops them).
     """
 
     kind: str
@@ -95,6 +102,7 @@ class PartitionSpec:
     first_line: int = 1
     needs_dedupe: bool = False
     as_of_default: str | None = None
+    rows: tuple = ()
 
 
 def resolve(source: str | Path, schema: Schema) -> Source:
@@ -216,6 +224,8 @@ def arrow_table(t: pa.Table, label: str) -> Table:
 
 def read_partition_tables(spec: PartitionSpec) -> tuple[Table, dict[str, Table]]:
     """The tables of one table-form partition: (opportunities, {child entity: table})."""
+    if spec.fmt == "memory":
+        return _memory_partition(spec)
     opps = None
     children: dict[str, Table] = {}
     for entity, path, label, schema in spec.tables:
@@ -272,16 +282,22 @@ def _estimate_rows(source: Source) -> int:
     return estimate_lines(path) - 1
 
 
-def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
-    """Bucket of each row: hash of the key's text mod B; rows without a key by row number."""
-    if key is None:
-        return (src % B).astype(np.int64)
+def _key_text(key: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A key column (id / opportunity_id) as text: rows the validator may join have equal texts."""
     key = plain(key)
     if not is_str_type(key.type):
         try:
             key = pc.cast(key, pa.large_string())
         except pa.ArrowException:
             key = pa.array([None if v is None else str(v) for v in cell_values(key).tolist()], pa.large_string())
+    return key
+
+
+def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
+    """Bucket of each row: hash of the key's text mod B; rows without a key by row number."""
+    if key is None:
+        return (src % B).astype(np.int64)
+    key = _key_text(key)
     null = np_bool(key.is_null())
     obj = key.to_numpy(zero_copy_only=False)
     if null.any():
@@ -294,15 +310,20 @@ def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
     return b
 
 
-def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], **common) -> list[PartitionSpec]:
-    """The partitions of a table-form input (see the module docstring); ``common`` goes into every spec."""
+def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], *, memory: int = MEMORY_BYTES,
+                     **common) -> list[PartitionSpec]:
+    """The partitions of a table-form input (see the module docstring); ``common`` goes into every spec.
+
+    ``memory``: the in-memory partitioning's budget in bytes (0: always bucket files)."""
     schemas = _table_schemas(source)
     B = max(1, math.ceil(_estimate_rows(source) / chunk_size))
     text = source.fmt == "csv"
+    tables = tuple((e, str(p), label, s if s is not None else pa.schema([]))
+                   for (e, p, label), s in zip(source.tables, schemas))
     if B == 1:
-        tables = tuple((e, str(p), label, s if s is not None else pa.schema([]))
-                       for (e, p, label), s in zip(source.tables, schemas))
         return [PartitionSpec(kind="tables", index=0, fmt=source.fmt, text=text, tables=tables, **common)]
+    if _estimate_bytes(source) <= memory:
+        return _memory_partitions(source, tables, chunk_size, text, common)
     work = workdir()
     files: dict[tuple[str, int], str] = {}
     out_schemas: dict[str, pa.Schema] = {}
@@ -347,6 +368,114 @@ def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path
     return [PartitionSpec(kind="tables", index=k, fmt="ipc", text=text, **common,
                           tables=tuple((e, files.get((e, k)), label, out_schemas[e]) for e, _, label in source.tables))
             for k in range(B)]
+
+
+# --------------------------------------------------------------------------- partitions in memory
+#: token -> the tables of an input partitioned in memory, held by the process that cut it (and
+#: shared with the worker processes it forks); another process reads them from the source files
+_MEMORY: dict[str, tuple[pa.Table, ...]] = {}
+_TOKENS = iter(range(1 << 62))
+
+
+def _estimate_bytes(source: Source) -> int:
+    """What the tables take in memory, estimated from the files (Parquet: 4x the uncompressed
+    size its metadata gives; CSV: 3x the file size)."""
+    total = 0
+    for _, path, _ in source.tables:
+        if source.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                md = pq.ParquetFile(path).metadata
+            except (pa.ArrowException, OSError) as e:
+                raise _cannot_read(path, e) from e
+            total += 4 * sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+        else:
+            total += 3 * os.path.getsize(path)
+    return total
+
+
+def _read_memory(path: str, fmt: str, key: str) -> pa.Table:
+    """One source table, whole (Parquet: its text columns but ``key`` dictionary-encoded, which holds
+    the repeated enum words once)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            s = pq.read_schema(path)
+            words = [f.name for f in s if is_str_type(f.type) and f.name != key]
+            t = pq.read_table(path, read_dictionary=words)
+        except (pa.ArrowException, OSError) as e:
+            raise _cannot_read(Path(path), e) from e
+        drop = _pandas_index_columns(t.schema)
+        return t.drop_columns([c for c in drop if c in t.column_names]) if drop else t
+    t = _read_whole(Path(path), fmt)
+    return pa.table({}) if t is None else t
+
+
+def _spread(codes: np.ndarray, n_codes: int, B: int) -> np.ndarray:
+    """Partition of each row: code ``c`` -> ``c * B // n_codes``; rows without a code (-1) by row number."""
+    m = len(codes)
+    out = codes * B // max(n_codes, 1)
+    none = codes < 0
+    if none.any():
+        out[none] = np.flatnonzero(none) * B // max(m, 1)
+    return out
+
+
+def _memory_partitions(source: Source, tables: tuple, chunk_size: int, text: bool, common: dict) -> list[PartitionSpec]:
+    """Partitions as row numbers into the tables read once (see the module docstring)."""
+    data = tuple(_read_memory(path, source.fmt, ID if e == OPPORTUNITY else CHILD_KEY)
+                 for e, path, _, _ in tables)
+    opps = data[0]
+    B = max(1, math.ceil(opps.num_rows / chunk_size))
+    uniq = pa.array([], pa.large_string())
+    buckets = []
+    for (entity, _, _, _), t in zip(tables, data):
+        keycol = ID if entity == OPPORTUNITY else CHILD_KEY
+        if keycol not in t.column_names or t.num_rows == 0:
+            codes = np.full(t.num_rows, -1, np.int64)
+        elif entity == OPPORTUNITY:
+            enc = pc.dictionary_encode(_key_text(t.column(keycol)))
+            uniq = enc.dictionary
+            codes = enc.indices.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
+        else:
+            idx = pc.index_in(_key_text(t.column(keycol)), value_set=uniq)
+            codes = idx.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
+        buckets.append(_spread(codes.astype(np.int64, copy=True), len(uniq), B))
+    token = f"{os.getpid()}-{next(_TOKENS)}"
+    _MEMORY[token] = data
+    per_table = []
+    for b in buckets:
+        order = np.argsort(b, kind="stable")
+        per_table.append(np.split(order, np.cumsum(np.bincount(b, minlength=B))[:-1]))
+    return [PartitionSpec(kind="tables", index=k, fmt="memory", text=text, tables=tables, path=token,
+                          rows=tuple(rows[k] for rows in per_table), **common)
+            for k in range(B)]
+
+
+def _memory_partition(spec: PartitionSpec) -> tuple[Table, dict[str, Table]]:
+    data = _MEMORY.get(spec.path)
+    if data is None:  # not the process that cut the input (nor one it forked): read the tables here
+        data = _MEMORY[spec.path] = tuple(_read_memory(path, "csv" if spec.text else "parquet", ID if e == OPPORTUNITY else CHILD_KEY)
+                                          for e, path, _, _ in spec.tables)
+    opps = None
+    children: dict[str, Table] = {}
+    for (entity, _, label, _), t, rows in zip(spec.tables, data, spec.rows):
+        part = plain_table(t.take(pa.array(rows))) if t.num_columns else t
+        tab = Table({c: part.column(c) for c in part.column_names}, rows.astype(np.int64, copy=False), label)
+        if entity == OPPORTUNITY:
+            opps = tab
+        elif CHILD_KEY not in tab.columns:
+            raise no_child_key(label)
+        else:
+            children[entity] = tab
+    return opps, children
+
+
+def release(token: str) -> None:
+    """Drop the tables of an input partitioned in memory (``spec.path`` of its partitions)."""
+    _MEMORY.pop(token, None)
 
 
 def jsonl_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], **common) -> list[PartitionSpec]:
