@@ -31,7 +31,7 @@ from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
 from scoring.errors import ScoringError
 from scoring.contract.reader import Chunk, DuplicateFilter, InputStream, load_partition, read_records
 from scoring.contract.schema import merge_schema
-from dealscore_datasets.generate import generate_tables, tables_to_records, write_jsonl, write_tables
+from dealscore_datasets.generate import generate_records, generate_tables, tables_to_records, write_jsonl, write_tables
 
 PACK = SimpleNamespace(fields=CONTRACT)
 
@@ -278,6 +278,60 @@ def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk
         path = folder / "in.jsonl"
         path.write_text(text, encoding="utf-8")
     assert_same(path, history=history, chunk_size=chunk)
+
+
+# JSON types the columns can hold (so the column-wise reader takes the lines), values good and bad
+_JSON_TYPED = {
+    "id": ["A", "B", "C", "", "  ", "x" * 300],
+    "stage": ["solution", "bidding", None, "nope"],
+    "as_of": ["2026-01-01", "2026-01-02", None, "2026/01/01", "2026-02-30", "0000-01-01"],
+    "amount": [None, 1.5, -3, 2, 1e300],
+    "site_visits": [None, 0, 2, -1, 9223372036854775807],
+    "site_visits_accompanied": [None, 1, 3],
+    "needs_understood": [None, True, False],
+    "decision_maker_signal": [None, "none", "NA"],
+    "name": [None, "", "x", "\u00e9t\u00e9"],
+    "zzz": [None, {"a": [1]}],
+}
+_JSON_TYPED_CONTACT = {"name": [None, "c"], "role": [None, "user", "boss"], "is_coach": [None, True],
+                       "rol": [None, 1], "opportunity_id": [None, "A"]}
+
+
+def _typed_json_record():
+    rec = st.fixed_dictionaries({}, optional={c: st.sampled_from(v) for c, v in _JSON_TYPED.items()})
+    contact = st.fixed_dictionaries({}, optional={c: st.sampled_from(v) for c, v in _JSON_TYPED_CONTACT.items()})
+    kids = st.fixed_dictionaries({}, optional={"contacts": st.one_of(st.lists(contact, max_size=3), st.just(None))})
+    return st.builds(lambda a, b: json.dumps({**a, **b}, ensure_ascii=False), rec, kids)
+
+
+@given(lines=st.lists(_typed_json_record(), min_size=1, max_size=25), chunk=st.sampled_from([2, 100]),
+       history=st.booleans(), as_of=st.sampled_from([None, "2026-01-01"]))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_jsonl_columns_decide_as_the_reference_loop(tmp_path_factory, lines, chunk, history, as_of):
+    """The column-wise JSON Lines reader takes these lines and rejects exactly what the
+    per-record reference rejects, with its reasons."""
+    from scoring.contract.jsonl import read_columns
+
+    path = tmp_path_factory.mktemp("jsonl") / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with InputStream(path, CONTRACT, history=history, chunk_size=chunk) as s:
+        for sp in s.partitions():
+            assert read_columns(sp.path, CONTRACT, history, start=sp.start, end=sp.end, first_line=sp.first_line,
+                                as_of_default=as_of) is not None
+    ref = read_records(path, CONTRACT, history, as_of_default=as_of)
+    chunks = assert_same(path, history=history, chunk_size=chunk, as_of_default=as_of) if as_of is None else \
+        list(InputStream(path, CONTRACT, history=history, chunk_size=chunk, as_of_default=as_of))
+    got = sorted((_key(r) for c in chunks for r in c.rejects), key=repr)
+    assert got == sorted((_key(r) for r in ref.rejects), key=repr)
+
+
+def test_jsonl_columns_read_a_generated_pipeline_as_the_reference(tmp_path):
+    from scoring.contract.jsonl import read_columns
+
+    path = tmp_path / "p.jsonl"
+    write_jsonl(generate_records(400, seed=8), path)
+    assert read_columns(path, CONTRACT, False) is not None
+    assert_same(path, chunk_size=150)
 
 
 # --------------------------------------------------------------------------- #

@@ -64,7 +64,7 @@ import pandas as pd
 import pyarrow as pa
 
 from scoring.contract.frames import ROW, Frames, records_to_frames
-from scoring.contract.jsonl import read_lines
+from scoring.contract.jsonl import read_columns, read_lines
 from scoring.contract.schema import CHILD_KEY, CONTRACT
 from scoring.contract.sources import (MEMORY_BYTES, PartitionSpec, arrow_table, jsonl_partitions, no_child_key,
                                       plain_table, read_partition_tables, release, resolve, table_partitions)
@@ -165,6 +165,12 @@ def load_partition(spec: PartitionSpec) -> Chunk:
     """Load and validate one partition (module level: usable in a worker process)."""
     with _gc_paused():
         if spec.kind == "jsonl":
+            cols = read_columns(spec.path, spec.schema, spec.history, start=spec.start, end=spec.end,
+                                first_line=spec.first_line, as_of_default=spec.as_of_default)
+            if cols is not None:
+                return Chunk(frames=cols.validated.frames(spec.fields, spec.dates), rejects=cols.rejects, orphans=[],
+                             n_read=cols.n_read, undeclared_fields=cols.undeclared_fields, positions=cols.lines,
+                             partition=spec.index, needs_dedupe=spec.needs_dedupe)
             part = read_lines(spec.path, spec.schema, spec.history, start=spec.start, end=spec.end,
                               first_line=spec.first_line, as_of_default=spec.as_of_default)
             frames = records_to_frames(part.records, _output_fields(spec.schema, spec.fields), dates=spec.dates)
