@@ -187,15 +187,20 @@ def _arrow_schema(comp) -> Any:
     return pa.schema(fields)
 
 
-def _depth(t) -> int:
-    """Nesting of an Arrow type in lists and objects (a scalar: 0)."""
+def _deeper_than(t, levels: int) -> bool:
+    """Whether an Arrow type nests lists and objects more than ``levels`` deep (a scalar: 0)."""
     import pyarrow as pa
 
-    if pa.types.is_struct(t):
-        return 1 + max((_depth(t.field(i).type) for i in range(t.num_fields)), default=0)
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return 1 + _depth(t.value_type)
-    return 0
+    stack = [(t, 0)]
+    while stack:
+        t, d = stack.pop()
+        if d > levels:
+            return True
+        if pa.types.is_struct(t):
+            stack.extend((t.field(i).type, d + 1) for i in range(t.num_fields))
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            stack.append((t.value_type, d + 1))
+    return False
 
 
 def read_columns(path: str | Path, schema: Schema, history: bool, *, start: int = 0, end: int = -1,
@@ -247,7 +252,7 @@ def read_columns(path: str | Path, schema: Schema, history: bool, *, start: int 
     declared = comp.opp.declared
     for f in table.schema:
         if f.name not in declared and f.name not in comp.child_names:
-            if _depth(f.type) >= MAX_DEPTH - 2:
+            if _deeper_than(f.type, MAX_DEPTH - 3):
                 return None
             undeclared[OPPORTUNITY].add(f.name)
     opp_cols = {name: table.column(name) for name in comp.opp.names}
@@ -263,7 +268,7 @@ def read_columns(path: str | Path, schema: Schema, history: bool, *, start: int 
         found = set()
         for f in flat.type:
             if f.name not in child.declared:
-                if _depth(f.type) >= MAX_DEPTH - 4:
+                if _deeper_than(f.type, MAX_DEPTH - 5):
                     return None
                 found.add(f.name)
         found.discard(CHILD_KEY)  # the table form's key, harmless in nested rows
