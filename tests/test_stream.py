@@ -265,9 +265,21 @@ _JSON_LINE = st.one_of(_json_record(), _json_record(), _json_record(),
 
 
 @given(lines=st.lists(_JSON_LINE, max_size=25), chunk=st.sampled_from([1, 2, 4, 100]), gz=st.booleans(),
-       history=st.booleans())
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history):
+       history=st.booleans(), piece=st.sampled_from([None, 40]))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history, piece):
+    """... also when a partition the columns cannot read is halved into pieces (``piece``: their size)."""
+    from scoring.contract import reader
+
+    was = reader._JSONL_PIECE_BYTES
+    reader._JSONL_PIECE_BYTES = piece or was
+    try:
+        _jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history)
+    finally:
+        reader._JSONL_PIECE_BYTES = was
+
+
+def _jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history):
     folder = tmp_path_factory.mktemp("jsonl")
     text = "\n".join(lines) + "\n"
     if gz:
@@ -332,6 +344,33 @@ def test_jsonl_columns_read_a_generated_pipeline_as_the_reference(tmp_path):
     write_jsonl(generate_records(400, seed=8), path)
     assert read_columns(path, CONTRACT, False) is not None
     assert_same(path, chunk_size=150)
+
+
+def test_jsonl_line_the_columns_cannot_type_costs_only_its_piece(tmp_path, monkeypatch):
+    """A wrong JSON type on one line: its piece goes through the per-record loop, the rest column-wise,
+    and the partition decides as the reference does."""
+    from scoring.contract import reader
+
+    recs = generate_records(60, seed=9)
+    recs[30]["amount"] = "12"                      # text in a number field: pyarrow cannot type the line
+    recs[40]["id"] = recs[10]["id"]                # a duplicate across pieces
+    path = tmp_path / "p.jsonl"
+    write_jsonl(recs, path)
+    per_record = []
+    real = reader.read_lines
+
+    def counting(*a, **kw):
+        part = real(*a, **kw)
+        per_record.append(part.n_read)
+        return part
+
+    monkeypatch.setattr(reader, "read_lines", counting)
+    monkeypatch.setattr(reader, "_JSONL_PIECE_BYTES", path.stat().st_size // 16)
+    chunks = assert_same(path, chunk_size=1000)
+    assert len(chunks) == 1
+    assert 0 < sum(per_record) - 60 <= 60 // 8     # read_records (the reference) read all 60 lines itself
+    reasons = {r["line"]: r["reason"] for r in chunks[0].rejects}
+    assert reasons[41] == "duplicate (id, as_of)" and "is not a number" in reasons[31]
 
 
 # --------------------------------------------------------------------------- #

@@ -15,8 +15,11 @@ Two readers with the same decisions:
   escaped surrogates, a null child row, nesting that could be too deep.  A
   record the columns reject is re-read by the reference loop, which gives its
   reject (id, field and reason in its words); if the reference accepts it, the
-  range goes to :func:`read_lines` as a whole.  ``tests/test_stream.py``
-  compares both on random dirty lines.
+  range goes to :func:`read_lines` as a whole.  The caller
+  (:func:`scoring.contract.reader.load_partition`) halves a range the columns
+  cannot read until the pieces that hold the odd lines are small, so a few bad
+  lines cost only their pieces.  ``tests/test_stream.py`` compares both
+  readers on random dirty lines.
 
 The rest of this docstring is about both readers.
 
