@@ -498,32 +498,16 @@ def test_jsonl_duplicates_across_partitions_need_the_filter(tmp_path):
     assert_same(path, chunk_size=2)
 
 
-def test_partitions_in_memory_write_no_file_and_load_in_any_process(tmp_path):
-    from scoring.contract import sources
-
+@pytest.mark.parametrize("memory", [1 << 30, 0])
+def test_partitions_keep_the_input_order_of_ids_when_cut_in_memory(tmp_path, memory):
     tables = generate_tables(300, seed=3)
     write_tables(tables, tmp_path / "pq")
-    work = tmp_path / "work"
-    s = InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, workdir=work)
-    specs = s.partitions()
-    assert len(specs) == 3 and {sp.fmt for sp in specs} == {"memory"}
-    assert not work.exists() or not any(work.iterdir())
-    here = [load_partition(sp) for sp in specs]
-    held = dict(sources._MEMORY)
-    sources._MEMORY.clear()  # as in a process that did not cut the input: it reads the source files
-    try:
-        elsewhere = [load_partition(pickle.loads(pickle.dumps(sp))) for sp in specs]
-    finally:
-        sources._MEMORY.clear()
-        sources._MEMORY.update(held)
-    for a, b in zip(here, elsewhere):
-        assert a.frames.opps["id"].tolist() == b.frames.opps["id"].tolist()
-        assert a.positions.tolist() == b.positions.tolist()
-    assert sorted(i for c in here for i in c.frames.opps["id"]) == sorted(tables["opportunities"]["id"])
-    # the ids' first occurrences keep the input order across the partitions
-    assert [i for c in here for i in c.frames.opps["id"]] == tables["opportunities"]["id"].tolist()
-    s.close()
-    assert not any(sp.path in sources._MEMORY for sp in specs)
+    with InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, memory=memory) as s:
+        chunks = [load_partition(pickle.loads(pickle.dumps(sp))) for sp in s.partitions()]
+    ids = [i for c in chunks for i in c.frames.opps["id"]]
+    assert len(chunks) == 3 and sorted(ids) == sorted(tables["opportunities"]["id"])
+    if memory:  # cut by the ids' first occurrence; hash buckets (memory 0) mix the order
+        assert ids == tables["opportunities"]["id"].tolist()
 
 
 def test_partitions_are_picklable_and_temp_files_removed(tmp_path):

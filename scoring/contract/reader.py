@@ -67,7 +67,7 @@ from scoring.contract.frames import ROW, Frames, records_to_frames
 from scoring.contract.jsonl import read_columns, read_lines
 from scoring.contract.schema import CHILD_KEY, CONTRACT
 from scoring.contract.sources import (MEMORY_BYTES, PartitionSpec, arrow_table, jsonl_partitions, no_child_key,
-                                      plain_table, read_partition_tables, release, resolve, table_partitions)
+                                      plain_table, read_partition_tables, resolve, table_partitions)
 from scoring.contract.tables import Table, output_names, validate_tables
 from scoring.contract.entities import compiled
 from scoring.contract.values import (AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, converters, date_from_text,
@@ -475,9 +475,9 @@ class InputStream:
         it and a record of the same id with that ``as_of`` are one snapshot
         (the second is a duplicate).  Default: records without ``as_of`` keep none.
     memory : int
-        Table form: the bytes its tables may take in memory to be partitioned
-        there (read once, no bucket files; see :mod:`scoring.contract.sources`);
-        0 always writes bucket files to ``workdir``.
+        Table form: the bytes its tables may take in memory to be cut there,
+        each read once (see :mod:`scoring.contract.sources`); a larger input,
+        or any with 0, is hash-bucketed in one streaming pass.
     """
 
     def __init__(self, source: str | Path, schema: Schema = CONTRACT, *, history: bool = False,
@@ -533,10 +533,7 @@ class InputStream:
             yield dedupe(load_partition(spec))
 
     def close(self) -> None:
-        """Remove the temp files this stream made, drop the tables it holds in memory."""
-        for spec in self._specs or ():
-            if spec.fmt == "memory":
-                release(spec.path)
+        """Remove the temp files this stream made."""
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -50,7 +50,7 @@ from scoring.contract.values import CANNOT_READ, CANNOT_READ_TABLE, ID, OPPORTUN
 from scoring.errors import ScoringError
 
 __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
-           "arrow_table", "release", "MEMORY_BYTES"]
+           "arrow_table", "MEMORY_BYTES"]
 
 SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket files
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -81,10 +81,6 @@ class PartitionSpec:
     CSV; ``fmt`` is ``"csv"``, ``"parquet"`` (source files) or ``"ipc"``
     (bucket files).  JSON Lines: ``path`` with the byte range ``[start, end)``
     and the number of its first line.  ``as_of_default``: the ``as_of`` of records without one.
-    An input partitioned in memory (``fmt`` ``"memory"``): ``tables`` name the
-    source files, ``rows`` holds the 0-based source rows of each table in this
-    partition, and ``path`` the token of the tables held in this process
-    (:func:`release` drops them).
     """
 
     kind: str
@@ -102,7 +98,6 @@ class PartitionSpec:
     first_line: int = 1
     needs_dedupe: bool = False
     as_of_default: str | None = None
-    rows: tuple = ()
 
 
 def resolve(source: str | Path, schema: Schema) -> Source:
@@ -224,8 +219,6 @@ def arrow_table(t: pa.Table, label: str) -> Table:
 
 def read_partition_tables(spec: PartitionSpec) -> tuple[Table, dict[str, Table]]:
     """The tables of one table-form partition: (opportunities, {child entity: table})."""
-    if spec.fmt == "memory":
-        return _memory_partition(spec)
     opps = None
     children: dict[str, Table] = {}
     for entity, path, label, schema in spec.tables:
@@ -322,9 +315,9 @@ def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path
                    for (e, p, label), s in zip(source.tables, schemas))
     if B == 1:
         return [PartitionSpec(kind="tables", index=0, fmt=source.fmt, text=text, tables=tables, **common)]
-    if _estimate_bytes(source) <= memory:
-        return _memory_partitions(source, tables, chunk_size, text, common)
     work = workdir()
+    if _estimate_bytes(source) <= memory:
+        return _memory_partitions(source, tables, chunk_size, text, work, common)
     files: dict[tuple[str, int], str] = {}
     out_schemas: dict[str, pa.Schema] = {}
     for (entity, path, label), s in zip(source.tables, schemas):
@@ -370,13 +363,7 @@ def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path
             for k in range(B)]
 
 
-# --------------------------------------------------------------------------- partitions in memory
-#: token -> the tables of an input partitioned in memory, held by the process that cut it (and
-#: shared with the worker processes it forks); another process reads them from the source files
-_MEMORY: dict[str, tuple[pa.Table, ...]] = {}
-_TOKENS = iter(range(1 << 62))
-
-
+# --------------------------------------------------------------------------- cutting in memory
 def _estimate_bytes(source: Source) -> int:
     """What the tables take in memory, estimated from the files (Parquet: 4x the uncompressed
     size its metadata gives; CSV: 3x the file size)."""
@@ -423,16 +410,20 @@ def _spread(codes: np.ndarray, n_codes: int, B: int) -> np.ndarray:
     return out
 
 
-def _memory_partitions(source: Source, tables: tuple, chunk_size: int, text: bool, common: dict) -> list[PartitionSpec]:
-    """Partitions as row numbers into the tables read once (see the module docstring)."""
-    data = tuple(_read_memory(path, source.fmt, ID if e == OPPORTUNITY else CHILD_KEY)
-                 for e, path, _, _ in tables)
-    opps = data[0]
-    B = max(1, math.ceil(opps.num_rows / chunk_size))
+def _memory_partitions(source: Source, tables: tuple, chunk_size: int, text: bool, work: Path,
+                       common: dict) -> list[PartitionSpec]:
+    """Partition files cut from the tables read once (see the module docstring)."""
+    B = None
     uniq = pa.array([], pa.large_string())
-    buckets = []
-    for (entity, _, _, _), t in zip(tables, data):
+    files: dict[tuple[str, int], str] = {}
+    out_schemas: dict[str, pa.Schema] = {}
+    for entity, path, _, schema in tables:
         keycol = ID if entity == OPPORTUNITY else CHILD_KEY
+        t = _read_memory(path, source.fmt, keycol)
+        if t.num_columns == 0:  # a CSV of a header alone: its columns, no rows
+            t = schema.empty_table()
+        if B is None:
+            B = max(1, math.ceil(t.num_rows / chunk_size))
         if keycol not in t.column_names or t.num_rows == 0:
             codes = np.full(t.num_rows, -1, np.int64)
         elif entity == OPPORTUNITY:
@@ -442,40 +433,26 @@ def _memory_partitions(source: Source, tables: tuple, chunk_size: int, text: boo
         else:
             idx = pc.index_in(_key_text(t.column(keycol)), value_set=uniq)
             codes = idx.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
-        buckets.append(_spread(codes.astype(np.int64, copy=True), len(uniq), B))
-    token = f"{os.getpid()}-{next(_TOKENS)}"
-    _MEMORY[token] = data
-    per_table = []
-    for b in buckets:
-        order = np.argsort(b, kind="stable")
-        per_table.append(np.split(order, np.cumsum(np.bincount(b, minlength=B))[:-1]))
-    return [PartitionSpec(kind="tables", index=k, fmt="memory", text=text, tables=tables, path=token,
-                          rows=tuple(rows[k] for rows in per_table), **common)
+        b = _spread(codes.astype(np.int64, copy=True), len(uniq), B)
+        t = t.append_column(SRC, pa.array(np.arange(t.num_rows, dtype=np.int64)))
+        out_schemas[entity] = plain_table(t.slice(0, 0)).schema  # the files hold plain columns
+        if t.num_rows == 0:
+            continue
+        counts = np.bincount(b, minlength=B)
+        t = t.take(pa.array(np.argsort(b, kind="stable")))
+        off = 0
+        for k in np.flatnonzero(counts).tolist():
+            c = int(counts[k])
+            fp = work / f"{entity}-{k:05d}.arrow"
+            part = plain_table(t.slice(off, c))  # a dictionary would be written whole into every file
+            with pa.OSFile(str(fp), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as w:
+                w.write_table(part)
+            files[(entity, k)] = str(fp)
+            off += c
+        del t
+    return [PartitionSpec(kind="tables", index=k, fmt="ipc", text=text, **common,
+                          tables=tuple((e, files.get((e, k)), label, out_schemas[e]) for e, _, label, _ in tables))
             for k in range(B)]
-
-
-def _memory_partition(spec: PartitionSpec) -> tuple[Table, dict[str, Table]]:
-    data = _MEMORY.get(spec.path)
-    if data is None:  # not the process that cut the input (nor one it forked): read the tables here
-        data = _MEMORY[spec.path] = tuple(_read_memory(path, "csv" if spec.text else "parquet", ID if e == OPPORTUNITY else CHILD_KEY)
-                                          for e, path, _, _ in spec.tables)
-    opps = None
-    children: dict[str, Table] = {}
-    for (entity, _, label, _), t, rows in zip(spec.tables, data, spec.rows):
-        part = plain_table(t.take(pa.array(rows))) if t.num_columns else t
-        tab = Table({c: part.column(c) for c in part.column_names}, rows.astype(np.int64, copy=False), label)
-        if entity == OPPORTUNITY:
-            opps = tab
-        elif CHILD_KEY not in tab.columns:
-            raise no_child_key(label)
-        else:
-            children[entity] = tab
-    return opps, children
-
-
-def release(token: str) -> None:
-    """Drop the tables of an input partitioned in memory (``spec.path`` of its partitions)."""
-    _MEMORY.pop(token, None)
 
 
 def jsonl_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], **common) -> list[PartitionSpec]:
