@@ -7,8 +7,9 @@ Generates ``--deals`` pipeline deals (datasets/generate.py, in slices so generat
 itself stays small), writes them as tables into a temp dir, then in a FRESH
 child process (so its peak RSS is the reader's alone) times:
 
-* the partition pass (``InputStream.partitions()``: an input that fits ``--memory`` bytes is read once
-  and cut by row numbers; a larger one, or any with ``--memory 0``, is hash-bucketed into Arrow IPC files),
+* the partition pass (``InputStream.partitions()``: an input that fits ``--memory`` bytes has each table
+  read once and cut into partition files; a larger one, or any with ``--memory 0``, is hash-bucketed
+  into Arrow IPC files in one streaming pass),
 * loading + validating every partition (``load_partition``), one core,
 
 and reports deals/s and peak RSS (``ru_maxrss``).  ``--reference N`` also
