@@ -247,7 +247,8 @@ def main(argv=None) -> None:
                 summary = json.loads(run["out"])
                 read = summary["read"]
                 line = (f"  run {r + 1}: {read / run['wall']:,.0f} deals/s end to end ({run['wall']:.2f} s wall, "
-                        f"{run['cpu']:.1f} s CPU, {summary['workers']} workers, inside the run {summary['seconds']} s); "
+                        f"{run['cpu']:.1f} s CPU, {summary['workers']} workers, "
+                        f"inside the run {summary['seconds']} s); "
                         f"I/O floor {floor['wall']:.2f} s wall ({floor['cpu']:.1f} s CPU) -> ratio "
                         f"{run['wall'] / floor['wall']:.1f}x; peak {run['peak']:,.0f} MiB; "
                         f"load {run['load'][0]:.1f} -> {run['load'][1]:.1f}")

@@ -158,8 +158,8 @@ def _write_csv(path: Path, rows: list[dict], cols: list[str]):
        competitors=_text_rows(COMPETITOR_TEXT, 6), keyed=st.booleans(), drop=st.sampled_from(["", "as_of", "id"]),
        history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history, chunk,
-                                                memory):
+def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history,
+                                                chunk, memory):
     folder = tmp_path_factory.mktemp("csv")
     ocols = [c for c in OPP_TEXT if c != drop]
     _write_csv(folder / "opportunities.csv", opps, ocols)

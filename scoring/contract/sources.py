@@ -14,14 +14,24 @@ Partitioning
 ------------
 * **Table form**: when the opportunities table holds more than ``chunk_size``
   rows (Parquet: from its metadata; CSV: counted, or estimated from the file
-  size and its first MiB), ONE streaming pass over every table appends each
-  row to bucket ``hash(id) mod B`` (``pandas.util.hash_array`` of the id text;
-  child rows hash their ``opportunity_id``), as Arrow IPC files in
-  ``workdir``, with ``B = ceil(rows / chunk_size)``.  Every snapshot of an id
-  and all its child rows share a bucket, so duplicate ``(id, as_of)`` checks,
+  size and its first MiB), it is cut into ``B = ceil(rows / chunk_size)``
+  partitions, Arrow IPC files in ``workdir``, such that every snapshot of an
+  id and all its child rows share one, so duplicate ``(id, as_of)`` checks,
   child nesting and orphans are local to a partition.  Rows without a key are
-  spread by row number (they never match anything).  Small inputs are one
-  partition read straight from the source files.
+  spread by row number (they never match anything).
+
+  - When the tables fit in memory (estimated at most ``memory`` bytes,
+    default :data:`MEMORY_BYTES`), each table is read whole, one at a time
+    (Parquet text columns dictionary-encoded), and cut: partition ``k`` holds
+    the ids whose first occurrence is in the k-th ``1/B`` of the distinct ids
+    (``pyarrow.compute.dictionary_encode``; so the output keeps the input
+    order of distinct ids), child rows follow their ``opportunity_id``
+    (``pyarrow.compute.index_in``).  No table stays in memory.
+  - Otherwise ONE streaming pass over every table appends each row to bucket
+    ``hash(id) mod B`` (``pandas.util.hash_array`` of the id text; child rows
+    hash their ``opportunity_id``).
+
+  Small inputs are one partition read straight from the source files.
 * **JSON Lines**: consecutive line ranges (byte ranges aligned to line starts
   of a plain file; a ``.gz`` file is cut into plain part files in ``workdir``
   by one sequential pass).
@@ -54,8 +64,8 @@ __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_part
 
 SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket files
 TABLE_SUFFIXES = (".csv", ".parquet")
-#: a table-form input whose tables are estimated to take at most this many bytes in memory is
-#: partitioned in memory (read once, no bucket files); a larger one is bucketed to files
+#: a table-form input whose tables are estimated to take at most this many bytes in memory is cut
+#: into partitions in memory, one table at a time; a larger one is hash-bucketed in one streaming pass
 MEMORY_BYTES = 1 << 30
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _BATCH_ROWS = 131_072
