@@ -214,8 +214,8 @@ def _jsonl_pieces(spec: PartitionSpec, start: int, end: int, first_line: int) ->
 
 
 def _jsonl_chunk(spec: PartitionSpec) -> Chunk:
-    """One JSON Lines partition: its pieces (:func:`_jsonl_pieces`), duplicates across pieces rejected
-    as one read of the partition rejects them (the later record), put together."""
+    """One JSON Lines partition: its pieces (:func:`_jsonl_pieces`) put together; a record repeating the
+    ``(id, as_of)`` of an earlier piece is rejected as one read of the partition rejects it."""
     dedupe = DuplicateFilter()
     pieces = [dedupe(c) for c in _jsonl_pieces(spec, spec.start, spec.end, spec.first_line)]
     if len(pieces) == 1:
