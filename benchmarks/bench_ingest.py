@@ -7,7 +7,9 @@ Generates ``--deals`` pipeline deals (datasets/generate.py, in slices so generat
 itself stays small), writes them as tables into a temp dir, then in a FRESH
 child process (so its peak RSS is the reader's alone) times:
 
-* the partition pass (``InputStream.partitions()``: hash-bucketing into Arrow IPC files),
+* the partition pass (``InputStream.partitions()``: an input that fits ``--memory`` bytes has each table
+  read once and cut into partition files; a larger one, or any with ``--memory 0``, is hash-bucketed
+  into Arrow IPC files in one streaming pass),
 * loading + validating every partition (``load_partition``), one core,
 
 and reports deals/s and peak RSS (``ru_maxrss``).  ``--reference N`` also
@@ -77,8 +79,9 @@ def child(args) -> int:
     pack = load_pack(args.pack)
     out: dict = {}
     t0 = time.perf_counter()
+    memory = {} if args.memory is None else {"memory": args.memory}
     stream = InputStream(args.input, pack.schema, chunk_size=args.chunk, workdir=args.workdir,
-                         fields=pack.fields if args.pack_fields else None)
+                         fields=pack.fields if args.pack_fields else None, **memory)
     specs = stream.partitions()
     t1 = time.perf_counter()
     out["partitions"] = len(specs)
@@ -127,6 +130,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pack", default=str(ROOT / "rules" / "default"))
     ap.add_argument("--pack-fields", action="store_true", help="keep only the pack's fields in the frames")
     ap.add_argument("--reference", type=int, default=0, help="also time read_records on this many deals")
+    ap.add_argument("--memory", type=int, default=None,
+                    help="bytes the tables may take to be partitioned in memory (0: bucket files; "
+                         "default: the reader's, scoring.contract.sources.MEMORY_BYTES)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -144,6 +150,8 @@ def main(argv=None) -> int:
                "--chunk", str(args.chunk), "--pack", args.pack, "--reference", str(args.reference)]
         if args.pack_fields:
             cmd.append("--pack-fields")
+        if args.memory is not None:
+            cmd += ["--memory", str(args.memory)]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         n = res["deals"]
         print(f"partitions: {res['partitions']} (chunk {args.chunk})")

@@ -31,7 +31,7 @@ from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
 from scoring.errors import ScoringError
 from scoring.contract.reader import Chunk, DuplicateFilter, InputStream, load_partition, read_records
 from scoring.contract.schema import merge_schema
-from dealscore_datasets.generate import generate_tables, tables_to_records, write_jsonl, write_tables
+from dealscore_datasets.generate import generate_records, generate_tables, tables_to_records, write_jsonl, write_tables
 
 PACK = SimpleNamespace(fields=CONTRACT)
 
@@ -156,16 +156,17 @@ def _write_csv(path: Path, rows: list[dict], cols: list[str]):
 
 @given(opps=_text_rows(OPP_TEXT, 12), contacts=_text_rows(CONTACT_TEXT, 16),
        competitors=_text_rows(COMPETITOR_TEXT, 6), keyed=st.booleans(), drop=st.sampled_from(["", "as_of", "id"]),
-       history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]))
+       history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history, chunk):
+def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history,
+                                                chunk, memory):
     folder = tmp_path_factory.mktemp("csv")
     ocols = [c for c in OPP_TEXT if c != drop]
     _write_csv(folder / "opportunities.csv", opps, ocols)
     ccols = [c for c in CONTACT_TEXT if keyed or c != "as_of"]
     _write_csv(folder / "contacts.csv", contacts, ccols)
     _write_csv(folder / "competitors.csv", competitors, list(COMPETITOR_TEXT))
-    assert_same(folder, history=history, chunk_size=chunk)
+    assert_same(folder, history=history, chunk_size=chunk, memory=memory)
 
 
 _D1, _D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
@@ -219,15 +220,16 @@ def _write_parquet(path: Path, rows, pools, cols):
 
 @given(opps=_typed_rows(OPP_TYPED, 12), contacts=_typed_rows(CONTACT_TYPED, 16),
        partners=_typed_rows(PARTNER_TYPED, 6), keyed=st.booleans(), history=st.booleans(),
-       chunk=st.sampled_from([1, 2, 5, 100]))
+       chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_parquet_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, partners, keyed, history, chunk):
+def test_parquet_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, partners, keyed, history, chunk,
+                                                    memory):
     folder = tmp_path_factory.mktemp("pq")
     _write_parquet(folder / "opportunities.parquet", opps, OPP_TYPED, list(OPP_TYPED))
     _write_parquet(folder / "contacts.parquet", contacts, CONTACT_TYPED,
                    [c for c in CONTACT_TYPED if keyed or c != "as_of"])
     _write_parquet(folder / "partners.parquet", partners, PARTNER_TYPED, list(PARTNER_TYPED))
-    assert_same(folder, history=history, chunk_size=chunk)
+    assert_same(folder, history=history, chunk_size=chunk, memory=memory)
 
 
 _JSON_VALUES = {
@@ -263,9 +265,21 @@ _JSON_LINE = st.one_of(_json_record(), _json_record(), _json_record(),
 
 
 @given(lines=st.lists(_JSON_LINE, max_size=25), chunk=st.sampled_from([1, 2, 4, 100]), gz=st.booleans(),
-       history=st.booleans())
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history):
+       history=st.booleans(), piece=st.sampled_from([None, 40]))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history, piece):
+    """... also when a partition the columns cannot read is halved into pieces (``piece``: their size)."""
+    from scoring.contract import reader
+
+    was = reader._JSONL_PIECE_BYTES
+    reader._JSONL_PIECE_BYTES = piece or was
+    try:
+        _jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history)
+    finally:
+        reader._JSONL_PIECE_BYTES = was
+
+
+def _jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history):
     folder = tmp_path_factory.mktemp("jsonl")
     text = "\n".join(lines) + "\n"
     if gz:
@@ -276,6 +290,87 @@ def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk
         path = folder / "in.jsonl"
         path.write_text(text, encoding="utf-8")
     assert_same(path, history=history, chunk_size=chunk)
+
+
+# JSON types the columns can hold (so the column-wise reader takes the lines), values good and bad
+_JSON_TYPED = {
+    "id": ["A", "B", "C", "", "  ", "x" * 300],
+    "stage": ["solution", "bidding", None, "nope"],
+    "as_of": ["2026-01-01", "2026-01-02", None, "2026/01/01", "2026-02-30", "0000-01-01"],
+    "amount": [None, 1.5, -3, 2, 1e300],
+    "site_visits": [None, 0, 2, -1, 9223372036854775807],
+    "site_visits_accompanied": [None, 1, 3],
+    "needs_understood": [None, True, False],
+    "decision_maker_signal": [None, "none", "NA"],
+    "name": [None, "", "x", "\u00e9t\u00e9"],
+    "zzz": [None, {"a": [1]}],
+}
+_JSON_TYPED_CONTACT = {"name": [None, "c"], "role": [None, "user", "boss"], "is_coach": [None, True],
+                       "rol": [None, 1], "opportunity_id": [None, "A"]}
+
+
+def _typed_json_record():
+    rec = st.fixed_dictionaries({}, optional={c: st.sampled_from(v) for c, v in _JSON_TYPED.items()})
+    contact = st.fixed_dictionaries({}, optional={c: st.sampled_from(v) for c, v in _JSON_TYPED_CONTACT.items()})
+    kids = st.fixed_dictionaries({}, optional={"contacts": st.one_of(st.lists(contact, max_size=3), st.just(None))})
+    return st.builds(lambda a, b: json.dumps({**a, **b}, ensure_ascii=False), rec, kids)
+
+
+@given(lines=st.lists(_typed_json_record(), min_size=1, max_size=25), chunk=st.sampled_from([2, 100]),
+       history=st.booleans(), as_of=st.sampled_from([None, "2026-01-01"]))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_jsonl_columns_decide_as_the_reference_loop(tmp_path_factory, lines, chunk, history, as_of):
+    """The column-wise JSON Lines reader takes these lines and rejects exactly what the
+    per-record reference rejects, with its reasons."""
+    from scoring.contract.jsonl import read_columns
+
+    path = tmp_path_factory.mktemp("jsonl") / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with InputStream(path, CONTRACT, history=history, chunk_size=chunk) as s:
+        for sp in s.partitions():
+            assert read_columns(sp.path, CONTRACT, history, start=sp.start, end=sp.end, first_line=sp.first_line,
+                                as_of_default=as_of) is not None
+    ref = read_records(path, CONTRACT, history, as_of_default=as_of)
+    chunks = assert_same(path, history=history, chunk_size=chunk, as_of_default=as_of) if as_of is None else \
+        list(InputStream(path, CONTRACT, history=history, chunk_size=chunk, as_of_default=as_of))
+    got = sorted((_key(r) for c in chunks for r in c.rejects), key=repr)
+    assert got == sorted((_key(r) for r in ref.rejects), key=repr)
+
+
+def test_jsonl_columns_read_a_generated_pipeline_as_the_reference(tmp_path):
+    from scoring.contract.jsonl import read_columns
+
+    path = tmp_path / "p.jsonl"
+    write_jsonl(generate_records(400, seed=8), path)
+    assert read_columns(path, CONTRACT, False) is not None
+    assert_same(path, chunk_size=150)
+
+
+def test_jsonl_line_the_columns_cannot_type_costs_only_its_piece(tmp_path, monkeypatch):
+    """A wrong JSON type on one line: its piece goes through the per-record loop, the rest column-wise,
+    and the partition decides as the reference does."""
+    from scoring.contract import reader
+
+    recs = generate_records(60, seed=9)
+    recs[30]["amount"] = "12"                      # text in a number field: pyarrow cannot type the line
+    recs[40]["id"] = recs[10]["id"]                # a duplicate across pieces
+    path = tmp_path / "p.jsonl"
+    write_jsonl(recs, path)
+    per_record = []
+    real = reader.read_lines
+
+    def counting(*a, **kw):
+        part = real(*a, **kw)
+        per_record.append(part.n_read)
+        return part
+
+    monkeypatch.setattr(reader, "read_lines", counting)
+    monkeypatch.setattr(reader, "_JSONL_PIECE_BYTES", path.stat().st_size // 16)
+    chunks = assert_same(path, chunk_size=1000)
+    assert len(chunks) == 1
+    assert 0 < sum(per_record) - 60 <= 60 // 8     # read_records (the reference) read all 60 lines itself
+    reasons = {r["line"]: r["reason"] for r in chunks[0].rejects}
+    assert reasons[41] == "duplicate (id, as_of)" and "is not a number" in reasons[31]
 
 
 # --------------------------------------------------------------------------- #
@@ -403,11 +498,23 @@ def test_jsonl_duplicates_across_partitions_need_the_filter(tmp_path):
     assert_same(path, chunk_size=2)
 
 
+@pytest.mark.parametrize("memory", [1 << 30, 0])
+def test_partitions_keep_the_input_order_of_ids_when_cut_in_memory(tmp_path, memory):
+    tables = generate_tables(300, seed=3)
+    write_tables(tables, tmp_path / "pq")
+    with InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, memory=memory) as s:
+        chunks = [load_partition(pickle.loads(pickle.dumps(sp))) for sp in s.partitions()]
+    ids = [i for c in chunks for i in c.frames.opps["id"]]
+    assert len(chunks) == 3 and sorted(ids) == sorted(tables["opportunities"]["id"])
+    if memory:  # cut by the ids' first occurrence; hash buckets (memory 0) mix the order
+        assert ids == tables["opportunities"]["id"].tolist()
+
+
 def test_partitions_are_picklable_and_temp_files_removed(tmp_path):
     tables = generate_tables(300, seed=3)
     write_tables(tables, tmp_path / "pq")
     work = tmp_path / "work"
-    s = InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, workdir=work)
+    s = InputStream(tmp_path / "pq", CONTRACT, chunk_size=100, workdir=work, memory=0)
     specs = s.partitions()
     assert len(specs) == 3
     chunks = [load_partition(pickle.loads(pickle.dumps(sp))) for sp in specs]

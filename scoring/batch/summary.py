@@ -128,7 +128,8 @@ class RunSummary:
                            "expected_close", "amount", "currency"]).to_pandas()
         rs = df["rule_score"].to_numpy(dtype=float, na_value=np.nan)
         finite = np.isfinite(rs)
-        self.rule_score_sum += float(rs[finite].sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # a sum too large for a float: inf, written as null
+            self.rule_score_sum += float(rs[finite].sum())
         self.n_rule_scores += int(finite.sum())
         p = df["win_probability"].to_numpy(dtype=float, na_value=np.nan)
         known = np.isfinite(p)
@@ -152,25 +153,34 @@ class RunSummary:
 
     def _add_forecast(self, df: pd.DataFrame, known: np.ndarray) -> None:
         """Add one chunk's expected values (rows with a known probability and amount) to the forecast."""
-        if known.any():
-            f = df[known & df["amount"].notna().to_numpy()].copy()
-            if len(f):
-                f["currency"] = f["currency"].fillna(UNKNOWN_KEY)
-                f["ev"] = f["amount"].astype(float) * f["win_probability"].astype(float)
-                ec = pd.to_datetime(f["expected_close"], errors="coerce")
-                f["close_quarter"] = np.where(ec.notna(), ec.dt.year.astype("Int64").astype(str) + "-Q"
-                                              + ec.dt.quarter.astype("Int64").astype(str), UNKNOWN_KEY)
-                f["owner"] = f["owner"].fillna(UNKNOWN_KEY)
-                f["region"] = f["region"].fillna(UNKNOWN_KEY)
-                for dim in FORECAST_DIMENSIONS + ("total",):
-                    keys = f[dim] if dim != "total" else pd.Series("all", index=f.index)
-                    agg = f.assign(_k=keys).groupby(["_k", "currency"]).agg(
-                        deals=("ev", "size"), amount=("amount", "sum"), expected_value=("ev", "sum"))
-                    for (k, cur), row in agg.iterrows():
-                        acc = self.forecast.setdefault((dim, str(k), str(cur)), [0, 0.0, 0.0])
-                        acc[0] += int(row["deals"])
-                        acc[1] += float(row["amount"])
-                        acc[2] += float(row["expected_value"])
+        if not known.any():
+            return
+        f = df[known & df["amount"].notna().to_numpy()]
+        if not len(f):
+            return
+        amount = f["amount"].to_numpy(dtype=float)
+        ev = amount * f["win_probability"].to_numpy(dtype=float)
+        currency = f["currency"].to_numpy(dtype=object, na_value=UNKNOWN_KEY)
+        keys = {dim: f[dim].to_numpy(dtype=object, na_value=UNKNOWN_KEY) for dim in ("owner", "region", "stage")}
+        # expected_close is an output date 'YYYY-MM-DD' (or null): its quarter from its text
+        keys["close_quarter"] = np.array([f"{d[:4]}-Q{(int(d[5:7]) + 2) // 3}" if isinstance(d, str) else UNKNOWN_KEY
+                                          for d in f["expected_close"].to_numpy(dtype=object, na_value=None)],
+                                         dtype=object)
+        keys["total"] = np.full(len(f), "all", dtype=object)
+        cur_codes, cur_names = pd.factorize(currency)
+        for dim in FORECAST_DIMENSIONS + ("total",):
+            k_codes, k_names = pd.factorize(keys[dim])
+            group = k_codes.astype(np.int64) * len(cur_names) + cur_codes
+            g_codes, groups = pd.factorize(group)
+            deals = np.bincount(g_codes)
+            amounts = np.bincount(g_codes, weights=amount)
+            evs = np.bincount(g_codes, weights=ev)
+            for gi, code in enumerate(groups.tolist()):
+                acc = self.forecast.setdefault((dim, str(k_names[code // len(cur_names)]),
+                                                str(cur_names[code % len(cur_names)])), [0, 0.0, 0.0])
+                acc[0] += int(deals[gi])
+                acc[1] += float(amounts[gi])
+                acc[2] += float(evs[gi])
 
     def forecast_frame(self) -> pd.DataFrame:
         """The forecast: one row per dimension, key and currency (deals, amount, expected value)."""

@@ -64,10 +64,10 @@ import pandas as pd
 import pyarrow as pa
 
 from scoring.contract.frames import ROW, Frames, records_to_frames
-from scoring.contract.jsonl import read_lines
+from scoring.contract.jsonl import read_columns, read_lines
 from scoring.contract.schema import CHILD_KEY, CONTRACT
-from scoring.contract.sources import (PartitionSpec, arrow_table, jsonl_partitions, no_child_key, plain_table,
-                                      read_partition_tables, resolve, table_partitions)
+from scoring.contract.sources import (MEMORY_BYTES, PartitionSpec, arrow_table, jsonl_partitions, no_child_key,
+                                      plain_table, read_partition_tables, resolve, table_partitions)
 from scoring.contract.tables import Table, output_names, validate_tables
 from scoring.contract.entities import compiled
 from scoring.contract.values import (AS_OF, DUPLICATE, ID, OPPORTUNITY, Bad, Schema, converters, date_from_text,
@@ -165,17 +165,84 @@ def load_partition(spec: PartitionSpec) -> Chunk:
     """Load and validate one partition (module level: usable in a worker process)."""
     with _gc_paused():
         if spec.kind == "jsonl":
-            part = read_lines(spec.path, spec.schema, spec.history, start=spec.start, end=spec.end,
-                              first_line=spec.first_line, as_of_default=spec.as_of_default)
-            frames = records_to_frames(part.records, _output_fields(spec.schema, spec.fields), dates=spec.dates)
-            return Chunk(frames=frames, rejects=part.rejects, orphans=[], n_read=part.n_read,
-                         undeclared_fields=part.undeclared_fields, positions=np.asarray(part.lines, dtype=np.int64),
-                         partition=spec.index, needs_dedupe=spec.needs_dedupe)
+            return _jsonl_chunk(spec)
         opps, children = read_partition_tables(spec)
         v = validate_tables(opps, children, spec.schema, spec.history, spec.text, spec.as_of_default)
         return Chunk(frames=v.frames(spec.fields, spec.dates), rejects=v.rejects, orphans=v.orphans,
                      n_read=v.n_read, undeclared_fields=v.undeclared_fields, positions=v.positions,
                      partition=spec.index)
+
+
+#: a JSON Lines range the columns cannot read is halved down to about this many bytes; a
+#: smaller one is read by the per-record loop
+_JSONL_PIECE_BYTES = 1 << 20
+
+
+def _jsonl_pieces(spec: PartitionSpec, start: int, end: int, first_line: int) -> Iterator[Chunk]:
+    """The byte range ``[start, end)`` of a JSON Lines partition as chunks, in line order: read
+    column-wise (:func:`~scoring.contract.jsonl.read_columns`), or halved at a line start when the
+    columns cannot read it, down to pieces the per-record loop reads (:func:`read_lines`)."""
+    cols = read_columns(spec.path, spec.schema, spec.history, start=start, end=end, first_line=first_line,
+                        as_of_default=spec.as_of_default)
+    if cols is not None:
+        yield Chunk(frames=cols.validated.frames(spec.fields, spec.dates), rejects=cols.rejects, orphans=[],
+                    n_read=cols.n_read, undeclared_fields=cols.undeclared_fields, positions=cols.lines,
+                    partition=spec.index, needs_dedupe=True)
+        return
+    size = (Path(spec.path).stat().st_size if end < 0 else end) - start
+    mid = None
+    if size > 2 * _JSONL_PIECE_BYTES and not spec.path.lower().endswith(".gz"):
+        with open(spec.path, "rb") as fh:
+            fh.seek(start + size // 2)
+            fh.readline()  # to the start of the next line
+            mid = fh.tell()
+            if not start < mid < start + size:
+                mid = None
+            else:
+                fh.seek(start)
+                lines = fh.read(mid - start).count(b"\n")
+    if mid is None:
+        part = read_lines(spec.path, spec.schema, spec.history, start=start, end=end, first_line=first_line,
+                          as_of_default=spec.as_of_default)
+        frames = records_to_frames(part.records, _output_fields(spec.schema, spec.fields), dates=spec.dates)
+        yield Chunk(frames=frames, rejects=part.rejects, orphans=[], n_read=part.n_read,
+                    undeclared_fields=part.undeclared_fields, positions=np.asarray(part.lines, dtype=np.int64),
+                    partition=spec.index, needs_dedupe=True)
+        return
+    yield from _jsonl_pieces(spec, start, mid, first_line)
+    yield from _jsonl_pieces(spec, mid, end, first_line + lines)
+
+
+def _jsonl_chunk(spec: PartitionSpec) -> Chunk:
+    """One JSON Lines partition: its pieces (:func:`_jsonl_pieces`) put together; a record repeating the
+    ``(id, as_of)`` of an earlier piece is rejected as one read of the partition rejects it."""
+    dedupe = DuplicateFilter()
+    pieces = [dedupe(c) for c in _jsonl_pieces(spec, spec.start, spec.end, spec.first_line)]
+    if len(pieces) == 1:
+        (c,) = pieces
+        c.needs_dedupe = spec.needs_dedupe
+        return c
+    offsets = np.cumsum([0] + [len(c.frames.opps) for c in pieces])
+    opps = pd.concat([c.frames.opps for c in pieces], ignore_index=True)
+    children = {}
+    for name in pieces[0].frames.children:
+        parts = []
+        for c, off in zip(pieces, offsets):
+            df = c.frames.children[name]
+            if len(df):
+                df = df.copy()
+                df[ROW] = df[ROW].to_numpy(dtype=np.int64) + off
+            parts.append(df)
+        children[name] = pd.concat(parts, ignore_index=True)
+    undeclared: dict[str, set] = {}
+    for c in pieces:
+        for e, names in c.undeclared_fields.items():
+            undeclared.setdefault(e, set()).update(names)
+    rejects = sorted((r for c in pieces for r in c.rejects), key=lambda r: r["line"])
+    return Chunk(frames=Frames(opps=opps, children=children), rejects=rejects, orphans=[],
+                 n_read=sum(c.n_read for c in pieces), undeclared_fields={e: sorted(v) for e, v in undeclared.items()},
+                 positions=np.concatenate([c.positions for c in pieces]), partition=spec.index,
+                 needs_dedupe=spec.needs_dedupe)
 
 
 def read_records(source: str | Path, schema: Schema = CONTRACT, history: bool = False, *,
@@ -202,7 +269,7 @@ def read_records(source: str | Path, schema: Schema = CONTRACT, history: bool = 
             part = read_lines(src.path, schema, history, as_of_default=as_of_default)
             return ReadResult(records=part.records, rejects=part.rejects, undeclared_fields=part.undeclared_fields,
                               n_read=part.n_read)
-        (spec,) = table_partitions(src, 1 << 62, _no_workdir, **common)
+        (spec,) = table_partitions(src, 1 << 62, _no_workdir, memory=0, **common)
         opps, children = read_partition_tables(spec)
         v = validate_tables(opps, children, schema, history, spec.text, as_of_default)
         return ReadResult(records=v.records(), rejects=v.rejects, orphans=v.orphans,
@@ -407,11 +474,15 @@ class InputStream:
         The run's date ('YYYY-MM-DD'): a record without ``as_of`` takes it, so
         it and a record of the same id with that ``as_of`` are one snapshot
         (the second is a duplicate).  Default: records without ``as_of`` keep none.
+    memory : int
+        Table form: the bytes its tables may take in memory to be cut there,
+        each read once (see :mod:`scoring.contract.sources`); a larger input,
+        or any with 0, is hash-bucketed in one streaming pass.
     """
 
     def __init__(self, source: str | Path, schema: Schema = CONTRACT, *, history: bool = False,
                  chunk_size: int = 50_000, workdir: str | Path | None = None, fields: Mapping | None = None,
-                 dates: str = "text", as_of_default: str | None = None):
+                 dates: str = "text", as_of_default: str | None = None, memory: int = MEMORY_BYTES):
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if dates not in ("text", "datetime64"):
@@ -424,6 +495,7 @@ class InputStream:
         self.fields = None if fields is None else {k: tuple(v) for k, v in fields.items()}
         self.dates = dates
         self.as_of_default = _as_of_date(as_of_default)
+        self.memory = int(memory)
         self._workdir_arg = workdir
         self._tmp: Path | None = None
         self._specs: list[PartitionSpec] | None = None
@@ -442,9 +514,12 @@ class InputStream:
     def partitions(self) -> list[PartitionSpec]:
         """The partitions, in output order (computed once; may run the bucketing pass)."""
         if self._specs is None:
-            cut = jsonl_partitions if self.kind == "jsonl" else table_partitions
-            self._specs = cut(self._src, self.chunk_size, self._workdir, schema=self.schema, history=self.history,
-                              fields=self.fields, dates=self.dates, as_of_default=self.as_of_default)
+            common = dict(schema=self.schema, history=self.history, fields=self.fields, dates=self.dates,
+                          as_of_default=self.as_of_default)
+            if self.kind == "jsonl":
+                self._specs = jsonl_partitions(self._src, self.chunk_size, self._workdir, **common)
+            else:
+                self._specs = table_partitions(self._src, self.chunk_size, self._workdir, memory=self.memory, **common)
         return list(self._specs)
 
     def load(self, spec: PartitionSpec) -> Chunk:

@@ -14,14 +14,24 @@ Partitioning
 ------------
 * **Table form**: when the opportunities table holds more than ``chunk_size``
   rows (Parquet: from its metadata; CSV: counted, or estimated from the file
-  size and its first MiB), ONE streaming pass over every table appends each
-  row to bucket ``hash(id) mod B`` (``pandas.util.hash_array`` of the id text;
-  child rows hash their ``opportunity_id``), as Arrow IPC files in
-  ``workdir``, with ``B = ceil(rows / chunk_size)``.  Every snapshot of an id
-  and all its child rows share a bucket, so duplicate ``(id, as_of)`` checks,
+  size and its first MiB), it is cut into ``B = ceil(rows / chunk_size)``
+  partitions, Arrow IPC files in ``workdir``, such that every snapshot of an
+  id and all its child rows share one, so duplicate ``(id, as_of)`` checks,
   child nesting and orphans are local to a partition.  Rows without a key are
-  spread by row number (they never match anything).  Small inputs are one
-  partition read straight from the source files.
+  spread by row number (they never match anything).
+
+  - When the tables fit in memory (estimated at most ``memory`` bytes,
+    default :data:`MEMORY_BYTES`), each table is read whole, one at a time
+    (Parquet text columns dictionary-encoded), and cut: partition ``k`` holds
+    the ids whose first occurrence is in the k-th ``1/B`` of the distinct ids
+    (``pyarrow.compute.dictionary_encode``; so the output keeps the input
+    order of distinct ids), child rows follow their ``opportunity_id``
+    (``pyarrow.compute.index_in``).  No table stays in memory.
+  - Otherwise ONE streaming pass over every table appends each row to bucket
+    ``hash(id) mod B`` (``pandas.util.hash_array`` of the id text; child rows
+    hash their ``opportunity_id``).
+
+  Small inputs are one partition read straight from the source files.
 * **JSON Lines**: consecutive line ranges (byte ranges aligned to line starts
   of a plain file; a ``.gz`` file is cut into plain part files in ``workdir``
   by one sequential pass).
@@ -50,10 +60,13 @@ from scoring.contract.values import CANNOT_READ, CANNOT_READ_TABLE, ID, OPPORTUN
 from scoring.errors import ScoringError
 
 __all__ = ["Source", "PartitionSpec", "resolve", "table_partitions", "jsonl_partitions", "read_partition_tables",
-           "arrow_table"]
+           "arrow_table", "MEMORY_BYTES"]
 
 SRC = "__ingest_src_row__"  # source row (0-based) carried through the bucket files
 TABLE_SUFFIXES = (".csv", ".parquet")
+#: a table-form input whose tables are estimated to take at most this many bytes in memory is cut
+#: into partitions in memory, one table at a time; a larger one is hash-bucketed in one streaming pass
+MEMORY_BYTES = 1 << 30
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _BATCH_ROWS = 131_072
 
@@ -272,16 +285,22 @@ def _estimate_rows(source: Source) -> int:
     return estimate_lines(path) - 1
 
 
-def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
-    """Bucket of each row: hash of the key's text mod B; rows without a key by row number."""
-    if key is None:
-        return (src % B).astype(np.int64)
+def _key_text(key: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A key column (id / opportunity_id) as text: rows the validator may join have equal texts."""
     key = plain(key)
     if not is_str_type(key.type):
         try:
             key = pc.cast(key, pa.large_string())
         except pa.ArrowException:
             key = pa.array([None if v is None else str(v) for v in cell_values(key).tolist()], pa.large_string())
+    return key
+
+
+def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
+    """Bucket of each row: hash of the key's text mod B; rows without a key by row number."""
+    if key is None:
+        return (src % B).astype(np.int64)
+    key = _key_text(key)
     null = np_bool(key.is_null())
     obj = key.to_numpy(zero_copy_only=False)
     if null.any():
@@ -294,16 +313,21 @@ def _bucket_of(key: Any, B: int, src: np.ndarray) -> np.ndarray:
     return b
 
 
-def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], **common) -> list[PartitionSpec]:
-    """The partitions of a table-form input (see the module docstring); ``common`` goes into every spec."""
+def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path], *, memory: int = MEMORY_BYTES,
+                     **common) -> list[PartitionSpec]:
+    """The partitions of a table-form input (see the module docstring); ``common`` goes into every spec.
+
+    ``memory``: the in-memory partitioning's budget in bytes (0: always bucket files)."""
     schemas = _table_schemas(source)
     B = max(1, math.ceil(_estimate_rows(source) / chunk_size))
     text = source.fmt == "csv"
+    tables = tuple((e, str(p), label, s if s is not None else pa.schema([]))
+                   for (e, p, label), s in zip(source.tables, schemas))
     if B == 1:
-        tables = tuple((e, str(p), label, s if s is not None else pa.schema([]))
-                       for (e, p, label), s in zip(source.tables, schemas))
         return [PartitionSpec(kind="tables", index=0, fmt=source.fmt, text=text, tables=tables, **common)]
     work = workdir()
+    if _estimate_bytes(source) <= memory:
+        return _memory_partitions(source, tables, chunk_size, text, work, common)
     files: dict[tuple[str, int], str] = {}
     out_schemas: dict[str, pa.Schema] = {}
     for (entity, path, label), s in zip(source.tables, schemas):
@@ -346,6 +370,98 @@ def table_partitions(source: Source, chunk_size: int, workdir: Callable[[], Path
             out_schemas[entity] = base.append(pa.field(SRC, pa.int64()))
     return [PartitionSpec(kind="tables", index=k, fmt="ipc", text=text, **common,
                           tables=tuple((e, files.get((e, k)), label, out_schemas[e]) for e, _, label in source.tables))
+            for k in range(B)]
+
+
+# --------------------------------------------------------------------------- cutting in memory
+def _estimate_bytes(source: Source) -> int:
+    """What the tables take in memory, estimated from the files (Parquet: 4x the uncompressed
+    size its metadata gives; CSV: 3x the file size)."""
+    total = 0
+    for _, path, _ in source.tables:
+        if source.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                md = pq.ParquetFile(path).metadata
+            except (pa.ArrowException, OSError) as e:
+                raise _cannot_read(path, e) from e
+            total += 4 * sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+        else:
+            total += 3 * os.path.getsize(path)
+    return total
+
+
+def _read_memory(path: str, fmt: str, key: str) -> pa.Table:
+    """One source table, whole (Parquet: its text columns but ``key`` dictionary-encoded, which holds
+    the repeated enum words once)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            s = pq.read_schema(path)
+            words = [f.name for f in s if is_str_type(f.type) and f.name != key]
+            t = pq.read_table(path, read_dictionary=words)
+        except (pa.ArrowException, OSError) as e:
+            raise _cannot_read(Path(path), e) from e
+        drop = _pandas_index_columns(t.schema)
+        return t.drop_columns([c for c in drop if c in t.column_names]) if drop else t
+    t = _read_whole(Path(path), fmt)
+    return pa.table({}) if t is None else t
+
+
+def _spread(codes: np.ndarray, n_codes: int, B: int) -> np.ndarray:
+    """Partition of each row: code ``c`` -> ``c * B // n_codes``; rows without a code (-1) by row number."""
+    m = len(codes)
+    out = codes * B // max(n_codes, 1)
+    none = codes < 0
+    if none.any():
+        out[none] = np.flatnonzero(none) * B // max(m, 1)
+    return out
+
+
+def _memory_partitions(source: Source, tables: tuple, chunk_size: int, text: bool, work: Path,
+                       common: dict) -> list[PartitionSpec]:
+    """Partition files cut from the tables read once (see the module docstring)."""
+    B = None
+    uniq = pa.array([], pa.large_string())
+    files: dict[tuple[str, int], str] = {}
+    out_schemas: dict[str, pa.Schema] = {}
+    for entity, path, _, schema in tables:
+        keycol = ID if entity == OPPORTUNITY else CHILD_KEY
+        t = _read_memory(path, source.fmt, keycol)
+        if t.num_columns == 0:  # a CSV of a header alone: its columns, no rows
+            t = schema.empty_table()
+        if B is None:
+            B = max(1, math.ceil(t.num_rows / chunk_size))
+        if keycol not in t.column_names or t.num_rows == 0:
+            codes = np.full(t.num_rows, -1, np.int64)
+        elif entity == OPPORTUNITY:
+            enc = pc.dictionary_encode(_key_text(t.column(keycol)))
+            uniq = enc.dictionary
+            codes = enc.indices.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
+        else:
+            idx = pc.index_in(_key_text(t.column(keycol)), value_set=uniq)
+            codes = idx.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
+        b = _spread(codes.astype(np.int64, copy=True), len(uniq), B)
+        t = t.append_column(SRC, pa.array(np.arange(t.num_rows, dtype=np.int64)))
+        out_schemas[entity] = plain_table(t.slice(0, 0)).schema  # the files hold plain columns
+        if t.num_rows == 0:
+            continue
+        counts = np.bincount(b, minlength=B)
+        t = t.take(pa.array(np.argsort(b, kind="stable")))
+        off = 0
+        for k in np.flatnonzero(counts).tolist():
+            c = int(counts[k])
+            fp = work / f"{entity}-{k:05d}.arrow"
+            part = plain_table(t.slice(off, c))  # a dictionary would be written whole into every file
+            with pa.OSFile(str(fp), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as w:
+                w.write_table(part)
+            files[(entity, k)] = str(fp)
+            off += c
+        del t
+    return [PartitionSpec(kind="tables", index=k, fmt="ipc", text=text, **common,
+                          tables=tuple((e, files.get((e, k)), label, out_schemas[e]) for e, _, label, _ in tables))
             for k in range(B)]
 
 

@@ -297,7 +297,8 @@ def _rows(tab: Table, ent: Entity, cols: dict[str, Col], undeclared, text: bool,
 
 
 def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, history: bool,
-                    text: bool, as_of_default: str | None = None) -> Validated:
+                    text: bool, as_of_default: str | None = None,
+                    parents: Mapping[str, np.ndarray] | None = None) -> Validated:
     """Validate opportunity rows plus child tables column-wise.
 
     Parameters
@@ -317,8 +318,14 @@ def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, 
         for typed columns (Parquet, pandas).
     as_of_default : str, optional
         The ``as_of`` of deals without one ('YYYY-MM-DD', checked by the caller).
+    parents : dict, optional
+        child entity -> the opportunity row (0-based) of each of its rows, for
+        child rows that come nested in their record (JSON Lines read column-wise):
+        they belong to that row, need no key and are never orphans; a child
+        table listed here must be grouped by its opportunity row, in list order.
     """
     comp = compiled(schema)
+    parents = parents or {}
     n = opps.n
     src = opps.src
     ent = comp.opp
@@ -353,6 +360,12 @@ def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, 
         cund = sorted(c for c in ctab.columns if c not in child.declared and c not in (CHILD_KEY, AS_OF))
         if cund:
             undeclared[child.name] = cund
+        if child.name in parents:
+            cid = pa.nulls(ctab.n, pa.large_string())  # joined by position, not by key
+            keyed = False
+            cas = None
+            child_data.append((child, ctab, ccols, cfirst, cid, cas, keyed))
+            continue
         cid = _key_array(ctab.columns[CHILD_KEY], ctab.n, text)
         keyed = has_as_of and AS_OF in ctab.columns
         cas = _key_from_col(_convert(ctab.columns[AS_OF], _AS_OF_FIELD, text, as_of_conv, as_of_conv),
@@ -386,6 +399,16 @@ def validate_tables(opps: Table, children: Mapping[str, Table], schema: Schema, 
         if keyed:
             ccode = np.where(ccode >= 0, ccode * n_as + as_codes[k_as] + 1, -1)
             k_as += 1
+        if child.name in parents:
+            pi = np.asarray(parents[child.name], dtype=np.int64)
+            first_of = np.ones(m, bool)
+            first_of[1:] = pi[1:] != pi[:-1]
+            rank = np.arange(m) - np.maximum.accumulate(np.where(first_of, np.arange(m), 0))
+            for j in sorted(cfirst):
+                fname, reason = cfirst[j]
+                first.setdefault(int(pi[j]), (f"{child.name}[{rank[j]}].{fname}", reason))
+            kids.append(_Child(child, ctab, ccols, np.arange(m, dtype=np.int64), pi))
+            continue
         order, skeys = index(keyed)
         lo = np.searchsorted(skeys, ccode, "left")
         hi = np.searchsorted(skeys, ccode, "right")
