@@ -262,10 +262,26 @@ def test_changes_since_compares_with_the_run_a_week_back(tmp_path, store_url, sc
     assert len(moved) and (moved["changes"].map(list) == moved["changes_since"].map(list)).all()
 
 
+def scaled(model, factor: float, shift: float):
+    """Another model: every point of ``model``'s scorecard times ``factor``, the intercept moved by ``shift``."""
+    from scoring.model.scorecard import Model
+
+    def times(x):
+        if isinstance(x, dict):
+            return {k: x[k] if k in ("id", "input", "bins", "cv") else times(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [times(v) for v in x]
+        return x * factor if isinstance(x, float) else x
+
+    spec = model.to_spec()
+    spec = {**spec, **{k: times(spec[k]) for k in ("stage_points", "rules", "numeric") if k in spec}}
+    spec["intercept"] = spec["intercept"] * factor + shift
+    return Model(model.pack, spec, {**model.manifest})
+
+
 def test_a_new_model_splits_the_change_into_model_and_evidence(tmp_path, store_url, scoring_parts, records):
     pack, model = scoring_parts
-    other = copy.deepcopy(model)
-    other.lr.coef_ = other.lr.coef_ * 1.5
+    other = scaled(model, 1.5, 0.0)
     other.manifest = {**model.manifest, "model_id": "retrained"}
     store = Store(store_url)
     out = tmp_path / "scores.parquet"
@@ -284,9 +300,7 @@ def test_a_new_model_splits_the_change_into_model_and_evidence(tmp_path, store_u
 @given(data=st.data(), scale=st.sampled_from([1.0, 0.5, 2.0]))
 def test_model_part_and_evidence_changes_always_sum_to_the_logit_change(scoring_parts, data, scale):
     pack, model = scoring_parts
-    new = copy.deepcopy(model)
-    new.lr.coef_ = model.lr.coef_ * scale
-    new.lr.intercept_ = model.lr.intercept_ + (scale - 1.0)
+    new = scaled(model, scale, scale - 1.0)
     n, r = 5, len(pack.rules)
     stages = ["technical_promotion", "relationship", "partner", "solution", "bidding"]
     codes = data.draw(st.lists(st.integers(0, 2), min_size=2 * n * r, max_size=2 * n * r))
@@ -408,7 +422,7 @@ def test_explain_since_adds_what_changed_since_that_date(tmp_path, store_url, sc
     res = CliRunner().invoke(main, ["explain", str(tmp_path / "day2.jsonl"), "--id", deal, "--since", DAY1,
                                     "--store", store_url, "--json"])
     assert res.exit_code == 0
-    since = json.loads(res.output)["since"]
+    since = json.loads(res.stdout)["since"]
     assert since["since"] == DAY1 and any(c["term"] == "S2_5" for c in since["changes_since"])
 
 

@@ -150,10 +150,11 @@ class ChunkScorer:
 
         n = len(status)
         measures = getattr(ev, "measures", None)  # graded measures, when the evaluation has them
-        measures = None if measures is None else np.asarray(measures, dtype=np.float64).reshape(n, -1)
+        measures = None if measures is None else \
+            np.asarray(measures, dtype=np.float64).reshape(n, len(self.pack.compiled.measures))
         cols = {"_store_status": status_array(status)}
         if self.model is not None:
-            c = rule_contributions(self.model, status, stage_words, measures)
+            c = rule_contributions(self.model, status, stage_words, measures, getattr(ev, "derived", None))
             cols["_store_logit"] = pa.array(logit_of(self.model.intercept, c))
             cols["_store_contributions"] = pa.ListArray.from_arrays(
                 pa.array(np.arange(n + 1, dtype=np.int32) * c.shape[1]), pa.array(c.ravel()))

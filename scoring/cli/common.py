@@ -1,6 +1,7 @@
 """What every ``scoring`` command shares: the group, verbosity, and turning library errors into exit codes."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -32,6 +33,30 @@ def _say(message: str, *, err: bool = True, level: int = NORMAL) -> None:
     never passed through here: they are always printed."""
     if _level() >= level:
         click.echo(message, err=err)
+
+
+@contextlib.contextmanager
+def _progress(total: int, desc: str):
+    """A progress bar on stderr for a long command's steps: yields a callback taking each step's name.
+    Shown only on a terminal (tqdm's own test) and never under ``--quiet``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr,
+               disable=True if _level() < NORMAL else None)
+    started = [False]
+
+    def step(name: str) -> None:
+        if started[0]:
+            bar.update(1)
+        started[0] = True
+        bar.set_postfix_str(name)
+
+    try:
+        yield step
+        if started[0]:
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 def _fail_clean(fn):

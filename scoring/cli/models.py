@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from scoring import paths
-from scoring.cli.common import _fail_clean, _say, main
+from scoring.cli.common import _fail_clean, _progress, _say, main
 from scoring.cli.mapping import mapping_schema, mapped, mapping_option
 from scoring.errors import ExitCode
 from scoring.evidence import LANGS
@@ -49,16 +49,18 @@ def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min
     from scoring.evidence.coverage import unread_input_fields
     from scoring.model.artifact import save_model
     from scoring.model.metrics import usefulness_warning
+    from scoring.model.train import TRAIN_STEPS
     from scoring.model.train import train as train_model
 
     if out_dir is None:
         paths.writable_models_dir()  # refuse the bundled, read-only models folder before the long work
     rules_path = rules_path or paths.default_rules()
     with mapped(mapping, history, mapping_schema(rules_path) if mapping else None) as history:
-        result = train_model(history, rules=rules_path, seed=seed,
-                             test_fraction=test_fraction, no_decision_as=no_decision_as,
-                             min_per_class=min_per_class, signs="free" if free_signs else "constrained",
-                             derived=derived)
+        with _progress(TRAIN_STEPS, "training") as step:
+            result = train_model(history, rules=rules_path, seed=seed,
+                                 test_fraction=test_fraction, no_decision_as=no_decision_as,
+                                 min_per_class=min_per_class, signs="free" if free_signs else "constrained",
+                                 derived=derived, progress=step)
         unread = unread_input_fields(result.pack, history)
     path = save_model(result, out_dir)
     verdict = result.metrics["usefulness"]
@@ -247,10 +249,11 @@ def report(model_dir, out, history, lang, rule_stats):
       scoring report models/mine --history datasets/sample/history.jsonl --out out/report.html
     """
     from scoring.model.registry import current_model_dir
-    from scoring.model.report import build_report
+    from scoring.model.report import REPORT_STEPS, build_report
 
     model_dir = model_dir or current_model_dir()
     if model_dir is None:
         raise click.UsageError("no current model: give MODEL_DIR")
-    path = build_report(model_dir, history=history, out=out, lang=lang, rule_stats=rule_stats)
+    with _progress(REPORT_STEPS, "report") as step:
+        path = build_report(model_dir, history=history, out=out, lang=lang, rule_stats=rule_stats, progress=step)
     click.echo(f"wrote {path}")

@@ -54,7 +54,7 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -304,8 +304,13 @@ def stored_report_data(model: Model, *, lang: str = "en") -> dict[str, Any]:
             "rules": pd.DataFrame(), "rule_stats_on": "none", "rule_stats_counts": {"snapshots": 0, "deals": 0}}
 
 
+#: how many steps :func:`build_report` reports to its ``progress`` callback
+REPORT_STEPS = 3
+
+
 def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path | None = None,
-                 out: str | Path | None = None, lang: str = "en", *, rule_stats: str = "all") -> Path:
+                 out: str | Path | None = None, lang: str = "en", *, rule_stats: str = "all",
+                 progress: Callable[[str], None] | None = None) -> Path:
     """Write the model report of the artifact at ``model_dir`` as one self-contained HTML file.
 
     Parameters
@@ -325,6 +330,8 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
     rule_stats : "all" or "test"
         Compute the per-rule fire and win rates on every kept snapshot of the
         history (default) or on the held-out part only.
+    progress : callable, optional
+        Called with the name of each step as it starts (:data:`REPORT_STEPS` of them), for a progress bar.
 
     Returns
     -------
@@ -336,7 +343,9 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
         The artifact does not verify, the history is missing (or not given to
         an artifact that stores no held-out predictions), ``out`` lies inside the artifact, or ``lang`` / ``rule_stats`` is not one of its values.
     """
+    step = progress or (lambda _name: None)
     words(lang)
+    step("reading the model and its held-out deals")
     model = load_model(model_dir)
     model_id = model.manifest.get("model_id") or Path(model_dir).name
     target = Path(out) if out is not None else paths.default_report(model_id)
@@ -348,9 +357,11 @@ def build_report(model_dir: str | Path, history: Sequence[Mapping] | str | Path 
     else:
         records, desc = _read_history(history, model, lang)
         data = report_data(model, records, model_split(model), rule_stats=rule_stats, lang=lang)
+    step("drawing the figures")
     figs = draw_figures(data, lang)
     import matplotlib
 
+    step("writing the page")
     drawn = f"{_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace('+00:00', 'Z')}, " \
             f"matplotlib {matplotlib.__version__}"
     page = render_html(data, figs, lang, history_desc=desc, drawn=drawn)

@@ -51,7 +51,7 @@ import pandas as pd
 from scoring.contract.schema import STAGE_INDEX, STAGES
 from scoring.errors import ModelError, RecordError
 from scoring.evidence.status import MET, STATUS_CODES, UNKNOWN
-from scoring.model.binning import UNKNOWN_BIN, Bins, bin_index
+from scoring.model.binning import UNKNOWN_BIN, Bins
 from scoring.score.labels import MODEL_LABELS, STAGE_NAMES
 from scoring.score.ragged import Ragged
 
@@ -390,6 +390,13 @@ class Model:
         self._name_order = np.argsort(np.array([t[0] for t in terms], dtype=object), kind="stable").astype(np.int64)
         self._name_rank = np.argsort(self._name_order, kind="stable").tolist()
         self._n_rules = R
+        rule_pos = {r.id: i for i, r in enumerate(self.pack.rules)}
+        num_rule = {inp.name: inp.rule for inp in self.numeric}
+        #: term -> its rule's column of :meth:`rule_contributions` (the last column: stage, derived facts)
+        self._rule_group = np.zeros((len(terms), R + 1))
+        for k, (_, kind, ref) in enumerate(terms):
+            owner = ref if kind in ("met", "unknown") else num_rule.get(ref) if kind in ("bin", "bin_unknown") else None
+            self._rule_group[k, rule_pos.get(owner, R)] = 1.0
         self._rule_index = {r.id: j for j, r in enumerate(self.pack.rules)}
         self._numeric_index = {inp.name: m for m, inp in enumerate(self.numeric)}
         # stage terms: (stage, term) points, so a deal's stage contributions are one row lookup
@@ -511,6 +518,15 @@ class Model:
         """Contributions (n, n_terms) from statuses, stages and the numeric inputs."""
         n = np.asarray(status).shape[0]
         return self._contributions(status, stage_positions(stages), self.numeric_matrix(n, measures, derived))
+
+    def rule_contributions(self, status: np.ndarray, stages: Sequence[str], measures: Any = None,
+                           derived: Any = None) -> np.ndarray:
+        """Per deal, the log-odds each rule contributes (its met or unknown points and the bins of the
+        measures it carries), in pack order, then one last column for the rest (the stage's points and
+        the bins of the pack's derived facts, which belong to no rule).  ``(n, n_rules + 1)``; with
+        :attr:`intercept` each row sums to the logit.  The score store keeps these per deal."""
+        C = self.contributions_of(status, stages, measures=measures, derived=derived)
+        return C @ self._rule_group
 
     def evidence_of(self, records: Any, as_of: AsOf = None) -> RecordEvidence:
         """The rule statuses, stages, derived facts and measures of validated ``records``."""

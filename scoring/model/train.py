@@ -55,10 +55,9 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import sklearn
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
@@ -337,11 +336,15 @@ def sign_report(published: Model, other: Model, ll: Mapping[str, float], differe
             "log_loss": dict(ll), "difference": dict(difference)}
 
 
+#: how many steps :func:`train` reports to its ``progress`` callback (the last only with the challenger)
+TRAIN_STEPS = 5
+
+
 def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path | RulePack, seed: int = 0,
           test_fraction: float = 0.2, no_decision_as: str = "lost", min_per_class: int = 40,
           C: float | None = None, applicable_only: bool = True, signs: str = "constrained",
           derived: bool = True, measures: bool = True, stage_deviations: bool = True,
-          challenger: bool = True) -> TrainResult:
+          challenger: bool = True, progress: Callable[[str], None] | None = None) -> TrainResult:
     """Train the scorecard on closed deals.
 
     Parameters
@@ -374,6 +377,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         Let CV choose stage-dependent met points (False: global points only).
     challenger : bool
         Fit the gradient-boosting challenger and rank the raw fields (:mod:`scoring.model.challenger`).
+    progress : callable, optional
+        Called with the name of each step as it starts (:data:`TRAIN_STEPS` of them), for a progress bar.
 
     Returns
     -------
@@ -392,6 +397,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
 
     if signs not in SIGNS:
         raise ModelError(f"signs must be one of {', '.join(SIGNS)}, not {signs!r}")
+    step = progress or (lambda _name: None)
+    step("reading the history")
     t0 = time.perf_counter()
     pack = as_pack(rules)
     rejected = 0
@@ -414,6 +421,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         if len(np.unique(h.y[idx])) < 2:
             raise ModelError(f"the {side} part holds only {'won' if h.y[idx][0] else 'lost'} deals; "
                              "add history or change test_fraction")
+    step("evaluating the rules")
     t1 = time.perf_counter()
 
     e = record_evidence(pack, h.records)
@@ -425,6 +433,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     y, w = h.y, h.weight
     bins = learn_bins(inputs, numeric[tr], stage_idx[tr], y[tr], w[tr])
     design = build_design(pack, status, stage_idx, numeric, inputs, bins, applicable_only)
+    step("fitting the scorecard")
     t2 = time.perf_counter()
 
     with threadpool_limits(1):  # small fits: oversubscribed BLAS threads only slow them down
@@ -435,6 +444,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         other = fit_once(d_tr, np.arange(len(tr)), y[tr], w[tr], fit.C, fit.kappa, other_signs)
     model = Model(pack, scorecard_spec(pack, design, fit, inputs, bins, applicable_only))
     other_model = Model(pack, scorecard_spec(pack, design, other, inputs, bins, applicable_only))
+    step("held-out metrics")
     t3 = time.perf_counter()
 
     d_te = design.take(te)
@@ -459,6 +469,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     ll = {"constrained": weighted_log_loss(y[te], p_con, w[te]), "free": weighted_log_loss(y[te], p_free, w[te])}
     sign = sign_report(model, other_model, ll, paired_bootstrap(y[te], p_con, p_free, w[te], h.deal[te], seed=seed))
     t4 = time.perf_counter()
+    if challenger:
+        step("the challenger")
 
     chal = None
     held_out = {"deal": h.deal[te].tolist(), "y": y[te].tolist(), "w": w[te].tolist(),

@@ -56,44 +56,13 @@ SHOWN_MIN = 0.0005
 
 
 def rule_contributions(model: Any, status: np.ndarray, stages: Sequence[str],
-                       measures: np.ndarray | None = None) -> np.ndarray:
-    """Per deal, the model's contribution (log-odds) of each rule, in pack order, then of the stage.
+                       measures: np.ndarray | None = None, derived: Any = None) -> np.ndarray:
+    """Per deal, the model's contribution (log-odds) of each rule, in pack order, then of the rest
+    (stage, derived facts): :meth:`scoring.model.scorecard.Model.rule_contributions`.
 
     ``model.intercept + result.sum(axis=1)`` is the model's logit.  Shape ``(n, n_rules + 1)``.
     """
-    own = getattr(model, "rule_contributions", None)
-    if callable(own):
-        return np.asarray(own(status, stages, measures), dtype=np.float64)
-    from scoring.contract.schema import STAGE_INDEX
-
-    table = _term_table(model)  # (stages, 3 statuses, rules + 1)
-    n, r = np.shape(status)
-    stage_idx = np.fromiter((STAGE_INDEX[s] for s in stages), dtype=np.int64, count=n)
-    out = np.empty((n, r + 1))
-    flat = (stage_idx * (3 * (r + 1)))[:, None] + np.asarray(status, dtype=np.int64) * (r + 1) + np.arange(r)
-    np.take(table.ravel(), flat, out=out[:, :r])
-    out[:, r] = table[stage_idx, 0, r]
-    return out
-
-
-def _term_table(model: Any) -> np.ndarray:
-    """What each rule contributes, by the deal's stage and the rule's status: ``(stages, 3, rules + 1)``,
-    the last column the stage's own term.  Made by the model's own evidence columns on one synthetic
-    deal per stage and status, so it is the model's definition, looked up rather than recomputed."""
-    from scoring.contract.schema import STAGES
-    from scoring.model.features import feature_layout
-
-    layout = feature_layout(model.pack)
-    rule_pos = {rule.id: i for i, rule in enumerate(model.pack.rules)}
-    r = len(rule_pos)
-    group = np.zeros((len(layout), r + 1))
-    for j, (_, kind, ref) in enumerate(layout):
-        group[j, r if kind == "stage" else rule_pos[ref]] = 1.0
-    stages = [s for s in STAGES for _ in range(3)]
-    status = np.repeat(np.tile(np.arange(3, dtype=np.int8), len(STAGES))[:, None], r, axis=1)
-    X = model.evidence.transform_statuses(status, stages)
-    # a rule's columns (met, unknown) are never both set: each sum has one term that is not zero
-    return ((X * model.coef) @ group).reshape(len(STAGES), 3, r + 1)
+    return np.asarray(model.rule_contributions(status, stages, measures, derived), dtype=np.float64)
 
 
 def logit_of(intercept: float, contributions: np.ndarray) -> np.ndarray:
