@@ -1,6 +1,7 @@
 """The synthetic deal generator (datasets/generate.py): reproducible, contract-valid, realistic mixes."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from scoring.contract.nested import validate_record
 from scoring.contract.reader import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the benchmarks' test histories live beside the package, not in it
 SAMPLE = ROOT / "datasets" / "sample"
 
 
@@ -260,3 +263,36 @@ def test_bad_news_is_recorded_less_often_than_good_news():
     for item in ("decision_chain_mapped", "contacts_profiled"):
         truth, known = D.truth[item][deal], opp[item].notna().to_numpy()
         assert known[late & truth].mean() - known[late & ~truth].mean() > 0.05, item
+
+
+# ----------------------------------------------------------------- the benchmark's test histories
+@pytest.mark.parametrize("name", ["linear", "shaped"])
+def test_benchmark_histories_are_contract_valid_and_reproducible(name):
+    from benchmarks.histories import HISTORIES
+
+    h = HISTORIES[name].simulate(80, 40, seed=3)
+    again = HISTORIES[name].simulate(80, 40, seed=3)
+    assert h.closed == again.closed and h.open == again.open and (h.open_p == again.open_p).all()
+    assert h.closed != HISTORIES[name].simulate(80, 40, seed=4).closed
+    assert len({(r["id"], r["as_of"]) for r in h.closed}) == len(h.closed)
+    assert len({r["id"] for r in h.closed}) == 80 and len({r["id"] for r in h.open}) == 40
+    for rec in h.closed:
+        _check_contract(rec, True)
+        validate_record(rec, history=True)
+    for rec in h.open:
+        _check_contract(rec, False)
+        validate_record(rec)
+    assert ((h.open_p > 0) & (h.open_p < 1)).all() and set(np.unique(h.open_won)) <= {0, 1}
+
+
+@pytest.mark.parametrize("name", ["linear", "shaped"])
+def test_benchmark_history_truth_is_calibrated_and_informative(name):
+    """The kept probability is the one the outcomes were drawn from: calibrated, and far better than the base rate."""
+    from benchmarks.histories import HISTORIES
+
+    h = HISTORIES[name].simulate(200, 4000, seed=9)
+    y, p = h.open_won, h.open_p
+    assert abs(p.mean() - y.mean()) < 0.025
+    ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    base = -np.mean(y * np.log(y.mean()) + (1 - y) * np.log(1 - y.mean()))
+    assert ll < base - 0.15

@@ -2,7 +2,7 @@
 
 Every graded measure of :func:`benchmarks.histories.world.measures` enters
 the log-odds linearly (coefficients below), the same at every stage; the
-hidden deal term has standard deviation 0.9.  Seeds default to 101 (not the
+hidden deal term has standard deviation 0.5.  Seeds default to 101 (not the
 bundled generator's nor the tests').
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from benchmarks.histories.world import Habits, History, simulate as _simulate
 NAME = "linear"
 DEFAULT_SEED = 101
 INTERCEPT = -2.2
-HABITS = Habits(record_base=0.9, record_per_stage=0.5, bad_news_penalty=0.8, diligence_sd=0.8,
-                hidden_sd=0.9, as_of="2026-11-25")
+HABITS = Habits(record_base=1.2, record_per_stage=0.5, bad_news_penalty=0.8, diligence_sd=0.8,
+                hidden_sd=0.5, as_of="2026-11-25")
 
 
 def logit(m: dict) -> np.ndarray:

@@ -28,7 +28,7 @@ describes rather than straight lines:
 * partners, from the partner stage on: negative -0.8, positive +0.4;
 * product issues without a plan: -0.6 in solution or bidding, -0.2 before.
 
-The hidden deal term has standard deviation 1.0.  Seeds default to 202.
+The hidden deal term has standard deviation 0.6.  Seeds default to 202.
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ NAME = "shaped"
 DEFAULT_SEED = 202
 INTERCEPT = -1.85
 HABITS = Habits(closed_stage_mix=(0.2, 0.15, 0.15, 0.22, 0.28), open_stage_mix=(0.3, 0.25, 0.2, 0.13, 0.12),
-                record_base=0.7, record_per_stage=0.6, bad_news_penalty=1.0, diligence_sd=1.0,
-                hidden_sd=1.0, as_of="2026-10-31")
+                record_base=1.0, record_per_stage=0.6, bad_news_penalty=1.0, diligence_sd=1.0,
+                hidden_sd=0.6, as_of="2026-10-31")
 
 
 def logit(m: dict) -> np.ndarray:

@@ -448,14 +448,15 @@ def simulate(name: str, logit: Callable[[dict], np.ndarray], n_closed: int, n_op
                 days.add(day)
                 snaps.append((d, s, fr, day))
         snaps.append((d, fin, 1.0, int(last_day[d])))
-    closed = _records(C, "HC" if name == "linear" else "HS", snaps,
+    tag = name[:1].upper()
+    closed = _records(C, f"H{tag}", snaps,
                       {"outcome": outcome, "day": close_day}, rng)
     # open deals: one snapshot at as_of, the outcome drawn from the same truth
     O = Deals(rng, n_open, habits.open_stage_mix, habits)
     z_o = intercept + logit(measures(O)) + habits.hidden_sd * O.hidden
     p_o = sigmoid(z_o)
     won_o = (rng.random(n_open) < p_o).astype(int)
-    opened = _records(O, "OL" if name == "linear" else "OS", [(d, int(O.stage[d]), 1.0, as_of) for d in range(n_open)],
+    opened = _records(O, f"O{tag}", [(d, int(O.stage[d]), 1.0, as_of) for d in range(n_open)],
                       None, rng)
     info = {"closed_win_rate": float(won.mean()), "open_win_rate": float(won_o.mean()),
             "closed_snapshots": len(closed), "no_decision": int(nd.sum()),
