@@ -180,6 +180,24 @@ def test_tables_and_records_carry_the_same_data(history, tmp_path):
     assert ",true," in text and ",false," in text and "None" not in text
 
 
+def test_scoring_generate_writes_what_the_library_writes(tmp_path):
+    """The command line (``scoring generate``) is the library's ``generate``, options included."""
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+
+    args = ["generate", "history", "--deals", "40", "--seed", "5", "--snapshots", "1-2", "--as-of", "2026-06-30"]
+    res = CliRunner().invoke(main, args + ["--out", str(tmp_path / "cli.jsonl")])
+    assert res.exit_code == 0, res.output
+    synth.generate("history", 40, tmp_path / "lib.jsonl", seed=5, snapshots=(1, 2), as_of="2026-06-30")
+    assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "lib.jsonl").read_bytes()
+    res = CliRunner().invoke(main, ["generate", "pipeline", "--deals", "30", "--seed", "5", "--format", "csv",
+                                    "--out", str(tmp_path / "tables")])
+    assert res.exit_code == 0, res.output
+    assert read_records(tmp_path / "tables").records == read_records(
+        synth.write_tables(synth.generate_tables(30, seed=5), tmp_path / "lib_tables", "csv")["opportunities"].parent).records
+
+
 def test_bundled_sample_is_reproducible(tmp_path):
     """datasets/sample/*.jsonl are, byte for byte, what the commands in datasets/README.md produce."""
     synth.generate("pipeline", 300, tmp_path / "pipeline.jsonl", seed=8, as_of="2026-11-25")
