@@ -24,7 +24,8 @@ Models, all scored on the open deals against their outcomes:
   as ``scoring train`` calls it (``rules``, ``seed=--model-seed``,
   ``test_fraction``, the defaults for the rest), saved with
   :func:`scoring.model.artifact.save_model` and scoring the open deals through
-  :class:`scoring.api.Scorer` (``win_probability``), as a user would.  ``train``
+  :class:`scoring.api.Scorer` (``score_frame``, the batch path of ``scoring
+  score``; ``win_probability``), as a user would.  ``train``
   holds out its newest ``--test-fraction`` of deals and fits on the rest; its
   own held-out log loss is printed too.
 * **gbm**: ``HistGradientBoostingClassifier`` with scikit-learn's defaults
@@ -174,6 +175,14 @@ def logistic_on_flat(cat_cols, num_cols, seed):
     return make_pipeline(pre, LogisticRegression(C=1.0, max_iter=5000, random_state=seed))
 
 
+def record_tables(records):
+    """The contract's table form of nested records: opportunities, contacts, competitors, partners."""
+    opp = pd.DataFrame([{k: v for k, v in r.items() if k not in CHILD_LISTS} for r in records])
+    kids = [pd.DataFrame([{"opportunity_id": r["id"], **row} for r in records for row in r.get(lst) or []])
+            for lst in CHILD_LISTS]
+    return (opp, *kids)
+
+
 # --------------------------------------------------------------------------- metrics
 def pointwise_log_loss(y, p):
     p = np.clip(p, EPS, 1 - EPS)
@@ -245,7 +254,8 @@ def run_history(mod, n_closed, n_open, seed, args, pack_path) -> dict:
         path = save_model(res, Path(tmp) / "model")
         t = time.perf_counter()
         scorer = Scorer(model=path)
-        p_ours = np.array([r.win_probability for r in scorer.score_many(h.open)], dtype=float)
+        out = scorer.score_frame(*record_tables(h.open))
+        p_ours = out.set_index("id").loc[[r["id"] for r in h.open], "win_probability"].to_numpy(dtype=float)
         t_score = time.perf_counter() - t
     own = res.metrics.get("model", {}).get("log_loss") if isinstance(res.metrics, dict) else None
     train_ids = set(res.train_ids)
