@@ -23,7 +23,8 @@ bad news is written less often than good news (a "no", an opponent's stance,
 a rival tie), and a field of a stage not yet reached is never written.  So
 unknown is informative but never the same as false.
 
-**Truth.**  :func:`measures` turns the true state (recorded or not) into the
+**Truth.**  :func:`measures` turns the true state (recorded or not; of the
+contacts, those the deal has reached by its stage) into the
 graded measures of the course (net support of key people weighted by
 influence, the decision maker's stance, slips, days in stage, unaccompanied
 visits, one-on-ones per key person, people knowing the price, bidding
@@ -243,11 +244,12 @@ def measures(D: Deals) -> dict[str, np.ndarray]:
     def by(values):
         return np.bincount(deal, weights=np.asarray(values, dtype=float), minlength=n)
 
-    key = (ct["role"] <= DM) | (ct["influence"] == 2)
+    met = ct["appear"] <= D.stage[deal]  # people the deal has reached by now (the others play no part yet)
+    key = ((ct["role"] <= DM) | (ct["influence"] == 2)) & met
     wgt = np.array([0.5, 1.0, 2.0])[ct["influence"]]
     sup = by(key * wgt * (ct["stance"] >= 4))
     opp = by(key * wgt * (ct["stance"] <= 1))
-    dm_rows = np.flatnonzero(ct["role"] == DM)[::-1]
+    dm_rows = np.flatnonzero((ct["role"] == DM) & met)[::-1]
     dm_stance = np.full(n, -1)
     dm_stance[deal[dm_rows]] = ct["stance"][dm_rows]  # the first decision maker
     n_key = by(key)
@@ -267,9 +269,9 @@ def measures(D: Deals) -> dict[str, np.ndarray]:
         "stage": D.stage,
         "support_w": sup, "oppose_w": opp, "net_support": sup - opp,
         "dm_stance": dm_stance,  # -1: no decision maker among the contacts
-        "coach": by(ct["coach"]) > 0,
+        "coach": by(ct["coach"] & met) > 0,
         "key_speaks": by(key & ct["speaks"]) > 0,
-        "tie": by(ct["ties"]) > 0, "key_tie": by(key & ct["ties"]) > 0,
+        "tie": by(ct["ties"] & met) > 0, "key_tie": by(key & ct["ties"]) > 0,
         "slips": cnt["close_date_pushes"], "days_in_stage": D.days_in_stage,
         "unaccompanied": cnt["site_visits"] - cnt["site_visits_accompanied"],
         "one_on_ones_per_key": cnt["one_on_one_meetings"] / np.maximum(n_key, 1),
