@@ -1,83 +1,77 @@
-"""Our rule-evidence logistic model vs gradient boosting on naively flattened fields.
+"""Our model vs gradient boosting and logistic regression on naively flattened fields, and the truth.
 
-    .venv/bin/python benchmarks/bench_model_vs_gbm.py [--deals 4000] [--seed 2027]
-                                                           [--history PATH] [--model-seed 0]
-                                                           [--rules rules/default] [--bootstrap 1000]
-                                                           [--repeat 3]
+    .venv/bin/python benchmarks/bench_model_vs_gbm.py [--histories linear,shaped] [--deals 20000]
+                                                       [--open-deals 5000] [--seeds 101,202]
+                                                       [--replicates 1] [--model-seed 0] [--rules rules/default]
+                                                       [--bootstrap 1000] [--test-fraction 0.2] [--threads 1]
 
-Prints figures, asserts nothing.
+Prints figures and their conditions, asserts nothing.
 
-Data.  By default a generated history (``datasets/generate.py``, ``kind="history"``,
-``--deals`` deals, ``--seed``; default 2027, a seed the model was not tuned on:
-the bundled sample is seed 7 and the tests use small seeds).  ``--history
-PATH`` reads any history in the contract's form instead (JSON Lines, a table
-folder, or an opportunities CSV/Parquet file) with
-:func:`scoring.contract.reader.read_records` (``history=True``); its rejects are
-counted and left out, exactly as ``train`` does with a path.
+Data.  Each test history of ``benchmarks/histories`` (``linear``: straight-line
+effects on the log-odds; ``shaped``: thresholds, saturation and
+stage-dependent effects) simulates ``--deals`` closed deals (1-3 snapshots
+each, closing over two years, with ``outcome`` and ``closed_at``) and
+``--open-deals`` open deals (one snapshot each at the history's ``as_of``),
+whose outcomes are drawn from their TRUE probability and kept aside.  The
+histories are written from the data contract and the course alone, not from
+the rule pack, the model or the bundled generator.  ``--seeds`` gives one seed
+per history (default: each history's own, 101 and 202); ``--replicates N``
+runs each history N times with seeds seed, seed + 1, ...
 
-Both models see the same rows: the drops, labels, per-deal weights
-(``1 / snapshots of the deal``) and the deal + time split of
-:func:`scoring.model.train.train` (newest 20% of deals by ``closed_at`` held out).
-Every metric is weighted by deal and computed by
-:func:`scoring.model.metrics.probability_metrics` (ECE: 10 equal-width bins).
+Models, all scored on the open deals against their outcomes:
 
-Models
-------
-* **ours**: :func:`scoring.model.train.train` itself (its metrics and baselines are
-  printed as it reports them).  Its training time is measured by redoing the
-  same steps here (evidence extraction on all kept snapshots, then
-  :func:`scoring.model.train.fit_logistic`: C chosen by grouped 5-fold CV on
-  the training part, final fit), and the refit's test
-  predictions are checked against ``train``'s model (the max difference is
-  printed).
+* **ours**: :func:`scoring.model.train.train` on the closed history, exactly
+  as ``scoring train`` calls it (``rules``, ``seed=--model-seed``,
+  ``test_fraction``, the defaults for the rest), saved with
+  :func:`scoring.model.artifact.save_model` and scoring the open deals through
+  :class:`scoring.api.Scorer` (``score_frame``, the batch path of ``scoring
+  score``; ``win_probability``), as a user would.  ``train``
+  holds out its newest ``--test-fraction`` of deals and fits on the rest; its
+  own held-out log loss is printed too.
 * **gbm**: ``HistGradientBoostingClassifier`` with scikit-learn's defaults
-  (learning rate 0.1, 100 iterations, 31 leaves, min 20 samples per leaf, no
-  L2), **early stopping off**, ``random_state=--model-seed``, native
-  categorical features, fitted on the whole training part with
-  ``sample_weight``.
-* **gbm+es**: the same with **early stopping on**: at most 500 iterations,
-  stopped when the weighted log loss on a validation set of 10% of the
-  *training deals* (grouped by deal, drawn with ``--model-seed``) has not
-  improved for 10 iterations; fitted on the other 90%.  Nothing of the test
-  set is used for either.
+  (``random_state=--model-seed``; early stopping "auto", on above 10,000
+  rows), native categorical features.
+* **logistic**: ``LogisticRegression`` (C = 1, lbfgs) on the same flattened
+  fields: numbers imputed by the training median with a missing-indicator
+  column each, then standardised; categories one-hot with unknown its own
+  value.
+* **truth**: the history's true probability of each open deal (the floor no
+  model can beat on average: it knows the unrecorded fields and the hidden
+  deal term).
 
-Naive flattening (the GBM's input), one row per snapshot, from the contract's
-fields only (a pack's extra fields and undeclared input fields are ignored):
+The baselines fit on the same closed deals as ours (train's training part:
+every snapshot before the close, each weighted 1 / its deal's snapshots,
+``no_decision`` counted as not won, as ``train`` does).
+
+Naive flattening (a data scientist who never read the course), one row per
+snapshot, from the contract's fields only:
 
 * every opportunity field but ``id``, ``name``, ``account``, ``owner`` (free
-  text), ``outcome`` and ``closed_at`` (the label), and ``as_of`` itself:
-  bools 1/0 with NaN for unknown; ints and numbers as they are (NaN unknown);
-  enums (``stage``, ``decision_maker_signal``) and the strings ``region``,
-  ``industry``, ``product_line``, ``currency`` as pandas categories (the
-  categories seen in the training part, at most 250, the rarer ones folded into
-  one ``__other__``; a value never seen in training is NaN); dates as days
-  relative to ``as_of``: ``days_since_created`` (as_of - created_at),
-  ``days_in_stage`` (as_of - stage_entered_at), ``days_to_expected_close``
-  (expected_close - as_of);
-* per child list (contacts, competitors, partners): the number of rows; for
-  each enum field a count per value and of unknowns (contacts by role, stance,
-  influence, mind/heart share; competitors by strength; partners by
-  customer_attitude and influence_on_decision); for each bool field counts of
-  true / false / unknown (coaches, speaks_for_us, competitor_ties, accepts_us,
-  incumbent, ...).  Child names and titles are left out.
+  text), ``outcome`` and ``closed_at`` (the label), and ``as_of``: bools 1/0
+  (NaN unknown); ints and numbers as they are (NaN unknown); ``stage``,
+  ``decision_maker_signal``, ``region``, ``industry``, ``product_line``,
+  ``currency`` as categories (those seen in training; others NaN); dates as
+  days relative to ``as_of`` (``days_since_created``, ``days_in_stage``,
+  ``days_to_expected_close``);
+* per child list: the number of rows; per enum field a count of rows per
+  value and of unknowns (contacts by role, stance, influence, mind and heart
+  share; competitors by strength; partners by customer attitude and
+  influence); per bool field the counts of true, false and unknown.
 
-Timing: wall seconds (``time.perf_counter``) for building each model's input
-from validated records plus fitting it, excluding data generation/reading and
-validation; each step is run ``--repeat`` times (deterministic, same result)
-and the fastest run is reported, because on a shared machine a single run can
-be many times slower (one run of the GBM fit took 34 s instead of 0.8 s while
-other jobs held the cores).  Our model's fits run with one BLAS thread (as
-``train`` does); the GBM uses its default OpenMP threads (all cores).  The
-seconds stay noisy; only their order of magnitude is meaningful.
-
-Uncertainty: a paired bootstrap over test deals (``--bootstrap`` resamples)
-gives a 95% interval for the differences of log loss and Brier score between
-our model and each GBM.
+Metrics on the open deals (each deal once): log loss, ROC AUC, Brier score and
+the expected calibration error (ECE: 10 equal-width bins of the predicted
+probability, the deal-weighted mean of ``|mean predicted - observed rate|``).
+A paired bootstrap over the open deals (``--bootstrap`` resamples) gives the
+95% interval of the log-loss difference (ours minus each other).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -88,18 +82,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sklearn  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
-from threadpoolctl import threadpool_info  # noqa: E402
+from sklearn.impute import SimpleImputer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
+from benchmarks.histories import HISTORIES  # noqa: E402
 from scoring.contract.schema import CHILD_LISTS, CONTRACT  # noqa: E402
-from scoring.errors import ScoringError  # noqa: E402
-from dealscore_datasets.generate import generate_records  # noqa: E402
-from scoring.evidence.pack import load_pack  # noqa: E402
-from scoring.model.features import EvidenceTransformer  # noqa: E402
-from scoring.model.metrics import probability_metrics  # noqa: E402
-from scoring.model.train import C_GRID, CV_FOLDS, fit_logistic, prepare_history, split_deals, train  # noqa: E402
 
-TEST_FRACTION = 0.2
 SKIPPED = {"id", "name", "account", "owner", "outcome", "closed_at", "as_of"}
 CATEGORICAL_STRINGS = ("region", "industry", "product_line", "currency")
 DATE_FEATURES = (  # (feature, field, sign): sign * (field - as_of) in days
@@ -107,21 +102,17 @@ DATE_FEATURES = (  # (feature, field, sign): sign * (field - as_of) in days
     ("days_in_stage", "stage_entered_at", -1),
     ("days_to_expected_close", "expected_close", +1),
 )
-MAX_CATEGORIES = 250
-OTHER = "__other__"
+N_BINS = 10
+EPS = 1e-15
 
 
 # --------------------------------------------------------------------------- naive flattening
-def _bool(v):
-    return np.nan if v is None else float(bool(v))
-
-
-def _num(v):
-    return np.nan if v is None else float(v)
+def _days(a, b):
+    return float((np.datetime64(a, "D") - np.datetime64(b, "D")).astype(int))
 
 
 def flatten(records) -> pd.DataFrame:
-    """Naively flattened features of validated records (categoricals still as object columns)."""
+    """Naively flattened fields of contract records (categoricals as object columns)."""
     opp = CONTRACT["opportunity"]
     cat_cols = [f.name for f in opp.values() if f.name not in SKIPPED
                 and (f.type == "enum" or f.name in CATEGORICAL_STRINGS)]
@@ -138,233 +129,230 @@ def flatten(records) -> pd.DataFrame:
             if f.name in cat_cols:
                 put(f.name, None if v is None else str(v))
             elif f.type == "bool":
-                put(f.name, _bool(v))
+                put(f.name, np.nan if v is None else float(bool(v)))
             elif f.type in ("int", "number"):
-                put(f.name, _num(v))
-            # other strings (free text) are left out
+                put(f.name, np.nan if v is None else float(v))
         as_of = rec.get("as_of")
         for feat, fld, sign in DATE_FEATURES:
             v = rec.get(fld)
-            put(feat, (np.nan if v is None or as_of is None
-                       else sign * float((np.datetime64(v, "D") - np.datetime64(as_of, "D")).astype(int))))
+            put(feat, np.nan if v is None or as_of is None else sign * _days(v, as_of))
         for lst in CHILD_LISTS:
             rows = rec.get(lst) or []
             put(f"{lst}.n", float(len(rows)))
             for f in CONTRACT[lst].values():
-                if f.type == "enum":
-                    c = Counter(row.get(f.name) for row in rows)
-                    for val in f.values:
-                        put(f"{lst}.{f.name}={val}", float(c.get(val, 0)))
-                    put(f"{lst}.{f.name}=unknown", float(c.get(None, 0)))
-                elif f.type == "bool":
-                    c = Counter(row.get(f.name) for row in rows)
-                    put(f"{lst}.{f.name}=true", float(c.get(True, 0)))
-                    put(f"{lst}.{f.name}=false", float(c.get(False, 0)))
-                    put(f"{lst}.{f.name}=unknown", float(c.get(None, 0)))
+                if f.type not in ("enum", "bool"):
+                    continue
+                c = Counter(row.get(f.name) for row in rows)
+                values = f.values if f.type == "enum" else (True, False)
+                for val in values:
+                    put(f"{lst}.{f.name}={str(val).lower()}", float(c.get(val, 0)))
+                put(f"{lst}.{f.name}=unknown", float(c.get(None, 0)))
     df = pd.DataFrame(cols)
-    for c in df.columns:
-        if c not in cat_cols:
-            df[c] = df[c].astype(np.float64)
     df.attrs["categorical"] = cat_cols
     return df
 
 
 def categorise(df: pd.DataFrame, train_rows: np.ndarray) -> pd.DataFrame:
-    """Categorical columns as pandas ``category`` with the categories of the training rows
-    (at most MAX_CATEGORIES, rarer ones folded into OTHER; unseen values become NaN).
-    A categorical column with no known value in training is dropped."""
+    """Categorical columns as pandas categories of the values seen in the training rows (others NaN)."""
     out = df.copy()
     for c in df.attrs["categorical"]:
-        counts = df[c].iloc[train_rows].value_counts(dropna=True)
-        if len(counts) == 0:
+        seen = sorted(df[c].iloc[train_rows].dropna().unique())
+        if not seen:
             out = out.drop(columns=[c])
             continue
-        keep = list(counts.index[:MAX_CATEGORIES])
-        col = df[c]
-        if len(counts) > MAX_CATEGORIES:
-            seen = set(counts.index)
-            col = col.where(col.isin(keep) | ~col.isin(seen), OTHER)
-            keep.append(OTHER)
-        col = col.where(col.isin(keep))  # never seen in training -> missing
-        out[c] = pd.Categorical(col, categories=sorted(keep))
+        out[c] = pd.Categorical(df[c].where(df[c].isin(seen)), categories=seen)
+    out.attrs["categorical"] = [c for c in df.attrs["categorical"] if c in out.columns]
     return out
 
 
-# --------------------------------------------------------------------------- helpers
-def _pointwise(y, p):
-    p = np.clip(p, 1e-15, 1 - 1e-15)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p)), (p - y) ** 2
+def logistic_on_flat(cat_cols, num_cols, seed):
+    """Logistic regression on the flattened fields: median + missing indicator, scaling, one-hot."""
+    num = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                        StandardScaler())
+    cat = make_pipeline(SimpleImputer(strategy="constant", fill_value="__unknown__"),
+                        OneHotEncoder(handle_unknown="ignore"))
+    pre = ColumnTransformer([("num", num, num_cols), ("cat", cat, cat_cols)])
+    return make_pipeline(pre, LogisticRegression(C=1.0, max_iter=5000, random_state=seed))
 
 
-def bootstrap_diff(deal, y, w, p_a, p_b, n_boot, seed):
-    """95% interval of (metric(a) - metric(b)) for log loss and Brier, resampling test deals."""
-    ids, inv = np.unique(deal, return_inverse=True)
-    la, ba = _pointwise(y, p_a)
-    lb, bb = _pointwise(y, p_b)
-    W = np.bincount(inv, weights=w, minlength=len(ids))
-    d_ll = np.bincount(inv, weights=w * (la - lb), minlength=len(ids))
-    d_br = np.bincount(inv, weights=w * (ba - bb), minlength=len(ids))
+def record_tables(records):
+    """The contract's table form of nested records: opportunities, contacts, competitors, partners."""
+    opp = pd.DataFrame([{k: v for k, v in r.items() if k not in CHILD_LISTS} for r in records])
+    kids = [pd.DataFrame([{"opportunity_id": r["id"], **row} for r in records for row in r.get(lst) or []])
+            for lst in CHILD_LISTS]
+    return (opp, *kids)
+
+
+# --------------------------------------------------------------------------- metrics
+def pointwise_log_loss(y, p):
+    p = np.clip(p, EPS, 1 - EPS)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def ece(y, p, n_bins=N_BINS):
+    idx = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() * abs(p[m].mean() - y[m].mean())
+    return total / len(y)
+
+
+def metrics(y, p):
+    return {"log_loss": float(pointwise_log_loss(y, p).mean()), "roc_auc": float(roc_auc_score(y, p)),
+            "brier": float(np.mean((p - y) ** 2)), "ece": float(ece(y, p))}
+
+
+def bootstrap_diff(y, p_a, p_b, n_boot, seed):
+    """Mean log-loss difference a - b and its paired-bootstrap 95% interval (resampling deals)."""
+    d = pointwise_log_loss(y, p_a) - pointwise_log_loss(y, p_b)
     rng = np.random.default_rng(seed)
-    out = {}
-    for name, d in (("log_loss", d_ll), ("brier", d_br)):
-        stats = []
-        for _ in range(n_boot):
-            k = rng.integers(0, len(ids), len(ids))
-            stats.append(d[k].sum() / W[k].sum())
-        lo, hi = np.percentile(stats, [2.5, 97.5])
-        out[name] = (float(d.sum() / W.sum()), float(lo), float(hi))
-    return out
+    n = len(d)
+    stats = np.array([d[rng.integers(0, n, n)].mean() for _ in range(n_boot)]) if n_boot else np.array([d.mean()])
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
 
 
-def best_of(repeat, fn):
-    """``(result, fastest wall seconds)`` of ``repeat`` calls of ``fn()``."""
-    best, out = float("inf"), None
-    for _ in range(max(1, repeat)):
+# --------------------------------------------------------------------------- conditions
+def conditions() -> str:
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"commit {commit}{dirty}; Python {platform.python_version()}; {cores} cores; load average {load}; "
+            f"numpy {np.__version__}, pandas {pd.__version__}, scikit-learn {sklearn.__version__}")
+
+
+# --------------------------------------------------------------------------- one history
+def run_history(mod, n_closed, n_open, seed, args, pack_path) -> dict:
+    from scoring.api import Scorer
+    from scoring.model.artifact import save_model
+    from scoring.model.train import train
+
+    t = time.perf_counter()
+    h = mod.simulate(n_closed, n_open, seed)
+    t_sim = time.perf_counter() - t
+    y_open = h.open_won.astype(float)
+    stages = Counter(r["stage"] for r in h.open)
+    print(f"\n=== history {h.name}, seed {seed}: {n_closed} closed deals as {len(h.closed)} snapshots "
+          f"(won {h.info['closed_win_rate']:.1%}, {h.info['no_decision']} no_decision; closed "
+          f"{h.info['closed_range'][0]}..{h.info['closed_range'][1]}); {n_open} open deals as of {h.info['as_of']} "
+          f"(won {y_open.mean():.1%}; stages {', '.join(f'{k} {v}' for k, v in stages.items())}); "
+          f"simulated in {t_sim:.1f} s")
+
+    # ours, as `scoring train` builds it, scored as a user scores
+    t = time.perf_counter()
+    res = train(h.closed, rules=pack_path, seed=args.model_seed, test_fraction=args.test_fraction)
+    t_train = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_model(res, Path(tmp) / "model")
         t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return out, best
+        scorer = Scorer(model=path)
+        out = scorer.score_frame(*record_tables(h.open))
+        p_ours = out.set_index("id").loc[[r["id"] for r in h.open], "win_probability"].to_numpy(dtype=float)
+        t_score = time.perf_counter() - t
+    own = res.metrics.get("model", {}).get("log_loss") if isinstance(res.metrics, dict) else None
+    train_ids = set(res.train_ids)
+    print(f"ours: trained in {t_train:.1f} s on {len(train_ids)} deals (train() held out its newest "
+          f"{len(res.test_ids)}: log loss there {own if own is None else f'{own:.4f}'}); "
+          f"scored {len(p_ours)} open deals in {t_score:.1f} s")
 
+    # baselines on the same training deals
+    n_snap = Counter(r["id"] for r in h.closed)
+    tr_recs = [r for r in h.closed if r["id"] in train_ids and r["as_of"] < r["closed_at"]]
+    y_tr = np.array([r["outcome"] == "won" for r in tr_recs], dtype=float)
+    w_tr = np.array([1.0 / n_snap[r["id"]] for r in tr_recs])
+    t = time.perf_counter()
+    flat = flatten(tr_recs + h.open)
+    flat = categorise(flat, np.arange(len(tr_recs)))
+    t_flat = time.perf_counter() - t
+    X_tr, X_op = flat.iloc[:len(tr_recs)], flat.iloc[len(tr_recs):]
+    cat_cols = flat.attrs["categorical"]
+    num_cols = [c for c in flat.columns if c not in cat_cols]
+    t = time.perf_counter()
+    gbm = HistGradientBoostingClassifier(random_state=args.model_seed, categorical_features="from_dtype")
+    gbm.fit(X_tr, y_tr, sample_weight=w_tr)
+    p_gbm = gbm.predict_proba(X_op)[:, 1]
+    t_gbm = time.perf_counter() - t
+    t = time.perf_counter()
+    lr = logistic_on_flat(cat_cols, num_cols, args.model_seed)
+    as_obj = lambda X: X.astype({c: object for c in cat_cols})  # noqa: E731
+    lr.fit(as_obj(X_tr), y_tr, logisticregression__sample_weight=w_tr)
+    p_lr = lr.predict_proba(as_obj(X_op))[:, 1]
+    t_lr = time.perf_counter() - t
+    print(f"baselines: {flat.shape[1]} flattened columns ({len(cat_cols)} categorical) from {len(tr_recs)} "
+          f"training snapshots; flattening {t_flat:.1f} s; gbm {gbm.n_iter_} iterations "
+          f"(early stopping {'on' if gbm.do_early_stopping_ else 'off'}) {t_gbm:.1f} s; logistic {t_lr:.1f} s")
 
-def _fmt(v, nd=4):
-    return "   n/a" if v is None else f"{v:.{nd}f}"
-
-
-# --------------------------------------------------------------------------- main
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--deals", type=int, default=4000, help="generated deals (ignored with --history)")
-    ap.add_argument("--seed", type=int, default=2027, help="generator seed (ignored with --history)")
-    ap.add_argument("--history", default=None, help="a history in the contract's form instead of generating one")
-    ap.add_argument("--model-seed", type=int, default=0,
-                    help="train()'s CV folds, the GBMs' random_state, the early-stopping split")
-    ap.add_argument("--rules", default=str(ROOT / "rules" / "default"))
-    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of test deals (0: none)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each timed step; the fastest is reported")
-    args = ap.parse_args(argv)
-
-    pack = load_pack(args.rules)
-    if args.history:
-        from scoring.contract.reader import read_records
-
-        t = time.perf_counter()
-        rr = read_records(args.history, pack.schema, history=True)
-        records = rr.records
-        print(f"history {args.history}: {rr.n_read} records read, {len(rr.rejects)} rejected, "
-              f"{len(rr.orphans)} orphan child rows ({time.perf_counter() - t:.1f} s)")
-        if rr.rejects:
-            reasons = Counter(f"{r.get('field')}: {r.get('reason')}" for r in rr.rejects)
-            for reason, k in reasons.most_common(5):
-                print(f"  rejected x{k}: {reason}")
-    else:
-        t = time.perf_counter()
-        records = generate_records(args.deals, seed=args.seed, kind="history")
-        print(f"generated history: {args.deals} deals, seed {args.seed}, {len(records)} snapshots "
-              f"({time.perf_counter() - t:.1f} s, not counted below)")
-    print(f"rule pack {pack.version_tag}: {len(pack.rules)} rules; model seed {args.model_seed}")
-
-    # ---------------------------------------------------------------- ours, as train() builds it
-    try:
-        res = train(records, rules=pack, seed=args.model_seed, test_fraction=TEST_FRACTION)
-    except ScoringError as e:
-        print(f"train() refused this history: {e}")
-        return 1
-    c = res.counts
-    print(f"kept {c['kept']['snapshots']} snapshots of {c['kept']['deals']} deals "
-          f"(drops: {', '.join(f'{k} {v}' for k, v in c['drops'].items() if v) or 'none'}); "
-          f"train {c['train']['deals']} deals / {c['train']['snapshots']} snapshots "
-          f"(won {c['train']['won']}), closed {c['train_closed'][0]}..{c['train_closed'][1]}; "
-          f"test {c['test']['deals']} deals / {c['test']['snapshots']} snapshots "
-          f"(won {c['test']['won']}), closed {c['test_closed'][0]}..{c['test_closed'][1]}")
-
-    # the same rows, split and weights, for the benchmark's own fits
-    h = prepare_history(records, pack)
-    train_ids, test_ids = split_deals(h.closed_at, TEST_FRACTION)
-    same_split = list(test_ids) == list(res.test_ids)
-    in_test = np.isin(h.deal, test_ids)
-    tr, te = np.flatnonzero(~in_test), np.flatnonzero(in_test)
-    y, w = h.y, h.weight
-
-    # our model's training time: the same steps as train(), timed here
-    def ours_evidence():
-        evidence = EvidenceTransformer(pack).fit(h.records)
-        status, stages = evidence.statuses(h.records)
-        return evidence.transform_statuses(status, stages)
-
-    def ours_fit():
-        lr, C, _ = fit_logistic(X[tr], y[tr], w[tr], h.deal[tr], seed=args.model_seed)  # one BLAS thread, as train
-        return C, lr
-
-    X, t_ev = best_of(args.repeat, ours_evidence)
-    (C, lr), t_fit = best_of(args.repeat, ours_fit)
-    p_ours = lr.predict_proba(X[te])[:, 1]
-    p_train = res.model.pipeline.named_steps["model"].predict_proba(X[te])[:, 1]
-    ours_time = {"features": t_ev, "fit": t_fit}
-    print(f"ours: {X.shape[1]} evidence columns, C = {res.params['C']} (refit here: C = {C}); "
-          f"split identical to train(): {same_split}; "
-          f"max |p(refit) - p(train)| on test = {np.abs(p_ours - p_train).max():.2e}")
-
-    # ---------------------------------------------------------------- gradient boosting on flat fields
-    flat, t_flat = best_of(args.repeat, lambda: categorise(flatten(h.records), tr))
-    Xf_tr, Xf_te = flat.iloc[tr], flat.iloc[te]
-    n_cat = sum(isinstance(d, pd.CategoricalDtype) for d in flat.dtypes)
-    omp = [i for i in threadpool_info() if i.get("user_api") == "openmp"]
-    print(f"gbm: {flat.shape[1]} flattened columns ({n_cat} categorical); "
-          f"OpenMP threads: {omp[0]['num_threads'] if omp else 'default'}")
-
-    gbm, t_gbm = best_of(args.repeat, lambda: HistGradientBoostingClassifier(
-        early_stopping=False, random_state=args.model_seed, categorical_features="from_dtype",
-    ).fit(Xf_tr, y[tr], sample_weight=w[tr]))
-    p_gbm = gbm.predict_proba(Xf_te)[:, 1]
-
-    # early stopping on a validation set of training deals (grouped), never the test set
-    tr_deals = np.array(sorted(set(h.deal[tr])), dtype=object)
-    rng = np.random.default_rng(args.model_seed)
-    val_deals = set(rng.choice(tr_deals, size=max(1, int(round(0.1 * len(tr_deals)))), replace=False))
-    is_val = np.array([d in val_deals for d in h.deal[tr]])
-    fit_rows, val_rows = tr[~is_val], tr[is_val]
-    gbm_es, t_es = best_of(args.repeat, lambda: HistGradientBoostingClassifier(
-        max_iter=500, early_stopping=True, n_iter_no_change=10, scoring="loss",
-        random_state=args.model_seed, categorical_features="from_dtype",
-    ).fit(flat.iloc[fit_rows], y[fit_rows], sample_weight=w[fit_rows],
-          X_val=flat.iloc[val_rows], y_val=y[val_rows], sample_weight_val=w[val_rows]))
-    p_es = gbm_es.predict_proba(Xf_te)[:, 1]
-    print(f"gbm: {gbm.n_iter_} iterations; gbm+es: stopped after {gbm_es.n_iter_} iterations "
-          f"(validation: {len(val_deals)} training deals, {len(val_rows)} snapshots)")
-
-    # ---------------------------------------------------------------- table
-    m_ours = probability_metrics(y[te], p_ours, w[te])
-    rows = [
-        ("base rate (train win rate)", res.metrics["base_rate"], None, None),
-        ("rule score -> Platt", res.metrics["rule_score"], None, None),
-        ("ours: evidence + logistic", res.metrics["model"], ours_time["features"], ours_time["fit"]),
-        ("gbm, flat fields, no ES", probability_metrics(y[te], p_gbm, w[te]), t_flat, t_gbm),
-        ("gbm, flat fields, ES", probability_metrics(y[te], p_es, w[te]), t_flat, t_es),
-    ]
-    print()
-    print(f"held-out newest {c['test']['deals']} deals ({c['test']['snapshots']} snapshots), "
-          f"weighted by deal; lower is better except ROC AUC")
-    head = f"{'model':<28} {'log loss':>9} {'ROC AUC':>8} {'Brier':>8} {'ECE':>8} {'input s':>8} {'fit s':>8} {'total s':>8}"
+    rows = {"ours (scoring train)": p_ours, "gbm, flat fields": p_gbm, "logistic, flat fields": p_lr,
+            "truth": h.open_p}
+    base = np.full(len(y_open), float(np.average(y_tr, weights=w_tr)))
+    rows["base rate (training)"] = base
+    print(f"\nopen deals ({n_open}), against their drawn outcomes; lower is better except ROC AUC")
+    head = f"{'model':<24} {'log loss':>9} {'ROC AUC':>8} {'Brier':>8} {'ECE':>8}"
     print(head)
     print("-" * len(head))
-    for name, m, tf, tfit in rows:
-        times = ("" if tf is None else f" {tf:8.2f} {tfit:8.2f} {tf + tfit:8.2f}")
-        print(f"{name:<28} {_fmt(m['log_loss']):>9} {_fmt(m['roc_auc']):>8} {_fmt(m['brier']):>8} "
-              f"{_fmt(m['ece']):>8}{times}")
-    print(f"input s: evidence extraction (ours) / naive flattening (gbm); fit s: ours includes the "
-          f"C search ({len(C_GRID)} C x {CV_FOLDS} folds) and the final fit; gbm+ES fits on 90% of the "
-          f"training deals; fastest of {max(1, args.repeat)} runs, wall seconds, shared machine, noisy")
-    if abs(m_ours["log_loss"] - res.metrics["model"]["log_loss"]) > 1e-9:
-        print(f"note: the timed refit's log loss {m_ours['log_loss']:.6f} differs from train()'s")
+    out = {}
+    for name, p in rows.items():
+        m = metrics(y_open, p)
+        out[name] = m
+        print(f"{name:<24} {m['log_loss']:9.4f} {m['roc_auc']:8.4f} {m['brier']:8.4f} {m['ece']:8.4f}")
+    print(f"\nours minus each, log loss, paired bootstrap over open deals ({args.bootstrap} resamples), "
+          "95% interval (negative = ours better):")
+    diffs = {}
+    for name, p in (("gbm", p_gbm), ("logistic", p_lr), ("truth", h.open_p)):
+        d = bootstrap_diff(y_open, p_ours, p, args.bootstrap, args.model_seed)
+        diffs[name] = d
+        verdict = ("ours better" if d[2] < 0 else "ours worse" if d[1] > 0 else "no clear difference")
+        print(f"  vs {name:<9} {d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]  {verdict}")
+    return {"metrics": out, "diffs": diffs}
 
-    if args.bootstrap > 0:
-        print()
-        print(f"ours minus gbm, paired bootstrap over test deals ({args.bootstrap} resamples), "
-              "95% interval (negative = ours better):")
-        for name, p in (("gbm, no ES", p_gbm), ("gbm, ES", p_es)):
-            b = bootstrap_diff(h.deal[te], y[te], w[te], p_ours, p, args.bootstrap, args.model_seed)
-            print(f"  vs {name:<11} log loss {b['log_loss'][0]:+.4f} [{b['log_loss'][1]:+.4f}, {b['log_loss'][2]:+.4f}]"
-                  f"   Brier {b['brier'][0]:+.4f} [{b['brier'][1]:+.4f}, {b['brier'][2]:+.4f}]")
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--histories", default=",".join(HISTORIES), help="comma-separated: " + ", ".join(HISTORIES))
+    ap.add_argument("--deals", type=int, default=20_000, help="closed deals per history (training)")
+    ap.add_argument("--open-deals", type=int, default=5_000, help="open deals per history (held out)")
+    ap.add_argument("--seeds", default=None, help="comma-separated, one per history (default: each history's own)")
+    ap.add_argument("--replicates", type=int, default=1,
+                    help="histories per kind, with seeds seed, seed + 1, ... (fresh data each)")
+    ap.add_argument("--model-seed", type=int, default=0, help="train()'s seed, the baselines' random_state, the bootstrap")
+    ap.add_argument("--rules", default=str(ROOT / "rules" / "default"))
+    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of open deals")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS/OpenMP threads (default 1: on a shared machine more threads than free cores "
+                         "can make the GBM many times slower)")
+    ap.add_argument("--test-fraction", type=float, default=0.2, help="train()'s held-out share (its default)")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.histories.split(",") if n.strip()]
+    unknown = [n for n in names if n not in HISTORIES]
+    if unknown:
+        ap.error(f"unknown histories {unknown}; choose from {', '.join(HISTORIES)}")
+    seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds else [HISTORIES[n].DEFAULT_SEED for n in names])
+    if len(seeds) != len(names):
+        ap.error("--seeds needs one seed per history")
+    runs = [(n, s + i) for n, s in zip(names, seeds) for i in range(max(1, args.replicates))]
+    threadpool_limits(limits=args.threads)
+    print("conditions at start: " + conditions() + f"; {args.threads} BLAS/OpenMP thread(s)")
+    print(f"input: {args.deals} closed deals and {args.open_deals} open deals per history; histories "
+          f"{', '.join(f'{n} (seed {s})' for n, s in runs)}; model seed {args.model_seed}; "
+          f"rules {os.path.relpath(args.rules, ROOT)}")
+    t0 = time.perf_counter()
+    results = [(name, seed, run_history(HISTORIES[name], args.deals, args.open_deals, seed, args, args.rules))
+               for name, seed in runs]
+    print("\nsummary, open-deal log loss (ours minus gbm, 95% interval):")
+    for name, seed, r in results:
+        m, d = r["metrics"], r["diffs"]["gbm"]
+        print(f"  {name:<7} seed {seed:<6} ours {m['ours (scoring train)']['log_loss']:.4f}  "
+              f"gbm {m['gbm, flat fields']['log_loss']:.4f}  logistic {m['logistic, flat fields']['log_loss']:.4f}  "
+              f"truth {m['truth']['log_loss']:.4f}   ours - gbm {d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]")
+    print(f"\nconditions at end: {conditions()}; {time.perf_counter() - t0:.0f} s in all")
     return 0
 
 

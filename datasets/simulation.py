@@ -96,6 +96,10 @@ _BOOL_ITEMS: tuple[tuple[str, int, str, float, float], ...] = (
     ("open_product_issues", 0, "t", -1.0, -0.5),
     ("product_issue_plan", 0, "c", 0.0, 1.0),
 )
+# Bidding preparations (S5.1-S5.3, S5.5-S5.9).
+_BID_PREP = ("insider_on_competitors", "evaluation_rules_favorable", "evaluation_panel_known",
+             "obstacles_have_bypass", "commercial_expectation_known", "pricing_strategy_ready",
+             "bottom_line_set", "closing_conditions_known")
 # Fields counted in the "share of unknown checklist fields" (not activity counts).
 _CHECKLIST_STAGE: dict[str, int] = {
     name: k for name, k, *_ in _BOOL_ITEMS if name not in ("open_product_issues", "product_issue_plan")
@@ -109,6 +113,8 @@ _KNOWN_SHIFT: dict[str, float] = {
     "customer_visits_90d": 1.2, "open_product_issues": 0.5, "product_issue_plan": 0.0,
     "tech_presentations": 0.6, "solution_discussants": 0.3,
 }
+#: fewer log-odds of being recorded when the value is bad news for us (a "no", an opponent, a leak)
+_BAD_NEWS_SHIFT = -0.6
 _KNOWN_P = np.array([0.68, 0.80, 0.86, 0.90, 0.92])  # recorded at stage k, k+1, ... (average control)
 _KNOWN_BASE = np.log(_KNOWN_P / (1 - _KNOWN_P))
 _EPOCH = np.datetime64("1970-01-01", "D")
@@ -163,8 +169,13 @@ def _group_cummax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     return (np.maximum.accumulate(values.astype(np.int64) + off) - off).astype(np.int8)
 
 
+def _count_by(group: np.ndarray, flag: np.ndarray, n: int) -> np.ndarray:
+    """How many rows of each group have ``flag``."""
+    return np.bincount(group, weights=flag.astype(np.float64), minlength=n)
+
+
 def _any_by(group: np.ndarray, flag: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(group, weights=flag.astype(np.float64), minlength=n) > 0
+    return _count_by(group, flag, n) > 0
 
 
 # --------------------------------------------------------------------- column holders
@@ -411,9 +422,12 @@ class _Observed:
         self.kc = kc
         self.known: dict[str, np.ndarray] = {}
         self.value: dict[str, np.ndarray] = {}
-        for name, k, *_ in _BOOL_ITEMS:
-            self.known[name] = _lt(D.r[name][idx], _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0)))
-            self.value[name] = D.truth[name][idx]
+        for name, k, _drv, _a, beta in _BOOL_ITEMS:
+            v = D.truth[name][idx]
+            bad = v if beta < 0 else ~v  # a "no" to a good item, a "yes" to a bad one
+            self.known[name] = _lt(D.r[name][idx], _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0)
+                                                            + _BAD_NEWS_SHIFT * bad))
+            self.value[name] = v
         kn, val = self.known, self.value
         # dependent items: no criteria known -> nobody can say which way they lean
         kn["scoring_criteria_favor_us"] &= kn["scoring_criteria_known"] & val["scoring_criteria_known"]
@@ -431,7 +445,8 @@ class _Observed:
             kn[name] = _lt(D.r[name][idx], _p_known(stage, k, kc, _KNOWN_SHIFT.get(name, 0.0)))
         kn["site_visits_accompanied"] &= kn["site_visits"]
         val["people_knowing_final_price"] = D.price_people[idx]
-        kn["people_knowing_final_price"] = _lt(D.r["people_knowing_final_price"][idx], _p_known(stage, 4, kc))
+        kn["people_knowing_final_price"] = _lt(D.r["people_knowing_final_price"][idx],
+                                               _p_known(stage, 4, kc, _BAD_NEWS_SHIFT * (D.price_people[idx] > 1)))
         if rng is not None:  # current-state counts, drawn per snapshot
             c = D.c[idx]
             val["open_obstacles"] = rng.poisson(np.exp(-0.7 - 0.4 * c))
@@ -448,7 +463,7 @@ class _Observed:
         self.c_g = g
         self.c_known = {
             "role": _lt(r[0], _p_known(s, 0, kcr, 1.2)),
-            "stance": _lt(r[1], _p_known(s, 1, kcr, 0.0, early=0.3)),
+            "stance": _lt(r[1], _p_known(s, 1, kcr, _BAD_NEWS_SHIFT * (ct["stance"][g] <= 1), early=0.3)),
             "mind_share": _lt(r[2], _p_known(s, 1, kcr, -0.6, early=0.15)),
             "heart_share": _lt(r[3], _p_known(s, 1, kcr, -0.6, early=0.15)),
             "speaks_for_us": _lt(r[4], _p_known(s, 1, kcr, -0.2, early=0.1)),
@@ -478,54 +493,87 @@ class _Observed:
                         "competitor_ties_known": _lt(r[1], _p_known(s, 2, kcr, 0.5, early=0.1)),
                         "has_informant": _lt(r[2], _p_known(s, 2, kcr, 0.0, early=0.1)),
                         "plan_aligned": _lt(r[3], _p_known(s, 2, kcr, 0.0, early=0.1)),
-                        "customer_attitude": _lt(r[4], _p_known(s, 2, kcr, 0.3, early=0.25)),
+                        "customer_attitude": _lt(r[4], _p_known(s, 2, kcr, 0.3 + _BAD_NEWS_SHIFT * (pt["attitude"][g] == 0),
+                                                                early=0.25)),
                         "approached_us": _lt(r[5], _p_known(s, 0, kcr, 1.0))}
 
     # ------------------------------------------------------------- outcome terms
-    def win_logit(self) -> tuple[np.ndarray, np.ndarray]:
-        """(visible log-odds, unknown share) of each snapshot; see the module docstring."""
+    def win_logit(self, days_in_stage: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(visible log-odds, unknown share) of each snapshot; see the module docstring.
+
+        ``days_in_stage``: days the deal has spent in its current stage (None: no term)."""
         D, idx, n = self.D, self.idx, len(self.idx)
         val, kn = self.value, self.known
+        stage = self.stage
         ct = D.ct
         g, par = self.c_g, self.c_parent
-        coach_known = _any_by(par, ct["is_coach"][g] & self.c_known["is_coach"], n)
-        key = (ct["role"][g] <= R_DM) | (ct["influence"][g] == 2)
-        key_speaks = _any_by(par, key & ct["speaks"][g], n)
-        ties = _any_by(par, ct["ties"][g], n)
-        # the decision maker's stance: the first visible decision maker
-        dm = ct["role"][g] == R_DM
+        role, stance, infl = ct["role"][g], ct["stance"][g], ct["influence"][g]
+
+        def per_deal(values):
+            return np.bincount(par, weights=np.asarray(values, dtype=np.float64), minlength=n)
+
+        # key people (approver, decision maker, or high influence), weighted by influence
+        key = (role <= R_DM) | (infl == 2)
+        weight = np.array([0.5, 1.0, 2.0])[infl] * key
+        net = per_deal(weight * (stance >= 4)) - per_deal(weight * (stance <= 1))
+        x = 1.2 * np.tanh(net / 3.0)
+        # the decision maker's stance on the ladder: the first visible decision maker
+        dm = role == R_DM
         dm_stance = np.full(n, -1, np.int64)
         rows = np.flatnonzero(dm)[::-1]  # reverse so the first one wins the assignment
-        dm_stance[par[rows]] = ct["stance"][g][rows]
-        stance_w = np.array([-1.0, -0.6, 0.0, 0.3, 0.6, 0.9, -0.3])  # index -1 -> no DM
-        x = stance_w[dm_stance]
-        x += 0.8 * coach_known + 0.7 * key_speaks - 0.7 * ties
-        x += np.array([-0.3, 0.0, 0.3])[val["decision_maker_signal"]]
-        spec = self.stage >= 3
+        dm_stance[par[rows]] = stance[rows]
+        x += np.array([-1.0, -0.6, 0.0, 0.2, 0.5, 0.8, -0.3])[dm_stance]  # index -1 -> no DM
+        # ... and the signal decision makers gave, in the direction of the DM's stance
+        direction = np.where(dm_stance >= 4, 0.7, np.where((dm_stance >= 0) & (dm_stance <= 1), -0.9, 0.15))
+        x += np.where(val["decision_maker_signal"] == 0, -0.2,
+                      np.array([0.0, 0.5, 1.0])[val["decision_maker_signal"]] * direction)
+        coach_known = _any_by(par, ct["is_coach"][g] & self.c_known["is_coach"], n)
+        x += np.where(stage <= 2, 0.9, 0.5) * coach_known
+        x += np.where(stage >= 2, 0.7, 0.3) * _any_by(par, key & ct["speaks"][g], n)
+        key_tie = _any_by(par, key & ct["ties"][g], n)
+        x += np.where(key_tie, -0.9, np.where(_any_by(par, ct["ties"][g], n), -0.4, 0.0))
+        spec = stage >= 3
         x += spec * (0.4 * val["spec_has_our_differentiators"] + 0.5 * val["tender_leans_to_us"]
                      + 0.4 * val["helped_write_spec"] + 0.35 * val["scoring_criteria_favor_us"]
                      - 0.6 * val["customer_prefers_counterproposal"])
+        # bidding preparations (S5.1-S5.3, S5.5-S5.9) done: +0.2 each up to five, in bidding only
+        prep = sum(val[k].astype(np.int64) for k in _BID_PREP)
+        x += (stage == 4) * 0.2 * np.minimum(prep, 5)
         pt, pg, pp = D.pt, self.p_g, self.p_parent
         att = pt["attitude"][pg]
         pos, neg, amb = _any_by(pp, att == 2, n), _any_by(pp, att == 0, n), _any_by(pp, att == 1, n)
         x += np.where(pos & ~neg, 0.45, 0.0) + np.where(neg, -0.6, 0.0) + np.where(amb & ~pos & ~neg, -0.15, 0.0)
+        cp, kg, kp = D.cp, self.k_g, self.k_parent
+        inc, strong = cp["incumbent"][kg], cp["strength"][kg] == 2
+        x += np.where(_any_by(kp, inc & strong, n), -0.8, np.where(_any_by(kp, inc, n), -0.3, 0.0))
+        x -= 0.15 * np.minimum(_count_by(kp, strong & ~inc, n), 2)
         crk_k, crk_v = kn["competitor_relationships_known"], val["competitor_relationships_known"]
         x += np.where(crk_k & ~crk_v, -0.3, np.where(~crk_k, -0.15, 0.0))
+        # L4: one-on-ones per key person saturate; group events alone do not help
+        n_key = np.maximum(per_deal(key), 1)
+        x += 0.7 * (1 - np.exp(-val["one_on_one_meetings"] / n_key / 1.5)) - 0.35
         x -= 0.5 * ((val["group_events"] > 0) & (val["one_on_one_meetings"] == 0))
-        x -= 0.6 * (val["site_visits"] > val["site_visits_accompanied"])
+        # L6: the first unaccompanied site visit hurts most
+        alone = val["site_visits"] - val["site_visits_accompanied"]
+        x -= 0.5 * (alone >= 1) + 0.25 * np.clip(alone - 1, 0, 2)
         x -= 0.6 * (val["open_product_issues"] & ~val["product_issue_plan"])
-        x -= 0.6 * ((self.stage == 4) & (val["people_knowing_final_price"] > 1))
-        x -= 0.2 * np.minimum(val["close_date_pushes"], 4)
+        # L8: in bidding, the price known to two, or three and more people
+        x += (stage == 4) * np.where(val["people_knowing_final_price"] >= 3, -1.2,
+                                     np.where(val["people_knowing_final_price"] == 2, -0.7, 0.0))
+        # T2: slips, one is noise, two and more hurt
+        x += np.array([0.0, -0.15, -0.6, -0.9, -1.2])[np.minimum(val["close_date_pushes"], 4)]
+        if days_in_stage is not None:  # T1/stalled: long in the same stage
+            x += np.where(days_in_stage > 180, -0.8, np.where(days_in_stage > 90, -0.4, 0.0))
         # unknown share of the checklist fields of the reached stages
         applicable = np.zeros(n)
         unknown = np.zeros(n)
         for name, k in _CHECKLIST_STAGE.items():
-            a = self.stage >= k
+            a = stage >= k
             applicable += a
             unknown += a & ~kn[name]
         share = unknown / np.maximum(applicable, 1)
         x -= 1.2 * share
-        x += np.array([-1.6, -1.1, -0.6, 0.0, 0.3])[self.stage]
+        x += np.array([-1.6, -1.1, -0.6, 0.0, 0.3])[stage]
         x -= 0.15 * np.log10(D.amount_cny[idx] / 600_000)
         return x, share
 
@@ -613,8 +661,8 @@ class _Observed:
 
 
 # --------------------------------------------------------------------- generators
-_WIN_INTERCEPT = -1.95
-_NOISE_SD = 2.1
+_WIN_INTERCEPT = -2.4
+_NOISE_SD = 2.8
 
 
 def simulate_pipeline(rng, n, as_of, id_offset=0):
@@ -624,7 +672,7 @@ def simulate_pipeline(rng, n, as_of, id_offset=0):
     within = rng.random(n)
     progress = (stage + within) / 5.0
     obs = _Observed(D, np.arange(n), stage, progress, rng)
-    age = np.round(np.exp(np.log(40 + 45 * stage) + 0.5 * rng.standard_normal(n))).astype(np.int64) + 1
+    age = np.round(np.exp(np.log(40 + 45 * stage) + 0.5 * rng.standard_normal(n) - 0.2 * D.c)).astype(np.int64) + 1
     created = as_of - age
     entered = np.where(stage == 0, created, created + np.floor(age * (stage / (stage + 1.0)) * (0.6 + 0.4 * rng.random(n))).astype(np.int64))
     entered = np.clip(entered, created, as_of)
@@ -643,8 +691,23 @@ def simulate_history(rng, n, as_of, snapshots, dirty, id_offset=0):
     # last stage reached before the close
     z = 0.8 * D.c + rng.standard_normal(n)
     final = _ordinal(z / math.sqrt(1.64), (-0.994, -0.496, -0.126, 0.468)).astype(np.int64)  # ~16/15/14/22/32%
+
+    # timeline: weak deals last longer and stall in their last stage
+    last = as_of - 25
+    closed = last - rng.integers(0, 791, n)
+    life = np.clip(np.round(np.exp(np.log(200) + 0.5 * rng.standard_normal(n) - 0.2 * c)), 45, 720).astype(np.int64)
+    created = closed - life
+    w = rng.gamma(2.0, 1.0, (n, 5))
+    w[np.arange(n), final] *= np.exp(0.4 * rng.standard_normal(n) - 0.35 * c)
+    w[np.arange(5)[None, :] > final[:, None]] = 0.0
+    frac = np.cumsum(w, axis=1) / w.sum(axis=1, keepdims=True)
+    entry = created[:, None] + np.floor(life[:, None] * np.concatenate([np.zeros((n, 1)), frac[:, :-1]], axis=1)).astype(np.int64)
+    entry[np.arange(5)[None, :] > final[:, None]] = np.iinfo(np.int64).max
+    days_in_final = closed - entry[np.arange(n), final]
+
+    # outcome, from the truth at the last stage reached
     fin = _Observed(D, np.arange(n), final, (final + 1) / 5.0, None)
-    visible, _share = fin.win_logit()
+    visible, _share = fin.win_logit(days_in_final)
     hidden = 0.25 * c + _NOISE_SD * rng.standard_normal(n)
     logit = _WIN_INTERCEPT + visible + hidden
     won = rng.random(n) < _sigmoid(logit)
@@ -652,17 +715,6 @@ def simulate_history(rng, n, as_of, snapshots, dirty, id_offset=0):
     nd = ~won & (rng.random(n) < p_nd)
     outcome = np.where(won, 0, np.where(nd, 2, 1)).astype(np.int8)
     D.visible_logit, D.logit, D.final_stage = visible, logit, final  # for diagnostics
-
-    # timeline
-    last = as_of - 25
-    closed = last - rng.integers(0, 791, n)
-    life = np.clip(np.round(np.exp(np.log(200) + 0.5 * rng.standard_normal(n))), 45, 720).astype(np.int64)
-    created = closed - life
-    w = rng.gamma(2.0, 1.0, (n, 5))
-    w[np.arange(5)[None, :] > final[:, None]] = 0.0
-    frac = np.cumsum(w, axis=1) / w.sum(axis=1, keepdims=True)
-    entry = created[:, None] + np.floor(life[:, None] * np.concatenate([np.zeros((n, 1)), frac[:, :-1]], axis=1)).astype(np.int64)
-    entry[np.arange(5)[None, :] > final[:, None]] = np.iinfo(np.int64).max
     lo, hi = snapshots
     k = rng.integers(lo, hi + 1, n)
     idx = np.repeat(np.arange(n), k)

@@ -1,18 +1,24 @@
 """The synthetic deal generator (datasets/generate.py): reproducible, contract-valid, realistic mixes."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dealscore_datasets import generate as synth
+from dealscore_datasets.simulation import day_of, simulate_history
 from scoring.contract.schema import CHILD_KEY, CHILD_LISTS, CONTRACT, STAGES
 from scoring.contract.nested import validate_record
 from scoring.contract.reader import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the benchmarks' test histories live beside the package, not in it
 SAMPLE = ROOT / "datasets" / "sample"
 
 
@@ -174,9 +180,137 @@ def test_tables_and_records_carry_the_same_data(history, tmp_path):
     assert ",true," in text and ",false," in text and "None" not in text
 
 
+def test_scoring_generate_writes_what_the_library_writes(tmp_path):
+    """The command line (``scoring generate``) is the library's ``generate``, options included."""
+    from click.testing import CliRunner
+
+    from scoring.cli import main
+
+    args = ["generate", "history", "--deals", "40", "--seed", "5", "--snapshots", "1-2", "--as-of", "2026-06-30"]
+    res = CliRunner().invoke(main, args + ["--out", str(tmp_path / "cli.jsonl")])
+    assert res.exit_code == 0, res.output
+    synth.generate("history", 40, tmp_path / "lib.jsonl", seed=5, snapshots=(1, 2), as_of="2026-06-30")
+    assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "lib.jsonl").read_bytes()
+    res = CliRunner().invoke(main, ["generate", "pipeline", "--deals", "30", "--seed", "5", "--format", "csv",
+                                    "--out", str(tmp_path / "tables")])
+    assert res.exit_code == 0, res.output
+    assert read_records(tmp_path / "tables").records == read_records(
+        synth.write_tables(synth.generate_tables(30, seed=5), tmp_path / "lib_tables", "csv")["opportunities"].parent).records
+
+
 def test_bundled_sample_is_reproducible(tmp_path):
     """datasets/sample/*.jsonl are, byte for byte, what the commands in datasets/README.md produce."""
     synth.generate("pipeline", 300, tmp_path / "pipeline.jsonl", seed=8, as_of="2026-11-25")
     synth.generate("history", 1200, tmp_path / "history.jsonl", seed=7, snapshots=(1, 3))
     for name in ("pipeline.jsonl", "history.jsonl"):
         assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), name
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 25), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["pipeline", "history"]),
+       snapshots=st.sampled_from([(1, 1), (1, 3), (2, 4)]))
+def test_any_size_and_seed_gives_the_same_valid_records(n, seed, kind, snapshots):
+    kw = {"snapshots": snapshots} if kind == "history" else {}
+    recs = synth.generate_records(n, seed=seed, kind=kind, **kw)
+    assert recs == synth.generate_records(n, seed=seed, kind=kind, **kw)
+    assert len({r["id"] for r in recs}) == n
+    for rec in recs:
+        _check_contract(rec, kind == "history")
+        validate_record(rec, history=kind == "history")
+
+
+# ----------------------------------------------------------------- the outcome follows the course's measures
+@pytest.fixture(scope="module")
+def big_history():
+    """Each deal's last snapshot (opportunities and contacts) of 8,000 generated closed deals."""
+    t = synth.generate_tables(8000, seed=21, kind="history")
+    opp = t["opportunities"].drop_duplicates("id", keep="last").reset_index(drop=True)
+    ct = t["contacts"].merge(opp[["id", "as_of"]], left_on=[CHILD_KEY, "as_of"], right_on=["id", "as_of"])
+    opp["won"] = (opp["outcome"] == "won").astype(float)
+    return opp, ct
+
+
+def _rate(opp, mask):
+    assert mask.sum() >= 80, int(mask.sum())  # enough deals for the comparison to mean something
+    return float(opp.loc[mask, "won"].mean())
+
+
+def test_each_further_close_date_slip_lowers_the_win_rate(big_history):
+    opp, _ = big_history
+    pushes = opp["close_date_pushes"]
+    none, one, several = (_rate(opp, (pushes == 0).fillna(False)), _rate(opp, (pushes == 1).fillna(False)),
+                          _rate(opp, (pushes >= 2).fillna(False)))
+    assert none > one > several and none - several > 0.08
+
+
+def test_net_support_of_key_people_raises_the_win_rate(big_history):
+    opp, ct = big_history
+    key = (ct["role"].isin(["approver", "decision_maker"]) | (ct["influence"] == "high")).fillna(False).to_numpy(bool)
+    sign = np.where(ct["stance"].isin(["supporter", "ally"]), 1, np.where(ct["stance"].isin(["opponent", "non_supporter"]), -1, 0))
+    net = pd.Series(np.where(key, sign, 0), index=ct.index).groupby(ct["id"]).sum().reindex(opp["id"]).fillna(0).to_numpy()
+    against, level, behind = _rate(opp, net <= -1), _rate(opp, net == 0), _rate(opp, net >= 2)
+    assert against < level < behind and behind - against > 0.2
+
+
+def test_the_price_known_to_several_hurts_in_bidding(big_history):
+    opp, _ = big_history
+    bidding = opp["stage"] == "bidding"
+    people = opp["people_knowing_final_price"]
+    assert _rate(opp, bidding & (people == 1).fillna(False)) - _rate(opp, bidding & (people >= 2).fillna(False)) > 0.1
+
+
+def test_an_unaccompanied_site_visit_hurts(big_history):
+    opp, _ = big_history
+    alone = opp["site_visits"] - opp["site_visits_accompanied"]
+    visited = (opp["site_visits"] > 0).fillna(False)
+    assert _rate(opp, visited & (alone == 0).fillna(False)) - _rate(opp, visited & (alone >= 1).fillna(False)) > 0.08
+
+
+def test_long_in_the_last_stage_hurts(big_history):
+    opp, _ = big_history
+    days = (opp["as_of"] - opp["stage_entered_at"]).dt.days
+    assert _rate(opp, days <= 60) - _rate(opp, days > 150) > 0.08
+
+
+def test_bad_news_is_recorded_less_often_than_good_news():
+    """Unknown is not missing at random: a "no" to a checklist item, an opponent's stance are written less often."""
+    tables, D = simulate_history(np.random.default_rng(5), 6000, day_of("2026-11-25"), (1, 1), False)
+    opp = tables["opportunities"]
+    deal = opp["id"].str[2:].astype(int).to_numpy() - 1
+    late = (opp["stage"].isin(["partner", "solution"])).to_numpy()
+    for item in ("decision_chain_mapped", "contacts_profiled"):
+        truth, known = D.truth[item][deal], opp[item].notna().to_numpy()
+        assert known[late & truth].mean() - known[late & ~truth].mean() > 0.05, item
+
+
+# ----------------------------------------------------------------- the benchmark's test histories
+@pytest.mark.parametrize("name", ["linear", "shaped"])
+def test_benchmark_histories_are_contract_valid_and_reproducible(name):
+    from benchmarks.histories import HISTORIES
+
+    h = HISTORIES[name].simulate(80, 40, seed=3)
+    again = HISTORIES[name].simulate(80, 40, seed=3)
+    assert h.closed == again.closed and h.open == again.open and (h.open_p == again.open_p).all()
+    assert h.closed != HISTORIES[name].simulate(80, 40, seed=4).closed
+    assert len({(r["id"], r["as_of"]) for r in h.closed}) == len(h.closed)
+    assert len({r["id"] for r in h.closed}) == 80 and len({r["id"] for r in h.open}) == 40
+    for rec in h.closed:
+        _check_contract(rec, True)
+        validate_record(rec, history=True)
+    for rec in h.open:
+        _check_contract(rec, False)
+        validate_record(rec)
+    assert ((h.open_p > 0) & (h.open_p < 1)).all() and set(np.unique(h.open_won)) <= {0, 1}
+
+
+@pytest.mark.parametrize("name", ["linear", "shaped"])
+def test_benchmark_history_truth_is_calibrated_and_informative(name):
+    """The kept probability is the one the outcomes were drawn from: calibrated, and far better than the base rate."""
+    from benchmarks.histories import HISTORIES
+
+    h = HISTORIES[name].simulate(200, 4000, seed=9)
+    y, p = h.open_won, h.open_p
+    assert abs(p.mean() - y.mean()) < 0.025
+    ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    base = -np.mean(y * np.log(y.mean()) + (1 - y) * np.log(1 - y.mean()))
+    assert ll < base - 0.15
