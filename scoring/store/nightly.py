@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -230,11 +231,14 @@ class NightlyStore:
         }
         rows = pa.table({c: cols[c] for c in DEAL_COLUMNS},
                         schema=pa.schema([("run_id", pa.string())] + [(c, DEAL_TYPES[c]) for c in DEAL_COLUMNS[1:]]))
-        if self._writer is None:
-            # Arrow IPC, uncompressed: the cheapest to write, and read back memory-mapped by the append
-            self._spill = Path(self.workdir) / f"store-{self.record.run_id}.arrow"
-            self._writer = pa.ipc.new_file(self._spill, rows.schema)
-        self._writer.write_table(rows)
+        try:
+            if self._writer is None:
+                # Arrow IPC, uncompressed: the cheapest to write, and read back memory-mapped by the append
+                self._spill = Path(self.workdir) / f"store-{self.record.run_id}.arrow"
+                self._writer = pa.ipc.new_file(self._spill, rows.schema)
+            self._writer.write_table(rows)
+        except OSError as exc:  # Arrow's errors name no file: name the spill file (disk full, ...)
+            raise OSError(exc.errno or errno.EIO, exc.strerror or str(exc), str(self._spill)) from None
         self.n_rows += n
 
     # ----------------------------------------------------------------- the end
@@ -268,9 +272,15 @@ class NightlyStore:
         return monitor_summary(p, ref, self._counts, before, self.rule_ids, self._trends)
 
     def abort(self) -> None:
+        """Drop tonight's rows (a failed run stores nothing); the run's first error is the one reported."""
         if self._writer is not None:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError:
+                pass
             self._writer = None
+        if self._spill is not None:
+            self._spill.unlink(missing_ok=True)
 
 
 def ids_in(index: pd.Index, ids: np.ndarray) -> np.ndarray:
