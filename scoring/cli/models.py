@@ -30,7 +30,7 @@ from scoring.evidence import LANGS
               help="Fewest won and fewest lost deals needed to train.")
 @click.option("--free-signs", is_flag=True,
               help="Let learned weights go against the rules' declared directions (default: constrained to them).")
-@click.option("--derived/--no-derived", default=True, show_default=True,
+@click.option("--derived/--no-derived", default=False, show_default=True,
               help="Also enter the pack's counts and computed day counts as binned inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @mapping_option

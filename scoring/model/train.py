@@ -343,7 +343,7 @@ TRAIN_STEPS = 5
 def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path | RulePack, seed: int = 0,
           test_fraction: float = 0.2, no_decision_as: str = "lost", min_per_class: int = 40,
           C: float | None = None, applicable_only: bool = True, signs: str = "constrained",
-          derived: bool = True, measures: bool = True, stage_deviations: bool = True,
+          derived: bool = False, measures: bool = True, stage_deviations: bool = True,
           challenger: bool = True, progress: Callable[[str], None] | None = None) -> TrainResult:
     """Train the scorecard on closed deals.
 
@@ -370,7 +370,11 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         Bound each weight to its declared direction (default), or not (:mod:`scoring.model.fit`).
         The other mode is fitted too, with the same penalties, for the sign report.
     derived : bool
-        Also enter the pack's derived facts (counts, computed day counts) as binned inputs.
+        Also enter the pack's derived facts (counts, computed day counts) as binned inputs.  Off by
+        default: they are the raw material of the rules and measures (twin terms whose weights
+        split and flip), the score store keeps statuses and measures but not them (so a model
+        with them cannot re-score stored runs for what-changed), and on the bundled sample they
+        changed the held-out log loss by 0.005 (0.444 with, 0.449 without; 239 test deals).
     measures : bool
         Enter the pack's graded measures as binned inputs (False: rule statuses only, for comparisons).
     stage_deviations : bool
