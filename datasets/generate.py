@@ -140,6 +140,8 @@ Command line (``scoring generate``)::
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -198,17 +200,26 @@ def generate_records(n_deals: int, **kw) -> list[dict]:
 
 # --------------------------------------------------------------------- writers
 # --------------------------------------------------------------------- one call
+#: how many steps :func:`generate` reports to its ``progress`` callback
+GENERATE_STEPS = 2
+
+
 def generate(kind: str, n_deals: int, out, *, seed: int = 0, fmt: str | None = None,
-             as_of: str = DEFAULT_AS_OF, snapshots: tuple[int, int] = (1, 4), dirty: bool = False) -> dict[str, int]:
+             as_of: str = DEFAULT_AS_OF, snapshots: tuple[int, int] = (1, 4), dirty: bool = False,
+             progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Generate ``n_deals`` deals of ``kind`` (``history`` or ``pipeline``) and write them to ``out``.
 
     ``fmt`` is ``jsonl`` (``out`` is a file), ``parquet`` or ``csv`` (``out``
     is a folder of tables); by default ``jsonl`` when ``out`` ends in
     ``.jsonl``, else ``parquet``.  Returns the rows written per table.
-    ``scoring generate`` is the command-line form.
+    ``scoring generate`` is the command-line form.  ``progress`` is called with the name of each of
+    its :data:`GENERATE_STEPS` steps as it starts (for a progress bar).
     """
+    step = progress or (lambda _name: None)
     fmt = fmt or ("jsonl" if str(out).endswith((".jsonl", ".jsonl.gz")) else "parquet")
+    step("simulating the deals")
     tables = generate_tables(n_deals, seed=seed, kind=kind, as_of=as_of, snapshots=snapshots, dirty=dirty)
+    step("writing them")
     if fmt == "jsonl":
         write_jsonl(tables_to_records(tables), out)
     else:

@@ -2,7 +2,9 @@
 and explain --json naming things as the nightly output does."""
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -178,3 +180,30 @@ def test_score_frame_arrow_bool_dtype_is_read_as_booleans(parquet_dir, rule_scor
     opps["needs_understood"] = opps["needs_understood"].astype(pd.ArrowDtype(pa.bool_()))
     pd.testing.assert_frame_equal(rule_scorer.score_frame(opps, *children).drop(columns="scored_at"),
                                   want.drop(columns="scored_at"))
+
+
+# --------------------------------------------------------------------------- progress of long commands
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_long_commands_show_progress_on_a_terminal_unless_quiet(monkeypatch, quiet):
+    from scoring.cli.common import NORMAL, QUIET, _progress
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with click.Context(click.Command("x"), obj=QUIET if quiet else NORMAL):
+        with _progress(2, "training") as step:
+            step("reading the history")
+            step("fitting")
+    assert ("training" in term.getvalue()) is not quiet
+
+
+def test_progress_is_silent_when_not_a_terminal(tmp_path):
+    res = CliRunner().invoke(main, ["generate", "pipeline", "--deals", "20", "--out", str(tmp_path / "p.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert "generating" not in res.output and "step" not in res.output

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from scoring.cli.common import _fail_clean, _say, main
+from scoring.cli.common import _fail_clean, _progress, _say, main
 
 
 @main.command()
@@ -29,6 +29,7 @@ def generate(kind, deals, seed, out, fmt, as_of, snapshots, dirty):
     Example:
       scoring generate pipeline --deals 1000000 --seed 1 --out big/ --format parquet
     """
+    from dealscore_datasets.generate import GENERATE_STEPS
     from dealscore_datasets.generate import generate as generate_deals
     from scoring.batch.chunks import as_of_date
 
@@ -40,5 +41,6 @@ def generate(kind, deals, seed, out, fmt, as_of, snapshots, dirty):
         if not lo.isdigit() or not (hi or lo).isdigit():
             raise click.BadParameter(f"{snapshots!r}: use LO-HI, e.g. 1-4", param_hint="--snapshots")
         options["snapshots"] = (int(lo), int(hi or lo))
-    sizes = generate_deals(kind, deals, out, seed=seed, fmt=fmt, dirty=dirty, **options)
+    with _progress(GENERATE_STEPS, "generating") as step:
+        sizes = generate_deals(kind, deals, out, seed=seed, fmt=fmt, dirty=dirty, progress=step, **options)
     _say(f"wrote {kind} ({', '.join(f'{k} {n}' for k, n in sizes.items())}) to {out}")
