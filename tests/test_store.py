@@ -308,9 +308,13 @@ def test_model_part_and_evidence_changes_always_sum_to_the_logit_change(scoring_
     st_now = np.array(codes[n * r:], dtype=np.int8).reshape(n, r)
     sg_before = data.draw(st.lists(st.sampled_from(stages), min_size=n, max_size=n))
     sg_now = data.draw(st.lists(st.sampled_from(stages), min_size=n, max_size=n))
-    logit_before = logit_of(model.intercept, rule_contributions(model, st_before, sg_before))
-    c_now = rule_contributions(new, st_now, sg_now)
-    part, deltas = decompose(new, c_now, logit_before, st_before, sg_before, None, np.full(n, scale == 1.0))
+    m = len(pack.compiled.measures)
+    values = st.sampled_from([np.nan, -2.0, 0.0, 1.0, 3.0, 30.0, 200.0])
+    m_before, m_now = (np.array(data.draw(st.lists(values, min_size=n * m, max_size=n * m))).reshape(n, m)
+                       for _ in range(2))
+    logit_before = logit_of(model.intercept, rule_contributions(model, st_before, sg_before, m_before))
+    c_now = rule_contributions(new, st_now, sg_now, m_now)
+    part, deltas = decompose(new, c_now, logit_before, st_before, sg_before, m_before, np.full(n, scale == 1.0))
     np.testing.assert_allclose(part + deltas.sum(1), logit_of(new.intercept, c_now) - logit_before, atol=1e-9)
     items = change_items(deltas, part, st_now, st_before, sg_now, sg_before, [x.id for x in pack.rules],
                          np.ones(n, bool))
@@ -525,7 +529,8 @@ def test_stored_snapshots_of_closed_deals_rebuild_the_models_evidence(tmp_path, 
     import pyarrow as pa
 
     status = status_codes(pa.array(snaps["status"].tolist()), len(pack.rules))
-    logit = logit_of(model.intercept, rule_contributions(model, status, snaps["stage"].tolist()))
+    measures = np.array([[np.nan if v is None else v for v in row] for row in snaps["measures"]], dtype=float)
+    logit = logit_of(model.intercept, rule_contributions(model, status, snaps["stage"].tolist(), measures))
     stored = store.query("SELECT deal_id, logit FROM deal_scores d JOIN runs r ON r.run_id = d.run_id "
                          "WHERE r.as_of = ?", ["2026-10-01"]).set_index("deal_id")["logit"]
     np.testing.assert_allclose(logit, stored.reindex(snaps["deal_id"]).to_numpy(), atol=1e-12)

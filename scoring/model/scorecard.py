@@ -360,6 +360,13 @@ class Model:
         for bp, b in zip(self.bin_points, self.bins):
             if len(bp) != b.n_bins:
                 raise ModelError("the scorecard is damaged: a measure's points do not match its bins")
+        parts = {"intercept": np.array([self.intercept]), "stage points": self.stage_points,
+                 "met points": self.met_global, "unknown points": self.unknown_points,
+                 "stage deviations": self.met_deviation, "measure unknown points": self.numeric_unknown,
+                 **{f"points of {inp.name}": bp for inp, bp in zip(self.numeric, self.bin_points)}}
+        bad = next((k for k, v in parts.items() if not np.all(np.isfinite(v))), None)
+        if bad is not None:  # a NaN or infinite point would make every probability NaN
+            raise ModelError(f"the scorecard is damaged: its {bad} are not all finite numbers")
         self.direction = np.array([declared_direction(r.kind) for r in rules])
         self.applies = applies_table(self.pack, self.applicable_only)
         #: (stage, rule) -> met points there: global + deviation, 0 where the rule does not apply

@@ -100,7 +100,7 @@ class NightlyStore:
         self.scored_at = scored_at
         self.since_days = since_days
         self.rule_ids = [r.id for r in pack.rules]
-        self.measure_ids = [str(m) for m in getattr(getattr(pack, "compiled", None), "measures", ()) or ()]
+        self.measure_ids = [m.name for m in getattr(getattr(pack, "compiled", None), "measures", ()) or ()]
         self.record = RunRecord(as_of=as_of, scored_at=scored_at,
                                 model_version=model.model_version if model is not None else None,
                                 rule_pack_version=pack.version_tag, rules=self.rule_ids,

@@ -48,6 +48,17 @@ def _row_status(row: Mapping, rules: list[str]) -> np.ndarray:
     return status_codes(pa.array([row["status"]], pa.string()), len(rules))
 
 
+def _measures_row(row: Mapping, model: Any) -> np.ndarray | None:
+    """A stored row's measures as ``(1, n_measures)`` for ``model``'s pack (NaN unknown), None without any."""
+    n = len(getattr(getattr(model, "pack", None), "compiled", None).measures) if model is not None else 0
+    vals = row.get("measures")
+    if not n:
+        return None
+    if vals is None or len(vals) != n:
+        return np.full((1, n), np.nan)
+    return np.array([[np.nan if v is None else v for v in vals]], dtype=float)
+
+
 def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict], float | None]:
     """What changed from stored row ``prev`` to ``cur`` (items without titles) and the log-odds change."""
     rules_prev, rules_cur = _rules(prev["rules"]), _rules(cur["rules"])
@@ -66,7 +77,8 @@ def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict
     c_cur = np.asarray(cur["contributions"], dtype=float).reshape(1, -1)
     if same and model is not None and model.model_version == cur["model_version"] \
             and [r.id for r in model.pack.rules] == rules_cur:  # recomputed in 64 bits: exact
-        deltas = rule_contributions(model, st_cur, stage_now) - rule_contributions(model, st_prev, stage_before)
+        deltas = (rule_contributions(model, st_cur, stage_now, _measures_row(cur, model))
+                  - rule_contributions(model, st_prev, stage_before, _measures_row(prev, model)))
         return change_items(deltas, np.zeros(1), st_cur, st_prev, stage_now, stage_before, rules_cur, has,
                             appl)[0], d_logit
     if same:  # the stored 32-bit contributions: the items sum to the change to about 1e-6
@@ -77,7 +89,8 @@ def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict
         return change_items(c_cur - aligned, np.zeros(1), st_cur, st_prev, stage_now, stage_before, rules_cur, has,
                             appl)[0], d_logit
     if model is not None and model.model_version == cur["model_version"]:
-        part, deltas = decompose(model, c_cur, np.array([float(lp)]), st_prev, stage_before, None, np.array([False]))
+        part, deltas = decompose(model, c_cur, np.array([float(lp)]), st_prev, stage_before, _measures_row(prev, model),
+                                 np.array([False]))
         return change_items(deltas, part, st_cur, st_prev, stage_now, stage_before, rules_cur, has, appl)[0], d_logit
     return [{"term": MODEL_TERM, "before": prev["model_version"], "now": cur["model_version"],
              "contribution": d_logit, "itemized": False}], d_logit
