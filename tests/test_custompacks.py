@@ -24,7 +24,7 @@ from scoring.evidence.status import MET, MISSING, UNKNOWN
 from scoring.model.features import feature_layout
 from scoring.score.rulescore import vector_scorer
 
-from conftest import rule
+from conftest import needs_durable_rules, rule
 
 ROOT = Path(__file__).resolve().parent.parent
 BANT = ROOT / "rules" / "examples" / "bant"
@@ -279,6 +279,7 @@ def test_the_format_docs_minimal_pack_loads_and_its_examples_pass(tmp_path):
     assert not pack.staged and run_examples(pack) == []
 
 
+@needs_durable_rules  # the limit is durable-rules' own; the other backends have none
 def test_too_many_tests_holding_at_once_is_a_clear_error(make_pack):
     """durable-rules evaluates at most 64 tests holding at once; beyond, the error names the record."""
     from scoring.contract.nested import validate_record
