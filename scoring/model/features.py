@@ -66,7 +66,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -77,6 +76,7 @@ from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.durable import Engine, Evaluation
 from scoring.evidence.pack import RulePack, load_pack
 from scoring.evidence.status import MET, STATUS_CODES, UNKNOWN
+from scoring.model.scorecard import as_record_list, iso_day  # one definition each
 
 UNKNOWN_SUFFIX = "__unknown"
 STAGE_PREFIX = "stage="
@@ -105,52 +105,6 @@ def feature_layout(pack: RulePack) -> list[tuple[str, str, str | None]]:
         if s != REFERENCE_STAGE:
             out.append((STAGE_PREFIX + s, "stage", s))
     return out
-
-
-def as_record_list(X: Any) -> list[Mapping]:
-    """The records of ``X`` (see the module docstring) as a list of dicts.
-
-    Raises
-    ------
-    ModelError
-        ``X`` is not a sequence of record dicts nor a one-column ``record`` DataFrame.
-    """
-    if isinstance(X, pd.DataFrame):
-        if RECORD_COLUMN not in X.columns or X.shape[1] != 1:
-            raise ModelError(f"a DataFrame input must have exactly one column {RECORD_COLUMN!r} holding record "
-                             f"dicts; got columns {list(X.columns)}")
-        items = X[RECORD_COLUMN].tolist()
-    elif isinstance(X, pd.Series):
-        items = X.tolist()
-    elif isinstance(X, np.ndarray):
-        if X.ndim == 2 and X.shape[1] == 1:
-            X = X[:, 0]
-        if X.ndim != 1:
-            raise ModelError(f"expected a sequence of record dicts, got an array of shape {X.shape}")
-        items = X.tolist()
-    elif isinstance(X, Sequence) and not isinstance(X, (str, bytes)):
-        items = list(X)
-    else:
-        raise ModelError(f"expected a sequence of record dicts or a DataFrame with a {RECORD_COLUMN!r} column, "
-                         f"not {type(X).__name__}")
-    for i, r in enumerate(items):
-        if not isinstance(r, Mapping):
-            raise ModelError(f"item {i} is a {type(r).__name__}, not a record dict")
-    return items
-
-
-def _iso_day(as_of: str | _dt.date | None) -> str | None:
-    """``as_of`` as 'YYYY-MM-DD' (None stays None)."""
-    if as_of is None:
-        return None
-    if isinstance(as_of, _dt.datetime):
-        return as_of.date().isoformat()
-    if isinstance(as_of, _dt.date):
-        return as_of.isoformat()
-    try:
-        return _dt.date.fromisoformat(str(as_of)).isoformat()
-    except ValueError:
-        raise ModelError(f"as_of must be a date written YYYY-MM-DD, not {as_of!r}") from None
 
 
 class EvidenceTransformer(TransformerMixin, BaseEstimator):
@@ -210,7 +164,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         if self.rules is None:
             raise ModelError("EvidenceTransformer needs a rule pack: pass rules=<pack folder> or a loaded RulePack "
                              "(the bundled pack is scoring.paths.default_rules())")
-        as_of = _iso_day(self.as_of)
+        as_of = iso_day(self.as_of)
         pack = as_pack(self.rules)
         if X is not None:
             as_record_list(X)
@@ -256,7 +210,7 @@ class EvidenceTransformer(TransformerMixin, BaseEstimator):
         the transformer was fitted with).
         """
         check_is_fitted(self, "pack_")
-        day = _iso_day(as_of) if as_of is not None else self.as_of_
+        day = iso_day(as_of) if as_of is not None else self.as_of_
         return self._statuses(as_record_list(X), day)
 
     def transform_statuses(self, status: np.ndarray, stages: Sequence[str]) -> np.ndarray:
