@@ -14,7 +14,7 @@ from scoring.contract.nested import validate_record
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
 from scoring.model.binning import UNKNOWN_BIN, bin_index, bin_labels, fit_bins, thermometer
-from scoring.model.scorecard import declared_direction
+from scoring.model.inputs import declared_direction
 from scoring.model.train import train
 
 STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding"]

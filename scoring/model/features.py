@@ -76,7 +76,7 @@ from scoring.evidence.columnar import ColumnarEvaluator
 from scoring.evidence.durable import Engine, Evaluation
 from scoring.evidence.pack import RulePack, load_pack
 from scoring.evidence.status import MET, STATUS_CODES, UNKNOWN
-from scoring.model.scorecard import as_record_list, iso_day  # one definition each
+from scoring.model.inputs import as_record_list, iso_day  # one definition each
 
 UNKNOWN_SUFFIX = "__unknown"
 STAGE_PREFIX = "stage="

@@ -48,8 +48,8 @@ from scoring.contract.schema import STAGES
 from scoring.errors import ModelError
 from scoring.evidence.status import MET, UNKNOWN
 from scoring.model.binning import Bins, fit_bins, thermometer
-from scoring.model.scorecard import (REFERENCE_STAGE, NumericInput, applies_table, declared_direction,
-                                     is_staged)
+from scoring.model.inputs import NumericInput, applies_table, declared_direction, is_staged, stage_positions
+from scoring.model.scorecard import REFERENCE_STAGE
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 #: stage-deviation penalty relative to the global one; None: no deviations
@@ -80,9 +80,7 @@ class Design:
 
 
 def stage_indices(stages: Sequence[str | None]) -> np.ndarray:
-    """Stage positions (:func:`scoring.model.scorecard.stage_positions`: no stage counts as the first)."""
-    from scoring.model.scorecard import stage_positions
-
+    """Stage positions (:func:`scoring.model.inputs.stage_positions`: no stage counts as the first)."""
     return stage_positions(stages)
 
 

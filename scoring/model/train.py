@@ -264,7 +264,7 @@ def rule_scores(pack: RulePack, status: np.ndarray, stages: Sequence[str]) -> np
 
     The one formula, column-wise (:class:`scoring.score.rulescore.VectorScorer`).
     """
-    from scoring.model.scorecard import stage_positions
+    from scoring.model.inputs import stage_positions
     from scoring.score.rulescore import VectorScorer
 
     stage_idx = stage_positions(stages)  # a record without a stage (a pack without stages): the first
@@ -397,7 +397,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     """
     from scoring.model.fit import (SIGNS, build_design, choose_and_fit, fit_once, learn_bins, scorecard_spec,
                                    stage_indices)
-    from scoring.model.scorecard import numeric_values, pack_numeric_inputs, record_evidence
+    from scoring.model.inputs import numeric_values, pack_numeric_inputs, record_evidence
 
     if signs not in SIGNS:
         raise ModelError(f"signs must be one of {', '.join(SIGNS)}, not {signs!r}")
