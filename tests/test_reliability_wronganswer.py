@@ -307,7 +307,7 @@ def test_a_previous_the_system_refuses_is_an_os_error_naming_the_file(tmp_path):
 def test_an_empty_previous_jsonl_is_a_run_that_scored_nothing(tmp_path):
     prev = tmp_path / "prev.jsonl"
     prev.write_text("")
-    assert len(PreviousRun(prev).frame) == 0
+    assert len(PreviousRun(prev).index) == 0
 
 
 def test_the_output_starts_with_the_columns_that_mark_it(default_pack):

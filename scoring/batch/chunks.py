@@ -116,9 +116,15 @@ class ChunkScorer:
             "as_of": pa.array(as_of, type=pa.string()),
             "stage": pa.array(stage_words, type=pa.string()),
         }
+        C = None  # the model's contributions, computed once for the probability, the reasons and the store
         if self.model is not None:
-            prob, pos, neg = self.model.score_statuses(status, stage_words, derived=ev.derived,
-                                                       measures=getattr(ev, "measures", None))
+            if self.store_columns and hasattr(self.model, "rule_totals"):
+                C = self.model.contributions_of(status, stage_words, derived=ev.derived,
+                                                measures=getattr(ev, "measures", None))
+                prob, pos, neg = self.model.score_contributions(C)
+            else:
+                prob, pos, neg = self.model.score_statuses(status, stage_words, derived=ev.derived,
+                                                           measures=getattr(ev, "measures", None))
             cols["win_probability"] = pa.array(np.round(prob, 6))
         else:
             pos = neg = Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=object))
@@ -141,11 +147,13 @@ class ChunkScorer:
                 continue
             cols[name] = _arrow_column(opps, name, self.pack)
         if self.store_columns:
-            cols.update(self._store_columns(ev, status, stage_words))
+            cols.update(self._store_columns(ev, status, stage_words, C))
         return pa.table(cols)
 
-    def _store_columns(self, ev, status: np.ndarray, stage_words: np.ndarray) -> dict[str, pa.Array]:
-        """What the score store keeps per deal (see ``store_columns``)."""
+    def _store_columns(self, ev, status: np.ndarray, stage_words: np.ndarray,
+                       C: np.ndarray | None = None) -> dict[str, pa.Array]:
+        """What the score store keeps per deal (see ``store_columns``); ``C``: the model's contributions
+        when :meth:`score` computed them."""
         from scoring.store.changes import logit_of, rule_contributions, status_array
 
         n = len(status)
@@ -154,7 +162,8 @@ class ChunkScorer:
             np.asarray(measures, dtype=np.float64).reshape(n, len(self.pack.compiled.measures))
         cols = {"_store_status": status_array(status)}
         if self.model is not None:
-            c = rule_contributions(self.model, status, stage_words, measures, getattr(ev, "derived", None))
+            c = self.model.rule_totals(C) if C is not None else \
+                rule_contributions(self.model, status, stage_words, measures, getattr(ev, "derived", None))
             cols["_store_logit"] = pa.array(logit_of(self.model.intercept, c))
             cols["_store_contributions"] = pa.ListArray.from_arrays(
                 pa.array(np.arange(n + 1, dtype=np.int32) * c.shape[1]), pa.array(c.ravel()))

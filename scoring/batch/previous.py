@@ -24,21 +24,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scoring.batch.chunks import SCORE_COLUMNS
 from scoring.batch.output import output_format, read_output
 from scoring.errors import ScoringError
-from scoring.score.flags import Thresholds, new_red_flags, new_slip, t3, with_history_flags
+from scoring.score.flags import Thresholds, iso_texts, new_red_flags, new_slip, t3, with_history_flags
 from scoring.score.ragged import Ragged
 
 
 class PreviousRun:
-    """The last night's output, keyed by deal id (only the columns the history flags need).
+    """The last night's output, lined up by deal id (only the columns the history flags need).
 
     Parameters
     ----------
     path : Path
         A batch output (``.parquet``, ``.jsonl`` or ``.csv``).
+
+    Attributes
+    ----------
+    index : pd.Index
+        The previous run's deal ids (object, unique: a deal listed twice keeps its latest ``as_of``);
+        the arrays below are in its order.
+    probability, pushes : float arrays (NaN when missing); ``red_flags`` : :class:`Ragged`;
+    expected_close : object array of ``YYYY-MM-DD`` texts (None when missing).
     """
 
     COLUMNS = ("id", "as_of", "win_probability", "red_flags", "expected_close", "close_date_pushes",
@@ -63,36 +72,69 @@ class PreviousRun:
                 raise _not_output(path, "not an output of `scoring score`: " + ", ".join(problems))
         if "as_of" in df.columns:
             df = df.sort_values("as_of", kind="stable")
-        df = df.drop_duplicates("id", keep="last").set_index("id")
+        df = df.drop_duplicates("id", keep="last")
         self.path = path
-        self.frame = df
+        self._line_up(df["id"].to_numpy(dtype=object), _numbers(df, "win_probability"),
+                      Ragged.from_lists(df["red_flags"].tolist()),
+                      df["expected_close"].astype(object).to_numpy() if "expected_close" in df
+                      else np.full(len(df), None, dtype=object),
+                      _numbers(df, "close_date_pushes"))
 
-    def apply(self, table: pa.Table, thresholds: Thresholds) -> pa.Table:
+    @classmethod
+    def of(cls, label: str, ids: np.ndarray, probability: np.ndarray, red_flags: Ragged,
+           expected_close: np.ndarray, pushes: np.ndarray) -> "PreviousRun":
+        """A previous run given as arrays (one entry per deal, ids unique; a ``pd.Index`` of them is
+        kept as it is, shared), e.g. a stored run; ``label`` names it in the run summary."""
+        run = cls.__new__(cls)
+        run.path = Path(label)
+        run._line_up(ids, probability, red_flags, expected_close, pushes)
+        return run
+
+    def _line_up(self, ids, probability, red_flags, expected_close, pushes) -> None:
+        # object dtype: look-ups in an Arrow-backed str index are a Python loop (1 s per 50,000 ids)
+        self.index = ids if isinstance(ids, pd.Index) and ids.dtype == object else \
+            pd.Index(np.asarray(ids, dtype=object), dtype=object)
+        warm(self.index)
+        self.probability = np.asarray(probability, dtype=float)
+        # red flags as numbers (:func:`new_red_flags`): the run's flag codes, in ``flag_codes`` order
+        names, numbers = np.unique(red_flags.values.astype(str), return_inverse=True) if len(red_flags.values) \
+            else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
+        self.flag_codes = pa.array(names.tolist(), pa.string())
+        self.red_flags = Ragged(red_flags.offsets, numbers.astype(np.int64).reshape(-1))
+        self.expected_close = iso_texts(expected_close)
+        self.pushes = np.asarray(pushes, dtype=float)
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's row in this run, -1 for a deal it did not score."""
+        if not len(self.index):
+            return np.full(len(ids), -1, dtype=np.int64)
+        return self.index.get_indexer(np.asarray(ids, dtype=object))
+
+    def apply(self, table: pa.Table, thresholds: Thresholds, positions: np.ndarray | None = None) -> pa.Table:
         """Add ``probability_change`` and refine the flags with the previous run.
 
         * T3: the probability dropped by more than the threshold, or a red flag appeared.
         * T2, for a deal scored last time: only a NEW slip (the expected close moved later, or
           ``close_date_pushes`` grew, since the last run), so an old slip does not flag a meeting
           every night.  A deal not in the previous run keeps the record's own T2.
+
+        ``positions``: :meth:`positions` of the table's ids, when the caller has them.
         """
-        ids = table.column("id").to_pandas()
-        n = len(ids)
-        prev = self.frame.reindex(ids.to_numpy())
-        # object dtype: pandas' isin on an Arrow-backed str index is a Python loop (1 s per 50,000 ids)
-        seen = pd.Index(ids.to_numpy(), dtype=object).isin(self.frame.index.astype(object)) \
-            if len(self.frame) else np.zeros(n, bool)
+        n = table.num_rows
+        pos = self.positions(table.column("id").to_numpy(zero_copy_only=False)) if positions is None else positions
+        seen = pos >= 0
+        at = np.where(seen, pos, 0)
+        before = lambda a, empty: np.where(seen, a[at], empty) if len(a) else np.full(n, empty)  # noqa: E731
         p_now = table.column("win_probability").to_numpy(zero_copy_only=False).astype(float)
-        p_prev = _numbers(prev, "win_probability", n)
+        p_prev = before(self.probability, np.nan)
         change = np.where(seen, np.round(p_now - p_prev, 6), np.nan)
-        prev_flags = prev["red_flags"].map(_as_list).tolist() if "red_flags" in prev else [[]] * n
-        new_flag = new_red_flags(seen, table.column("red_flags").to_pylist(), prev_flags)
-        close_now = np.array(table.column("expected_close").to_pylist(), dtype=object) \
-            if "expected_close" in table.column_names else np.full(n, None, object)
-        close_prev = prev["expected_close"].astype(object).to_numpy() if "expected_close" in prev \
-            else np.full(n, None, object)
+        new_flag = new_red_flags(seen, self._flag_numbers(table.column("red_flags")), self.red_flags.take(pos))
+        close_now = iso_texts(pc.fill_null(pc.cast(table.column("expected_close"), pa.string()), "")
+                              .to_numpy(zero_copy_only=False).astype(str)) \
+            if "expected_close" in table.column_names else np.full(n, "")
         push_now = pd.to_numeric(pd.Series(table.column("close_date_pushes").to_pylist(), dtype=object),
                                  errors="coerce").to_numpy(dtype=float)
-        slipped = new_slip(seen, close_now, close_prev, push_now, _numbers(prev, "close_date_pushes", n))
+        slipped = new_slip(seen, close_now, before(self.expected_close, ""), push_now, before(self.pushes, np.nan))
         meet = with_history_flags(Ragged.from_arrow(table.column("analysis_meeting")), seen, slipped,
                                   t3(seen, p_now, p_prev, new_flag, thresholds))
         i_change = table.column_names.index("probability_change")
@@ -101,10 +143,27 @@ class PreviousRun:
         return table.set_column(i_meet, "analysis_meeting", meet.to_arrow())
 
 
-def _numbers(prev: pd.DataFrame, name: str, n: int) -> np.ndarray:
+    def _flag_numbers(self, col: pa.ChunkedArray | pa.Array) -> Ragged:
+        """Tonight's red flags (an Arrow list column) as this run's flag numbers (-1: a flag it never had)."""
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+        offsets = np.zeros(len(col) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        numbers = pc.fill_null(pc.index_in(pc.list_flatten(col), value_set=self.flag_codes), -1)
+        return Ragged(offsets, numbers.to_numpy(zero_copy_only=False).astype(np.int64))
+
+
+def warm(index: pd.Index) -> None:
+    """Build the index's hash table now: in the run's process, before the workers are forked, so
+    that they share it instead of each building its own on its first look-up."""
+    if len(index):
+        index.get_indexer(index[:1])
+
+
+def _numbers(prev: pd.DataFrame, name: str) -> np.ndarray:
     """A previous-run column as floats (NaN when missing or not a number)."""
     if name not in prev:
-        return np.full(n, np.nan)
+        return np.full(len(prev), np.nan)
     return pd.to_numeric(prev[name], errors="coerce").to_numpy(dtype=float)
 
 

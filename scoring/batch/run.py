@@ -4,10 +4,12 @@
       -> InputStream (scoring.contract): partitions of validated column frames (+ rejects, orphans)
       -> ChunkScorer (chunks.py, in worker processes): rule evaluation, rule score,
          the model's probability and reasons, analysis-meeting flags
-      -> PreviousRun (previous.py, optional): probability change, T2, T3
-      -> NightlyStore (scoring.store.nightly, optional): trend, what changed; without --previous the
-         store's previous run gives the probability change, T2 and T3; the run is appended to the
-         store in one transaction once the outputs are complete, before they replace last night's
+      -> PreviousRun (previous.py, optional, in the same worker): probability change, T2, T3
+      -> HistoryColumns (scoring.store.nightly, optional, in the same worker): trend, what changed,
+         the store's rows; without --previous the store's previous run gives the probability
+         change, T2 and T3
+      -> NightlyStore (in the run's process): the store's rows spilled per chunk, then appended to
+         the store in one transaction once the outputs are complete, before they replace last night's
       -> OUTPUT (.parquet / .jsonl / .csv), REJECTS, summary, forecast (output.py, summary.py)
 
 Nothing is lost: every input record is in OUTPUT or in REJECTS.  The files are
@@ -178,16 +180,17 @@ def run_batch(source: str | os.PathLike, output: str | os.PathLike, *, pack: Rul
             tqdm.monitor_interval = 0  # no monitor thread: the worker pool forks this process
             bar = tqdm(total=len(specs), unit="chunk", desc="scoring", disable=None if progress is None else not progress,
                        leave=False)
-            for table, meta in _map_ordered(specs, scorer, stream, workers):
+            finish = _Finish(prev, thresholds, history.columns if history is not None else None)
+            for table, meta in _map_ordered(specs, scorer, stream, workers, finish):
                 dups: list[dict] = []
+                rows = meta["store_rows"]
                 if meta["keys"] is not None:
                     keep_rows, dups = duplicates.check(meta["keys"], meta["lines"])
                     if dups:
                         table = table.filter(pa.array(keep_rows))
-                if prev is not None:
-                    table = prev.apply(table, thresholds)
+                        rows = rows.filter(pa.array(keep_rows)) if rows is not None else None
                 if history is not None:
-                    table = history.apply(table)
+                    history.take(table, rows)
                 summary.n_read += meta["n_read"]
                 summary.n_rejected += len(meta["rejects"]) + len(dups)
                 summary.n_orphans += len(meta["orphans"])
@@ -301,10 +304,36 @@ def _spill_base(output: Path) -> Path | None:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(scorer: ChunkScorer, stream, parent: int) -> None:
+class _Finish:
+    """What is done to a scored chunk where it was scored (in the worker): the previous run's
+    probability change and flags (:class:`PreviousRun`), then the store's history columns and
+    rows (:class:`scoring.store.nightly.HistoryColumns`).  The workers inherit it when the run
+    forks them (the previous runs' arrays are shared, not copied).  Returns the chunk's output
+    and its store rows (None without a store)."""
+
+    def __init__(self, prev: PreviousRun | None, thresholds: Thresholds, columns=None):
+        self.prev = prev
+        self.thresholds = thresholds
+        self.columns = columns
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+        pos = None
+        if self.prev is not None:
+            # the store's previous run shares its index with the history columns: one look-up for both
+            shared = self.columns is not None and self.columns.prev is not None and \
+                self.prev.index is self.columns.prev.index
+            pos = self.prev.positions(table.column("id").to_numpy(zero_copy_only=False)) if shared else None
+            table = self.prev.apply(table, self.thresholds, pos)
+        if self.columns is not None:
+            return self.columns.apply(table, pos)
+        return table, None
+
+
+def _init_worker(scorer: ChunkScorer, stream, parent: int, finish: _Finish) -> None:
     _die_with_parent(parent)
     _WORKER["scorer"] = scorer
     _WORKER["stream"] = stream
+    _WORKER["finish"] = finish
 
 
 def _die_with_parent(parent: int) -> None:
@@ -339,7 +368,14 @@ def _die_with_parent(parent: int) -> None:
 
 def _work(spec) -> tuple[pa.Table, dict]:
     chunk = _WORKER["stream"].load(spec)
-    return _WORKER["scorer"].score(chunk.frames), _chunk_meta(chunk)
+    return _scored(_WORKER["scorer"], _WORKER["finish"], chunk)
+
+
+def _scored(scorer: ChunkScorer, finish: _Finish, chunk) -> tuple[pa.Table, dict]:
+    table, rows = finish(scorer.score(chunk.frames))
+    meta = _chunk_meta(chunk)
+    meta["store_rows"] = rows
+    return table, meta
 
 
 def _chunk_meta(chunk) -> dict:
@@ -356,18 +392,18 @@ def _chunk_meta(chunk) -> dict:
     return meta
 
 
-def _map_ordered(specs, scorer: ChunkScorer, stream, workers: int) -> Iterator[tuple[pa.Table, dict]]:
-    """Score partitions in order, at most ``workers + 1`` in flight (bounded memory)."""
+def _map_ordered(specs, scorer: ChunkScorer, stream, workers: int,
+                 finish: _Finish) -> Iterator[tuple[pa.Table, dict]]:
+    """Score and finish partitions in order, at most ``workers + 1`` in flight (bounded memory)."""
     if workers <= 1 or len(specs) <= 1:
         for spec in specs:
-            chunk = stream.load(spec)
-            yield scorer.score(chunk.frames), _chunk_meta(chunk)
+            yield _scored(scorer, finish, stream.load(spec))
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(scorer, stream, os.getpid()))
+                             initargs=(scorer, stream, os.getpid(), finish))
     try:
         pending = []
         it = iter(specs)

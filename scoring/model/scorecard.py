@@ -320,7 +320,10 @@ class Model:
         measures it carries), in pack order, then one last column for the rest (the stage's points and
         the bins of the pack's derived facts, which belong to no rule).  ``(n, n_rules + 1)``; with
         :attr:`intercept` each row sums to the logit.  The score store keeps these per deal."""
-        C = self.contributions_of(status, stages, measures=measures, derived=derived)
+        return self.rule_totals(self.contributions_of(status, stages, measures=measures, derived=derived))
+
+    def rule_totals(self, C: np.ndarray) -> np.ndarray:
+        """:meth:`rule_contributions` from contributions already computed (:meth:`contributions_of`)."""
         return C @ self._rule_group
 
     def evidence_of(self, records: Any, as_of: AsOf = None) -> RecordEvidence:
@@ -368,13 +371,15 @@ class Model:
                 ks = sorted((k for k, v in enumerate(row) if sign * v > 0), key=lambda k: (-sign * row[k], rank[k]))
                 out.append(Ragged(np.array([0, min(top, len(ks))], np.int64), np.array(ks[:top], dtype=np.int64)))
             return out[0], out[1]
+        # terms in name order, row-major (argmax along a row is then a contiguous scan), made once
+        W = np.ascontiguousarray(C[:, self._name_order]) if n and T and top else None
         for sign in (1.0, -1.0):
-            if n == 0 or T == 0 or top == 0:
+            if W is None:
                 out.append(Ragged(np.zeros(n + 1, np.int64), np.zeros(0, dtype=np.int64)))
                 continue
             # columns in term-name order, then k passes of argmax (its first maximum: the smallest name among
             # ties), each taking its pick out: larger contribution first, ties by term name, as for one deal
-            V = sign * C[:, self._name_order]
+            V = W * sign
             k = min(top, T)
             rows = np.arange(n)
             picks, vals = np.empty((n, k), np.int64), np.empty((n, k))
@@ -515,7 +520,10 @@ class Model:
         -------
         probability, reasons_positive, reasons_negative (term names, ordered as :meth:`reasons`).
         """
-        C = self.contributions_of(status, stages, measures=measures, derived=derived)
+        return self.score_contributions(self.contributions_of(status, stages, measures=measures, derived=derived), top)
+
+    def score_contributions(self, C: np.ndarray, top: int = TOP_REASONS) -> tuple[np.ndarray, Ragged, Ragged]:
+        """:meth:`score_statuses` from contributions already computed (:meth:`contributions_of`)."""
         names = np.asarray(self.feature_names, dtype=object)
         pos, neg = self._reason_columns(C, top)
         return (sigmoid(self.intercept + C.sum(axis=1)), Ragged(pos.offsets, names[pos.values]),

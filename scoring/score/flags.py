@@ -80,13 +80,29 @@ def is_stalled(stage: str, stage_entered_at: str | None, as_of: str, thresholds:
                         thresholds)[0])
 
 
-def new_red_flags(seen: np.ndarray, now: Iterable, before: Iterable) -> np.ndarray:
+def new_red_flags(seen: np.ndarray, now: Ragged | Iterable, before: Ragged | Iterable) -> np.ndarray:
     """Per deal seen in the previous run: does it have a red flag it did not have then?
 
-    ``now`` and ``before`` hold one list (or None) of red-flag codes per deal.
+    ``now`` and ``before`` hold one list (or None) of red-flag codes per deal, or a :class:`Ragged`
+    of them; or a :class:`Ragged` each of integer codes (one number per flag, ``-1`` for a flag the
+    previous run never had).
     """
-    return np.array([bool(s) and bool(set(a or ()) - set(b or ())) for s, a, b in zip(seen, now, before)],
-                    dtype=bool)
+    now = now if isinstance(now, Ragged) else Ragged.from_lists(list(now))
+    before = before if isinstance(before, Ragged) else Ragged.from_lists(list(before))
+    seen = np.asarray(seen, dtype=bool)
+    out = np.zeros(len(now), dtype=bool)
+    if not len(now.values):
+        return out
+    a, b = now.values, before.values
+    if a.dtype.kind not in "iu" or b.dtype.kind not in "iu":  # texts: number them
+        known: dict[str, int] = {}
+        b = np.fromiter((known.setdefault(v, len(known)) for v in b), dtype=np.int64, count=len(b))
+        a = np.fromiter((known.get(v, -1) for v in a), dtype=np.int64, count=len(a))
+    k = int(max(a.max(initial=-1), b.max(initial=-1))) + 2
+    key_now = now.rows() * k + (a + 1)
+    key_before = before.rows() * k + (b + 1)
+    out[now.rows()[~np.isin(key_now, key_before)]] = True
+    return seen & out
 
 
 def new_slip(seen: np.ndarray, close_now: np.ndarray, close_before: np.ndarray,
@@ -96,10 +112,20 @@ def new_slip(seen: np.ndarray, close_now: np.ndarray, close_before: np.ndarray,
     The expected close (``YYYY-MM-DD`` text, or None) moved later, or
     ``close_date_pushes`` (float, NaN when unknown) grew.
     """
-    moved = np.array([bool(s) and isinstance(a, str) and isinstance(b, str) and a > b
-                      for s, a, b in zip(seen, close_now, close_before)], dtype=bool)
+    seen = np.asarray(seen, dtype=bool)
+    now, before = iso_texts(close_now), iso_texts(close_before)
+    moved = seen & (now > before) & (now != "") & (before != "")  # ISO dates: the later one is the larger text
     pushed = seen & (np.nan_to_num(pushes_now, nan=-1) > np.nan_to_num(pushes_before, nan=np.inf))
     return moved | pushed
+
+
+def iso_texts(values: Iterable) -> np.ndarray:
+    """Date texts as a numpy unicode array, ``""`` for anything that is not text (None, NaN, a number)."""
+    a = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+    if a.dtype.kind == "U":
+        return a
+    return np.array([v if isinstance(v, str) else "" for v in a.tolist()], dtype=str) if len(a) else \
+        np.zeros(0, dtype="U1")
 
 
 def t3(seen: np.ndarray, p_now: np.ndarray, p_before: np.ndarray, new_red_flag: np.ndarray,

@@ -44,6 +44,33 @@ class Ragged:
         return Ragged(offsets - start, values[start:offsets[-1]] if len(values) else values)
 
     @staticmethod
+    def from_lists(lists) -> "Ragged":
+        """From one list (or None) per deal."""
+        lists = [() if v is None else v for v in lists]
+        lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.empty(int(offsets[-1]), dtype=object)
+        values[:] = [str(x) for v in lists for x in v]
+        return Ragged(offsets, values)
+
+    def take(self, positions: np.ndarray) -> "Ragged":
+        """The lists at ``positions`` (``-1``: an empty list), in that order."""
+        pos = np.asarray(positions, dtype=np.int64)
+        ok = pos >= 0
+        safe = np.where(ok, pos, 0)
+        start = self.offsets[safe]
+        lengths = np.where(ok, self.offsets[safe + 1] - start, 0)
+        offsets = np.zeros(len(pos) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        idx = np.repeat(start - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return Ragged(offsets, self.values[idx])
+
+    def rows(self) -> np.ndarray:
+        """The deal (row) of each value."""
+        return np.repeat(np.arange(len(self)), np.diff(self.offsets))
+
+    @staticmethod
     def from_pairs(rows: np.ndarray, cols: np.ndarray, ids: np.ndarray, n: int) -> "Ragged":
         """From (row, column) pairs sorted by row."""
         counts = np.bincount(rows, minlength=n) if len(rows) else np.zeros(n, dtype=np.int64)

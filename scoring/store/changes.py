@@ -162,11 +162,14 @@ def _changed(deltas: np.ndarray, status_now: np.ndarray, status_before: np.ndarr
     return changed & np.asarray(has_before, bool)[:, None]
 
 
-def applies_at(pack: Any, stages_now: Sequence[str], stages_before: Sequence[str]) -> np.ndarray:
-    """(n, R): does each rule apply at the deal's stage now or then (:meth:`Rule.applies_at`)?"""
-    from scoring.contract.schema import STAGE_INDEX, STAGES
+def applies_at(pack: Any, stages_now: Sequence[str], stages_before: Sequence[str],
+               table: np.ndarray | None = None) -> np.ndarray:
+    """(n, R): does each rule apply at the deal's stage now or then (:meth:`Rule.applies_at`)?
+    ``table``: the pack's :func:`~scoring.model.inputs.applies_table`, when the caller keeps it."""
+    from scoring.contract.schema import STAGE_INDEX
+    from scoring.model.inputs import applies_table
 
-    table = np.array([[r.applies_at(s) for r in pack.rules] for s in STAGES], dtype=bool)
+    table = applies_table(pack) if table is None else table
     idx = lambda st: np.fromiter((STAGE_INDEX.get(s, 0) for s in st), dtype=np.int64, count=len(st))  # noqa: E731
     return table[idx(stages_now)] | table[idx(stages_before)]
 

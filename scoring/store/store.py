@@ -300,6 +300,12 @@ class Store:
             df = self.backend.arrow(con, f"SELECT {cols} FROM deal_scores WHERE run_id = ?", [run_id]).to_pandas()
         return _object_ids(df)
 
+    def run_table(self, run_id: str, columns: Sequence[str] = DEAL_COLUMNS[1:]) -> pa.Table:
+        """A run's rows as an Arrow table (``as_of`` as text), without going through pandas."""
+        cols = ", ".join("CAST(as_of AS VARCHAR) AS as_of" if c == "as_of" else c for c in columns)
+        with self._read() as con:
+            return self.backend.arrow(con, f"SELECT {cols} FROM deal_scores WHERE run_id = ?", [run_id])
+
     def window_stats(self, run_ids: Sequence[str]) -> pd.DataFrame:
         """Per deal over the runs ``run_ids``: how many stored probabilities and their median."""
         if not run_ids:
