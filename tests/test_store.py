@@ -231,6 +231,40 @@ def test_two_nights_give_what_changed_whose_contributions_sum_to_the_change(tmp_
     assert unchanged["changes"].map(len).eq(0).mean() > 0.5
 
 
+@pytest.fixture(scope="module")
+def derived_model(scoring_parts):
+    """A model trained with --derived: derived facts (counts, day counts) are among its inputs."""
+    from scoring.model.train import train
+
+    pack, _ = scoring_parts
+    return train(ROOT / "datasets" / "sample" / "history.jsonl", rules=pack, derived=True, challenger=False,
+                 C=1.0).model
+
+
+def test_a_model_with_derived_inputs_stores_them_and_its_changes_sum_and_split(tmp_path, store_url, scoring_parts,
+                                                                                 records, derived_model):
+    pack, _ = scoring_parts
+    names = [i.name for i in derived_model.numeric if i.source == "derived"]
+    store, out = two_nights(tmp_path, store_url, (pack, derived_model), records)
+    runs = store.runs()
+    assert runs["derived"].iloc[-1] == names
+    rows = store.run_deals(runs["run_id"].iloc[-1])
+    assert rows["derived"].map(len).eq(len(names)).all()
+    moved = out[out["probability_change"].abs() > 1e-9]
+    assert len(moved) >= 10
+    for deal in moved["id"].head(10):  # the nightly codes and the timeline agree, and sum to the change
+        last = deal_timeline(store, deal, model=derived_model, pack=pack)["entries"][-1]
+        assert math.isclose(sum(c["contribution"] for c in last["changes"]), last["logit_change"], abs_tol=1e-9)
+        assert list(out[out["id"] == deal].iloc[0]["changes"]) == [item_code(c) for c in last["changes"]]
+    # a retrained model with the same inputs: night 3 splits model/pack from evidence, from the stored values
+    other = scaled(derived_model, 1.5, 0.1)
+    other.manifest = {**derived_model.manifest, "model_id": "retrained"}
+    run_batch(SAMPLE, tmp_path / "scores.parquet", pack=pack, model=other, as_of="2026-11-27", store=store, workers=1)
+    last = deal_timeline(store, "P-000024", model=other, pack=pack)["entries"][-1]
+    assert last["changes"][0]["term"] == "model/pack" and last["changes"][0].get("itemized", True)
+    assert math.isclose(sum(c["contribution"] for c in last["changes"]), last["logit_change"], abs_tol=1e-9)
+
+
 def test_a_deal_that_lost_its_coach_says_so_in_rule_words(tmp_path, store_url, scoring_parts, records):
     pack, model = scoring_parts
     events = nextday.what_happened(records, days=1, seed=3)

@@ -154,7 +154,7 @@ class ChunkScorer:
                        C: np.ndarray | None = None) -> dict[str, pa.Array]:
         """What the score store keeps per deal (see ``store_columns``); ``C``: the model's contributions
         when :meth:`score` computed them."""
-        from scoring.store.changes import logit_of, rule_contributions, status_array
+        from scoring.store.changes import derived_inputs, derived_matrix, logit_of, rule_contributions, status_array
 
         n = len(status)
         measures = getattr(ev, "measures", None)  # graded measures, when the evaluation has them
@@ -173,6 +173,13 @@ class ChunkScorer:
         cols["_store_measures"] = pa.nulls(n, pa.list_(pa.float64())) if measures is None else \
             pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * measures.shape[1]),
                                      pa.array(measures.ravel()))
+        names = derived_inputs(self.model)
+        if names:
+            d = derived_matrix(getattr(ev, "derived", None), names, n)
+            cols["_store_derived"] = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * len(names)),
+                                                              pa.array(d.ravel()))
+        else:
+            cols["_store_derived"] = pa.nulls(n, pa.list_(pa.float64()))
         return cols
 
     def output_schema(self) -> pa.Schema:

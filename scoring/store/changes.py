@@ -32,7 +32,7 @@ move nothing.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +63,22 @@ def rule_contributions(model: Any, status: np.ndarray, stages: Sequence[str],
     ``model.intercept + result.sum(axis=1)`` is the model's logit.  Shape ``(n, n_rules + 1)``.
     """
     return np.asarray(model.rule_contributions(status, stages, measures, derived), dtype=np.float64)
+
+
+def derived_inputs(model: Any) -> list[str]:
+    """The model's derived-fact inputs (a model trained with ``--derived``), whose values the store
+    keeps per deal so that an earlier run's evidence can be scored with a later model; empty for
+    most models."""
+    return [i.name for i in getattr(model, "numeric", ()) if i.source == "derived"]
+
+
+def derived_matrix(derived: Any, names: Sequence[str], n: int) -> np.ndarray:
+    """``(n, len(names))`` float64 of the evaluator's derived facts (a DataFrame or a mapping; NaN unknown)."""
+    out = np.full((n, len(names)), np.nan)
+    for j, k in enumerate(names):
+        if derived is not None and k in derived:
+            out[:, j] = np.asarray(derived[k], dtype=float)
+    return out
 
 
 def logit_of(intercept: float, contributions: np.ndarray) -> np.ndarray:
@@ -135,13 +151,17 @@ def list_matrix(col: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray | Non
 
 def decompose(model: Any, contrib_now: np.ndarray, logit_before: np.ndarray, status_before: np.ndarray,
               stages_before: Sequence[str], measures_before: np.ndarray | None,
-              same_model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              same_model: np.ndarray, derived_before: Mapping[str, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Split each deal's change in log-odds into the model/pack part and per-term evidence changes.
+
+    ``derived_before``: the earlier values of the model's derived-fact inputs (name -> values, NaN
+    unknown), for a model that has such inputs (:func:`derived_inputs`).
 
     Returns ``(model_part, deltas)``: ``model_part`` (n,) and ``deltas`` (n, n_terms), with
     ``model_part + deltas.sum(1) == logit_now - logit_before`` (up to float rounding).
     """
-    before_now_model = rule_contributions(model, status_before, stages_before, measures_before)
+    before_now_model = rule_contributions(model, status_before, stages_before, measures_before, derived_before)
     deltas = contrib_now - before_now_model
     model_part = logit_of(model.intercept, before_now_model) - logit_before
     model_part = np.where(same_model, 0.0, model_part)

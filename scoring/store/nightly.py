@@ -34,8 +34,8 @@ import pyarrow.compute as pc
 
 from scoring.batch.previous import PreviousRun, warm
 from scoring.score.ragged import Ragged
-from scoring.store.changes import (TREND_WINDOW_DAYS, applies_at, change_codes, decompose, list_matrix, status_codes,
-                                   trend)
+from scoring.store.changes import (TREND_WINDOW_DAYS, applies_at, change_codes, decompose, derived_inputs, list_matrix,
+                                   status_codes, trend)
 from scoring.model.inputs import applies_table
 from scoring.store.monitor import status_counts, summary as monitor_summary
 from scoring.store.store import DEAL_COLUMNS, DEAL_TYPES, RunRecord, Store
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from scoring.model.logistic import Model
 
 #: what the chunk scorer emits per deal for the store (taken out of the output)
-STORE_COLUMNS = ("_store_status", "_store_logit", "_store_measures", "_store_contributions")
+STORE_COLUMNS = ("_store_status", "_store_logit", "_store_measures", "_store_contributions", "_store_derived")
 #: the columns the store adds to the output
 HISTORY_COLUMNS = {"trend": pa.string(), "changes": pa.list_(pa.string()), "changes_since": pa.list_(pa.string())}
 #: default of ``--since-days``: what changed since the stored run of this many days ago
@@ -54,7 +54,7 @@ DEFAULT_SINCE_DAYS = 7
 ROW_SCHEMA = pa.schema([("run_id", pa.string())] + [(c, DEAL_TYPES[c]) for c in DEAL_COLUMNS[1:]])
 
 _CONTEXT_COLUMNS = ("deal_id", "as_of", "stage", "win_probability", "logit", "red_flags", "expected_close",
-                    "close_date_pushes", "status", "measures")
+                    "close_date_pushes", "status", "measures", "derived")
 
 
 class _Reference:
@@ -66,7 +66,7 @@ class _Reference:
     """
 
     def __init__(self, run: Mapping[str, Any], rows: pa.Table, rule_ids: Sequence[str],
-                 measure_ids: Sequence[str]):
+                 measure_ids: Sequence[str], derived_ids: Sequence[str] = ()):
         self.run = run
         self.rules = list(run["rules"])
         ids = rows.column("deal_id").to_numpy(zero_copy_only=False).astype(object)
@@ -94,6 +94,18 @@ class _Reference:
                 for j, k in enumerate(measure_ids):
                     if k in pos:
                         self.measures[:, j] = m[:, pos[k]]
+        # the values of tonight's model's derived-fact inputs the run stored (NaN: not stored then)
+        self.derived = None
+        if derived_ids:
+            self.derived = np.full((n, len(derived_ids)), np.nan)
+            stored = list(run.get("derived") or [])
+            d = list_matrix(rows.column("derived"), len(stored)) if stored and "derived" in rows.column_names \
+                else None
+            if d is not None:
+                pos = {k: i for i, k in enumerate(stored)}
+                for j, k in enumerate(derived_ids):
+                    if k in pos:
+                        self.derived[:, j] = d[:, pos[k]]
         self.stage = rows.column("stage").to_numpy(zero_copy_only=False).astype(object)
         self.logit = rows.column("logit").to_numpy(zero_copy_only=False).astype(float)
         self.rows = rows  # what :meth:`previous` needs
@@ -130,12 +142,13 @@ class HistoryColumns:
     """
 
     def __init__(self, *, pack: RulePack, model: Model | None, record: RunRecord, rule_ids: Sequence[str],
-                 measure_ids: Sequence[str]):
+                 measure_ids: Sequence[str], derived_ids: Sequence[str] = ()):
         self.pack = pack
         self.model = model
         self.record = record
         self.rule_ids = list(rule_ids)
         self.measure_ids = list(measure_ids)
+        self.derived_ids = list(derived_ids)
         self.prev: _Reference | None = None
         self.since: _Reference | None = None
         self.window_index = pd.Index([], dtype=object)
@@ -149,6 +162,7 @@ class HistoryColumns:
         status = status_codes(table.column("_store_status"), len(self.rule_ids))
         contrib = list_matrix(table.column("_store_contributions"), len(self.rule_ids) + 1)
         measures = list_matrix(table.column("_store_measures"), len(self.measure_ids)) if self.measure_ids else None
+        derived = list_matrix(table.column("_store_derived"), len(self.derived_ids)) if self.derived_ids else None
         ids = table.column("id").to_numpy(zero_copy_only=False).astype(object)
         stages = table.column("stage").to_numpy(zero_copy_only=False).astype(object)
         p_now = table.column("win_probability").to_numpy(zero_copy_only=False).astype(float)
@@ -166,11 +180,12 @@ class HistoryColumns:
             self.prev.index.get_indexer(ids) if self.prev is not None else None
         for name, ref in (("changes", self.prev), ("changes_since", self.since)):
             pos = prev_pos if ref is self.prev else (ref.index.get_indexer(ids) if ref is not None else None)
-            out = out.append_column(name, self._changes(ref, pos, stages, status, contrib, measures))
+            out = out.append_column(name, self._changes(ref, pos, stages, status, contrib, measures, derived))
         return out, rows
 
     def _changes(self, ref: _Reference | None, pos: np.ndarray | None, stages: np.ndarray, status: np.ndarray,
-                 contrib: np.ndarray | None, measures: np.ndarray | None) -> pa.Array:
+                 contrib: np.ndarray | None, measures: np.ndarray | None,
+                 derived: np.ndarray | None = None) -> pa.Array:
         n = len(stages)
         if ref is None or n == 0:
             return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string()))
@@ -198,10 +213,18 @@ class HistoryColumns:
                 if m_before is not None:
                     graded |= ~((m_before == measures) | (np.isnan(m_before) & np.isnan(measures))).all(axis=1)
                 need &= graded
+            d_before = None
+            if self.derived_ids:
+                d_before = np.where(has[:, None], ref.derived[at], np.nan) if len(ref.index) \
+                    else np.full((n, len(self.derived_ids)), np.nan)
+                if same:
+                    graded = ~((d_before == derived) | (np.isnan(d_before) & np.isnan(derived))).all(axis=1)
+                    need |= has & graded
             if need.any():
                 model_part[need], deltas[need] = decompose(
                     self.model, contrib[need], logit_before[need], before[need], stage_before[need],
-                    None if m_before is None else m_before[need], np.full(int(need.sum()), same))
+                    None if m_before is None else m_before[need], np.full(int(need.sum()), same),
+                    None if d_before is None else {k: d_before[need, j] for j, k in enumerate(self.derived_ids)})
         # only these deals can list anything (a status or stage that moved, or a change that was split)
         rows = np.flatnonzero(has & (moved | need))
         applies = applies_at(self.pack, stages[rows], stage_before[rows], self._applies)
@@ -231,6 +254,7 @@ class HistoryColumns:
             "status": table.column("_store_status"),
             "measures": table.column("_store_measures"),
             "contributions": pc.cast(table.column("_store_contributions"), pa.list_(pa.float32())),
+            "derived": table.column("_store_derived"),
         }
         return pa.table({c: cols[c] for c in DEAL_COLUMNS}, schema=ROW_SCHEMA)
 
@@ -266,13 +290,14 @@ class NightlyStore:
         self.since_days = since_days
         self.rule_ids = [r.id for r in pack.rules]
         self.measure_ids = [m.name for m in getattr(getattr(pack, "compiled", None), "measures", ()) or ()]
+        self.derived_ids = derived_inputs(model) if model is not None else []
         self.record = RunRecord(as_of=as_of, scored_at=scored_at,
                                 model_version=model.model_version if model is not None else None,
                                 rule_pack_version=pack.version_tag, rules=self.rule_ids,
                                 rule_kinds=[r.kind for r in pack.rules], measures=self.measure_ids,
-                                intercept=model.intercept if model is not None else None)
+                                intercept=model.intercept if model is not None else None, derived=self.derived_ids)
         self.columns = HistoryColumns(pack=pack, model=model, record=self.record, rule_ids=self.rule_ids,
-                                      measure_ids=self.measure_ids)
+                                      measure_ids=self.measure_ids, derived_ids=self.derived_ids)
         self.workdir = workdir
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._spill: Path | None = None
@@ -296,11 +321,12 @@ class NightlyStore:
         before = runs[runs["as_of"] < self.as_of]
         if not len(before):
             return
-        cols = [c for c in _CONTEXT_COLUMNS if c != "measures" or self.measure_ids]
+        cols = [c for c in _CONTEXT_COLUMNS if (c != "measures" or self.measure_ids) and (c != "derived" or self.derived_ids)]
         hc = self.columns
 
         def reference(run: Mapping[str, Any]) -> _Reference:
-            return _Reference(run, self.store.run_table(run["run_id"], cols), self.rule_ids, self.measure_ids)
+            return _Reference(run, self.store.run_table(run["run_id"], cols), self.rule_ids, self.measure_ids,
+                              self.derived_ids)
 
         last = before.iloc[-1].to_dict()
         hc.prev = reference(last)

@@ -10,8 +10,9 @@ engine's type names (:attr:`scoring.store.backends.Backend.types`).
                   rule: ``0`` missing, ``1`` met, ``2`` unknown, in the run's rule order), the measures
                   (when the evaluation has them, NaN = unknown) and the model's contributions
                   (log-odds per rule, then the stage's, as 32-bit floats: ``runs.intercept + sum`` is
-                  ``logit`` to about 1e-6; ``logit`` itself is 64-bit)
-``outcomes``      closed deals: outcome and close date (``scoring outcomes``)
+                  ``logit`` to about 1e-6; ``logit`` itself is 64-bit), and the values of the model's
+                  derived-fact inputs (``runs.derived`` names them; null for a model without any)
+``outcomes``      closed deals: outcome and close date (``scoring outcomes``; version 2)
 ``deal_rules``    view: one row per deal, run and rule (status word and contribution), for BI tools
 
 A store of an older version is refused with the command that upgrades it (``scoring store
@@ -20,7 +21,7 @@ upgrade``, which applies :data:`MIGRATIONS` in order, in one transaction).
 from __future__ import annotations
 
 #: the version this code writes and reads
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: statements that create a store of version 1
 _V1 = [
@@ -50,6 +51,11 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE outcomes (deal_id {text} PRIMARY KEY, outcome {text} NOT NULL, closed_at {date} NOT NULL,
             recorded_at {text} NOT NULL)""",
         "UPDATE store_schema SET version = 2",
+    ],
+    3: [  # the model's derived-fact inputs (a model trained with --derived), so its what-changed can be split
+        "ALTER TABLE runs ADD COLUMN derived {text}",
+        "ALTER TABLE deal_scores ADD COLUMN derived {doubles}",
+        "UPDATE store_schema SET version = 3",
     ],
 }
 

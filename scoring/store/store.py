@@ -25,12 +25,13 @@ from scoring.store.schema import PG_INDEXES, SCHEMA_VERSION, statements
 #: the columns of ``deal_scores``, in order (what a run appends per deal)
 DEAL_COLUMNS = ("run_id", "deal_id", "as_of", "stage", "win_probability", "logit", "rule_score",
                 "data_completeness", "red_flags", "expected_close", "close_date_pushes", "status", "measures",
-                "contributions")
+                "contributions", "derived")
 #: the Arrow types of the per-deal columns a run spills before appending (``run_id`` is added at the end)
 DEAL_TYPES = {"deal_id": pa.string(), "as_of": pa.date32(), "stage": pa.string(), "win_probability": pa.float64(),
               "logit": pa.float64(), "rule_score": pa.float64(), "data_completeness": pa.float64(),
               "red_flags": pa.string(), "expected_close": pa.string(), "close_date_pushes": pa.int64(),
-              "status": pa.string(), "measures": pa.list_(pa.float64()), "contributions": pa.list_(pa.float32())}
+              "status": pa.string(), "measures": pa.list_(pa.float64()), "contributions": pa.list_(pa.float32()),
+              "derived": pa.list_(pa.float64())}
 #: the store's file name beside the output when no ``--store`` is given
 DEFAULT_STORE_NAME = "history.duckdb"
 
@@ -47,6 +48,8 @@ class RunRecord:
     rule_kinds: Sequence[str]
     measures: Sequence[str] = ()
     intercept: float | None = None
+    #: the model's derived-fact inputs, in the order of ``deal_scores.derived`` (empty: none)
+    derived: Sequence[str] = ()
     input_fingerprint: str | None = None
     n_read: int = 0
     n_scored: int = 0
@@ -210,12 +213,12 @@ class Store:
             try:
                 self._ensure(con)
                 b.execute(con, "INSERT INTO runs (run_id, as_of, scored_at, model_version, rule_pack_version, "
-                               "input_fingerprint, n_read, n_scored, n_rejected, rules, measures, intercept, summary) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               "input_fingerprint, n_read, n_scored, n_rejected, rules, measures, intercept, summary, "
+                               "derived) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [run.run_id, run.as_of, run.scored_at, run.model_version, run.rule_pack_version,
                            run.input_fingerprint, run.n_read, run.n_scored, run.n_rejected, json.dumps(list(run.rules)),
                            json.dumps(list(run.measures)), run.intercept,
-                           json.dumps(run.summary, ensure_ascii=False, default=str)])
+                           json.dumps(run.summary, ensure_ascii=False, default=str), json.dumps(list(run.derived))])
                 rules = pa.table({"run_id": pa.array([run.run_id] * len(run.rules), pa.string()),
                                   "pos": pa.array(range(1, len(run.rules) + 1), pa.int32()),
                                   "rule_id": pa.array(list(run.rules), pa.string()),
@@ -284,13 +287,13 @@ class Store:
         """Every run, oldest first (``rules`` and ``measures`` as lists)."""
         if not self.check():
             return pd.DataFrame(columns=["run_id", "as_of", "scored_at", "model_version", "rule_pack_version",
-                                         "intercept", "rules", "measures", "n_scored"])
+                                         "intercept", "rules", "measures", "derived", "n_scored"])
         with self._read() as con:
             df = self.backend.arrow(con, "SELECT run_id, CAST(as_of AS VARCHAR) AS as_of, scored_at, model_version, "
-                                         "rule_pack_version, intercept, rules, measures, n_read, n_scored, n_rejected, "
-                                         "summary FROM runs ORDER BY as_of, scored_at").to_pandas()
-        for c in ("rules", "measures"):
-            df[c] = df[c].map(json.loads)
+                                         "rule_pack_version, intercept, rules, measures, derived, n_read, n_scored, "
+                                         "n_rejected, summary FROM runs ORDER BY as_of, scored_at").to_pandas()
+        for c in ("rules", "measures", "derived"):
+            df[c] = df[c].map(lambda v: json.loads(v) if isinstance(v, str) else [])
         return df
 
     def run_deals(self, run_id: str, columns: Sequence[str] = DEAL_COLUMNS[1:]) -> pd.DataFrame:
@@ -326,8 +329,8 @@ class Store:
             return self.backend.arrow(
                 con, "SELECT d.run_id, CAST(r.as_of AS VARCHAR) AS run_as_of, CAST(d.as_of AS VARCHAR) AS as_of, "
                      "d.stage, d.win_probability, d.logit, d.rule_score, d.red_flags, d.expected_close, "
-                     "d.close_date_pushes, d.status, d.measures, d.contributions, r.model_version, "
-                     "r.rule_pack_version, r.rules, r.intercept "
+                     "d.close_date_pushes, d.status, d.measures, d.contributions, d.derived, r.model_version, "
+                     "r.rule_pack_version, r.rules, r.intercept, r.derived AS derived_names "
                      "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id WHERE d.deal_id = ? "
                      "ORDER BY r.as_of, r.scored_at", [deal_id]).to_pandas()
 

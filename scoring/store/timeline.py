@@ -18,7 +18,8 @@ import pandas as pd
 from scoring.errors import InputError
 from scoring.score.labels import EXPLAIN_LABELS, STAGE_NAMES
 from scoring.store.changes import (MODEL_TERM, STAGE_TERM, TREND_MIN_RUNS, TREND_WINDOW_DAYS, applies_at,
-                                   change_items, decompose, map_status, rule_contributions, status_codes, trend)
+                                   change_items, decompose, derived_inputs, map_status, rule_contributions,
+                                   status_codes, trend)
 from scoring.store.store import Store
 
 WORDS = {
@@ -59,6 +60,18 @@ def _measures_row(row: Mapping, model: Any) -> np.ndarray | None:
     return np.array([[np.nan if v is None else v for v in vals]], dtype=float)
 
 
+def _derived_row(row: Mapping, model: Any) -> dict[str, np.ndarray] | None:
+    """A stored row's values of ``model``'s derived-fact inputs (name -> ``[value]``; NaN when the run
+    did not store it), None for a model without such inputs."""
+    names = derived_inputs(model) if model is not None else []
+    if not names:
+        return None
+    stored = _rules(row.get("derived_names") or "[]")
+    vals = row.get("derived")
+    at = {k: i for i, k in enumerate(stored)} if vals is not None and len(vals) == len(stored) else {}
+    return {k: np.array([np.nan if k not in at or vals[at[k]] is None else float(vals[at[k]])]) for k in names}
+
+
 def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict], float | None]:
     """What changed from stored row ``prev`` to ``cur`` (items without titles) and the log-odds change."""
     rules_prev, rules_cur = _rules(prev["rules"]), _rules(cur["rules"])
@@ -77,8 +90,9 @@ def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict
     c_cur = np.asarray(cur["contributions"], dtype=float).reshape(1, -1)
     if same and model is not None and model.model_version == cur["model_version"] \
             and [r.id for r in model.pack.rules] == rules_cur:  # recomputed in 64 bits: exact
-        deltas = (rule_contributions(model, st_cur, stage_now, _measures_row(cur, model))
-                  - rule_contributions(model, st_prev, stage_before, _measures_row(prev, model)))
+        deltas = (rule_contributions(model, st_cur, stage_now, _measures_row(cur, model), _derived_row(cur, model))
+                  - rule_contributions(model, st_prev, stage_before, _measures_row(prev, model),
+                                       _derived_row(prev, model)))
         return change_items(deltas, np.zeros(1), st_cur, st_prev, stage_now, stage_before, rules_cur, has,
                             appl)[0], d_logit
     if same:  # the stored 32-bit contributions: the items sum to the change to about 1e-6
@@ -90,7 +104,7 @@ def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict
                             appl)[0], d_logit
     if model is not None and model.model_version == cur["model_version"]:
         part, deltas = decompose(model, c_cur, np.array([float(lp)]), st_prev, stage_before, _measures_row(prev, model),
-                                 np.array([False]))
+                                 np.array([False]), _derived_row(prev, model))
         return change_items(deltas, part, st_cur, st_prev, stage_now, stage_before, rules_cur, has, appl)[0], d_logit
     return [{"term": MODEL_TERM, "before": prev["model_version"], "now": cur["model_version"],
              "contribution": d_logit, "itemized": False}], d_logit
