@@ -148,8 +148,8 @@ def training_notes(result) -> list[str]:
     """The summary's lines on the challenger, the raw fields no rule reads, and the signs."""
     out = []
     chal = result.challenger
-    if not chal and result.params.get("challenger"):
-        out.append(f"challenger: {result.params['challenger']}")
+    if not chal and result.params.get("challenger_skipped"):
+        out.append(f"challenger: not fitted ({result.params['challenger_skipped']})")
     if chal:
         a = chal["against_scorecard"]
         lo, hi = a["interval"]

@@ -102,7 +102,7 @@ def _points_rows(points: pd.DataFrame, w: Mapping[str, str]) -> tuple[list[dict]
 
 def _challenger_skipped(manifest: Mapping[str, Any], w: Mapping[str, str]) -> str:
     """Why no challenger was fitted, when training said (e.g. trained from the score store), as a sentence."""
-    why = ((manifest.get("training") or {}).get("params") or {}).get("challenger")
+    why = ((manifest.get("training") or {}).get("params") or {}).get("challenger_skipped")
     return " " + w["challenger_skipped"].format(why=why) if why and not manifest.get("challenger") else ""
 
 

@@ -44,6 +44,13 @@ Steps, each with counts in the result
    baseline; the model is useful when both 95% intervals lie below 0
    (``metrics["usefulness"]``; ``scoring train`` exits non-zero otherwise).
 
+Two entries, one path: :func:`train` takes history records (or a file of them) and
+:func:`prepare_history` evaluates the rules on them; :func:`train_from_store` takes the score
+store's snapshots (:func:`snapshot_history`: the stored statuses, measures and stages, joined with
+the recorded outcomes).  Both give a :class:`History` and its evidence to ``_train_on``, which does
+steps 3 to 8 and the training profile (:func:`training_profile`, saved beside the model for
+monitoring) for both.
+
 Deterministic: records are put in ``(id, as_of)`` order first, the solver
 (L-BFGS-B) and the folds are deterministic, so the same data and seed give
 an identical scorecard whatever the input order.
@@ -504,9 +511,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
                      derived=derived, measures=measures, stage_deviations=stage_deviations, challenger=challenger)
 
 
-#: why :func:`train_from_store` fits no challenger (``params["challenger"]``)
-NO_CHALLENGER_FROM_STORE = ("not fitted: the store keeps the rules' statuses and measures, not the raw record "
-                            "fields the challenger ranks")
+#: why :func:`train_from_store` fits no challenger (``params["challenger_skipped"]``)
+NO_CHALLENGER_FROM_STORE = "the store keeps the rules' statuses and measures, not the raw record fields it ranks"
 
 
 def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0, test_fraction: float = 0.2,
@@ -527,7 +533,7 @@ def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0,
     the measures and the stage.  ``counts["input"]["runs"]`` counts the runs used.
 
     Differences from :func:`train`: there is no challenger (it ranks raw record fields, which the
-    store does not keep; ``params["challenger"]`` says so), and ``derived=True`` is refused (the
+    store does not keep; ``params["challenger_skipped"]`` says so), and ``derived=True`` is refused (the
     store keeps no derived facts).  Other parameters as :func:`train`.
 
     Parameters
@@ -549,8 +555,9 @@ def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0,
     _check_signs(signs)
     _check_no_decision_as(no_decision_as)
     if derived:
-        raise ModelError("derived=True cannot train from the score store: it keeps the rules' statuses and the "
-                         "measures, not the derived facts (counts, day counts); train from history files for them")
+        raise ModelError("derived facts (--derived, derived=True) cannot be learnt from the score store: it keeps the "
+                         "rules' statuses and the measures, not the counts and day counts; train from history files "
+                         "for them")
     step = progress or (lambda _name: None)
     step("reading the store")
     t0 = time.perf_counter()
@@ -722,7 +729,7 @@ def _train_on(h: History, evidence_of: Callable[[], Any], pack: RulePack, *, sou
               "applicable_only": applicable_only, "signs": signs, "derived": derived, "measures": measures,
               "stage_deviations": stage_deviations, "numeric_inputs": [i.name for i in inputs]}
     if no_challenger:
-        params["challenger"] = no_challenger
+        params["challenger_skipped"] = no_challenger
     return TrainResult(
         model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=fit.cv,
         train_ids=list(train_ids), test_ids=list(test_ids), data_fingerprint=h.fingerprint,
