@@ -238,9 +238,10 @@ def test_scoring_train_with_history_and_store_is_a_usage_error(tmp_path):
     assert res.exit_code == ExitCode.USAGE == 2 and "exactly one" in res.stderr and not (tmp_path / "m").exists()
 
 
-def test_scoring_train_with_an_unreachable_store_is_one_line_and_exit_6(tmp_path):
-    res = CliRunner().invoke(main, ["train", "--store", "postgresql://nobody:secret@127.0.0.1:1/nowhere",
-                                    "--out", str(tmp_path / "m")])
+@pytest.mark.parametrize("url", ["postgresql://nobody:secret@127.0.0.1:1/nowhere", "{tmp}/none-yet.duckdb"],
+                         ids=["server-down", "no-store-yet"])
+def test_scoring_train_with_a_store_that_cannot_be_used_is_one_line_and_exit_6(tmp_path, url):
+    res = CliRunner().invoke(main, ["train", "--store", url.format(tmp=tmp_path), "--out", str(tmp_path / "m")])
     assert res.exit_code == ExitCode.STORE == 6
     errors = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: store") and "secret" not in res.stderr

@@ -69,7 +69,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from scoring.errors import ModelError
+from scoring.errors import ModelError, StoreError
 from scoring.evidence.pack import RulePack, load_pack
 from scoring.model.fit import C_GRID, CV_FOLDS, KAPPA_GRID
 from scoring.model.metrics import (N_BINS, WEIGHTING, paired_bootstrap, probability_metrics, reliability_table,
@@ -548,7 +548,7 @@ def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0,
         snapshots); a stored run whose rules or measures are not the pack's, or a status of another
         width (naming the run); and as :func:`train`.
     StoreError
-        The store cannot be reached or read, or is of another schema version.
+        The store cannot be reached or read, is of another schema version, or does not exist yet.
     """
     from scoring.store import Store
 
@@ -563,6 +563,9 @@ def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0,
     t0 = time.perf_counter()
     pack = as_pack(rules)
     store = store if isinstance(store, Store) else Store(store)
+    if not store.check():
+        raise StoreError(f"store {store.backend.describe()}: no store there yet (scoring score --store creates it, "
+                         "scoring outcomes records the closed deals)")
     with store.reading():
         frame = store.training_snapshots(pack.version_tag, every=True)
         runs = store.runs()

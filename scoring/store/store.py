@@ -356,7 +356,8 @@ class Store:
             df = _object_ids(self.backend.arrow(
                 con, "SELECT d.deal_id, CAST(r.as_of AS VARCHAR) AS as_of, r.scored_at, d.stage, d.status, d.measures, "
                      "o.outcome, CAST(o.closed_at AS VARCHAR) AS closed_at, d.run_id "
-                     f"FROM deal_scores d JOIN runs r ON r.run_id = d.run_id {join} outcomes o ON o.deal_id = d.deal_id "
+                     "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id "
+                     f"{join} outcomes o ON o.deal_id = d.deal_id "
                      f"WHERE {before}r.rule_pack_version = ?", [pack_version]).to_pandas())
         if not len(df):
             return df
