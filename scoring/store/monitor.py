@@ -78,6 +78,14 @@ def expected_performance(p: np.ndarray) -> dict[str, Any]:
 STATUS_COLUMNS = STATUS_WORDS
 #: what a run's rule shares are compared with (``rule_drift["reference"]``)
 REFERENCE_TRAINING, REFERENCE_PREVIOUS = "training", "previous run"
+#: each reference in words (the printed summary, the monitor page)
+REFERENCE_WORDS = {REFERENCE_TRAINING: "the model's training data", REFERENCE_PREVIOUS: "the previous stored run"}
+
+
+def drift_reference(rule_drift: Mapping[str, Any] | None) -> str:
+    """What a run's ``rule_drift`` compared the rules' shares with, in words (a summary written before
+    references were named compared with the previous run)."""
+    return REFERENCE_WORDS[(rule_drift or {}).get("reference", REFERENCE_PREVIOUS)]
 
 
 def rule_drift(now: np.ndarray, before: np.ndarray, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -152,10 +160,8 @@ def format_lines(run_summary: Mapping[str, Any]) -> str:
                                                                                         if s["flag"] else ""))
     if m.get("rule_drift"):
         d = m["rule_drift"]
-        since = ("from the model's training data" if d.get("reference") == REFERENCE_TRAINING
-                 else "since the previous stored run")
-        lines.append(f"  rules drifted {since} (PSI > 0.25; reference: {d.get('reference', REFERENCE_PREVIOUS)}): "
-                     f"{', '.join(d['flagged']) or 'none'}")
+        lines.append(f"  rules drifted from {drift_reference(d)} (PSI > 0.25; reference: "
+                     f"{d.get('reference', REFERENCE_PREVIOUS)}): {', '.join(d['flagged']) or 'none'}")
     if "expected_log_loss" in m:
         lines.append(f"  expected log loss if calibrated: {m['expected_log_loss']}  (Brier {m['expected_brier']})")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.store.monitor import PSI_FLAG, REFERENCE_PREVIOUS, REFERENCE_TRAINING, realized_performance
+from scoring.store.monitor import PSI_FLAG, drift_reference, realized_performance
 from scoring.store.store import Store
 
 
@@ -51,12 +51,6 @@ def monitor_data(store: Store) -> dict[str, Any]:
     last = json.loads(runs["summary"].iloc[-1] or "{}").get("monitoring", {}) if len(runs) else {}
     return {"runs": series, "last_run": last, "realized": realized_performance(outcomes) if len(outcomes) else [],
             "outcomes_recorded": int(outcomes["deal_id"].nunique()) if len(outcomes) else 0}
-
-
-def drift_reference(last_run: dict[str, Any]) -> str:
-    """What the last run's rule shares were compared with, in words (reference ``training`` or ``previous run``)."""
-    ref = (last_run.get("rule_drift") or {}).get("reference", REFERENCE_PREVIOUS)
-    return "the model's training data" if ref == REFERENCE_TRAINING else "the previous stored run"
 
 
 def _png(fig) -> str:
@@ -89,7 +83,7 @@ def _figures(d: dict[str, Any]) -> dict[str, str]:
         fig.suptitle("Score distribution over the stored runs")
         figs["distribution"] = _png(fig)
     drift = (d["last_run"].get("rule_drift") or {}).get("rules") or []
-    reference = drift_reference(d["last_run"])
+    reference = drift_reference(d["last_run"].get("rule_drift"))
     if drift:
         top = sorted((r for r in drift if r["psi"] is not None), key=lambda r: -r["psi"])[:20]
         fig, ax = plt.subplots(figsize=(9, 5))
@@ -134,16 +128,18 @@ def build_monitor(store: Store, out: str | Path) -> Path:
                      f"{figs['distribution']}'>")
     if last:
         sp = last.get("score_psi") or {}
+        against = esc(drift_reference(last.get("rule_drift")))
         parts.append("<h2>Last run, before outcomes</h2><table>"
                      f"<tr><th>score PSI vs held-out predictions</th><td>{sp.get('psi', '-')}</td></tr>"
-                     f"<tr><th>rules drifted (PSI &gt; {PSI_FLAG}) from {esc(drift_reference(last))}</th><td>"
+                     f"<tr><th>rules drifted (PSI &gt; {PSI_FLAG}) from {against}</th><td>"
                      f"{esc(', '.join((last.get('rule_drift') or {}).get('flagged') or []) or 'none')}</td></tr>"
                      f"<tr><th>expected log loss (if calibrated)</th><td>{last.get('expected_log_loss', '-')}</td></tr>"
                      f"<tr><th>expected Brier</th><td>{last.get('expected_brier', '-')}</td></tr>"
                      f"<tr><th>trends</th><td>{esc(', '.join(f'{k} {v}' for k, v in (last.get('trends') or {}).items()))}"
                      "</td></tr></table>")
     if "drift" in figs:
-        parts.append(f"<h2>Drift per rule</h2><p id='drift-reference'>Reference: {esc(drift_reference(last))}</p>"
+        parts.append(f"<h2>Drift per rule</h2><p id='drift-reference'>Reference: "
+                     f"{esc(drift_reference(last.get('rule_drift')))}</p>"
                      f"<img alt='drift per rule' src='data:image/png;base64,{figs['drift']}'>")
     if "realized" in figs:
         rows = "".join(f"<tr><td>{r['days_before_close']}</td><td>{r['deals']}</td><td>{r.get('win_rate', '-')}</td>"
