@@ -71,6 +71,7 @@ from threadpoolctl import threadpool_limits
 
 from scoring.errors import ModelError, StoreError
 from scoring.evidence.pack import RulePack, load_pack
+from scoring.evidence.status import STATUS_WORDS
 from scoring.model.fit import C_GRID, CV_FOLDS, KAPPA_GRID
 from scoring.model.metrics import (N_BINS, WEIGHTING, paired_bootstrap, probability_metrics, reliability_table,
                                    usefulness, weighted_log_loss)
@@ -214,7 +215,10 @@ def snapshot_history(frame: Any, pack: RulePack, *, no_decision_as: str = "lost"
         measures of another width than the pack's (naming the deal, date and run when the frame has
         ``run_id``), and as :func:`prepare_history`.
     """
+    import pyarrow as pa
+
     from scoring.model.inputs import RecordEvidence
+    from scoring.store.changes import status_codes
 
     _check_no_decision_as(no_decision_as)
     missing = [c for c in SNAPSHOT_COLUMNS if c not in frame.columns]
@@ -224,24 +228,33 @@ def snapshot_history(frame: Any, pack: RulePack, *, no_decision_as: str = "lost"
     n_rules = len(pack.rules)
     names = [m.name for m in getattr(pack.compiled, "measures", ()) or ()]
     snaps = []
-    status = np.zeros((len(frame), n_rules), dtype=np.int8)
     measures = np.full((len(frame), len(names)), np.nan) if names else None
     run_of = frame["run_id"].tolist() if "run_id" in frame.columns else [None] * len(frame)
+
+    def where(i: int) -> str:
+        return f"deal {frame.at[i, 'deal_id']} as of {frame.at[i, 'as_of']}" + (
+            f" (run {run_of[i]})" if run_of[i] else "")
+
     for i, r in enumerate(frame[list(SNAPSHOT_COLUMNS)].itertuples(index=False)):
-        where = f"deal {r.deal_id} as of {r.as_of}" + (f" (run {run_of[i]})" if run_of[i] else "")
         code = _cell(r.status) or ""
-        if len(code) != n_rules or set(code) - {"0", "1", "2"}:
-            raise ModelError(f"{where}: stored status {code[:40]!r} is not {n_rules} digits 0/1/2, one per rule of "
+        if len(code) != n_rules or not code.isascii():
+            raise ModelError(f"{where(i)}: stored status {code[:40]!r} is not {n_rules} digits, one per rule of "
                              f"the pack {pack.version_tag}")
-        status[i] = np.frombuffer(code.encode("ascii"), dtype=np.uint8) - ord("0")
         m = [] if np.ndim(r.measures) == 0 else [_cell(v) for v in r.measures]
         if names and len(m) != len(names):
-            raise ModelError(f"{where}: {len(m)} stored measures, the pack {pack.version_tag} has {len(names)}")
+            raise ModelError(f"{where(i)}: {len(m)} stored measures, the pack {pack.version_tag} has {len(names)}")
         if names:
             measures[i] = [np.nan if v is None else float(v) for v in m]
         snaps.append({"id": r.deal_id, "as_of": r.as_of, "stage": _cell(r.stage), "status": code,
                       "measures": [None if v is None else float(v) for v in m],
                       "outcome": _cell(r.outcome), "closed_at": _cell(r.closed_at)})
+    status = status_codes(pa.array([s["status"] for s in snaps], pa.string()), n_rules)
+    bad = np.flatnonzero(((status < 0) | (status > 2)).any(axis=1))
+    if len(bad):
+        i = int(bad[0])
+        j = int(np.flatnonzero((status[i] < 0) | (status[i] > 2))[0])
+        raise ModelError(f"{where(i)}: the stored status of rule {pack.rules[j].id} is {snaps[i]['status'][j]!r}, "
+                         "not " + ", ".join(f"{c} ({w})" for c, w in enumerate(STATUS_WORDS)))
     fp = canonical_fingerprint(snaps)
     rows = [(s["id"], s["as_of"], s["outcome"], s["closed_at"]) for s in snaps]
     kept, drops, y, deal, weight, closed_of = _label_rows(rows, no_decision_as)
