@@ -192,16 +192,17 @@ def test_a_store_with_runs_of_other_pack_versions_only_is_refused_naming_them(tm
     assert pack.version_tag in str(err.value) and f"{other.version_tag} (600 snapshots)" in str(err.value)
 
 
-def test_a_stored_run_whose_rules_are_not_the_packs_is_refused_naming_it(built, scoring_parts):
-    url, _, _ = built
-    pack, _ = scoring_parts
+def test_a_stored_run_whose_rules_are_not_the_packs_is_refused_naming_it(tmp_path, scoring_parts):
+    pack, model = scoring_parts
+    url = str(tmp_path / "history.duckdb")
+    score_nights(tmp_path, url, pack, model, nights=2)
     store = Store(url)
     run = store.runs().iloc[1]
     rules = json.dumps(list(reversed(run["rules"])))
     with store.backend.connect(write=True) as con:
         store.backend.execute(con, "UPDATE runs SET rules = ? WHERE run_id = ?", [rules, run["run_id"]])
     with pytest.raises(ModelError, match=f"run {run['run_id']}"):
-        train_from_store(url, rules=pack, min_per_class=MIN_PER_CLASS)
+        train_from_store(url, rules=pack)
 
 
 def test_derived_facts_cannot_be_trained_from_the_store(tmp_path, scoring_parts):
