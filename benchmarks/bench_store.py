@@ -4,10 +4,13 @@ Generates an open pipeline (default 1,000,000 deals) as Parquet tables and, in o
 
 1. scores it without a store (the baseline nightly run), then with a DuckDB store (night 1):
    the append's own time and the store's share of the run (context, history columns, append);
-2. adds nights 2..N (default 30) to the store: night 1's rows with the probabilities jittered
-   and the as_of moved (statuses as night 1's), each appended and timed;
+2. adds nights 2..N (default 30) to the store: night 1's rows with the probabilities jittered,
+   the as_of moved, and one rule's status changed in ``--moved`` (default 5%) of the deals (so
+   what-changed has real work every night), each appended and timed;
 3. scores night N+1 with the store: trend and what-changed for every deal of the run, against
-   the previous night, the night a week back and the 14-day window;
+   the previous night, the night a week back and the 14-day window; then night N+2 with a
+   retrained model (another model version: every deal's change is split into model/pack and
+   evidence, the most work what-changed can have);
 4. times ``scoring history`` for one deal (the library call, and the command in a new process);
 5. prints the store's size on disk, in total and per run.
 
@@ -46,6 +49,7 @@ def main(argv=None) -> None:
     ap.add_argument("--nights", type=int, default=30)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--seed", type=int, default=101)
+    ap.add_argument("--moved", type=float, default=0.05, help="share of deals whose evidence moves each stored night")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
 
@@ -78,15 +82,19 @@ def main(argv=None) -> None:
                 parts[name] = parts.get(name, 0.0) + time.perf_counter() - t
         return wrapper
 
-    # the store's own work in the run's process: reading the past, the history columns per chunk, the append
+    # the store's own work in the run's process: reading the past, spilling each chunk's rows, the append
+    # (the history columns, T2 and T3 are computed in the worker processes, beside the scoring: their cost
+    # is the rest of the difference with the run without a store)
     nightly.NightlyStore.__init__ = timed("context", nightly.NightlyStore.__init__)
-    nightly.NightlyStore.apply = timed("columns", nightly.NightlyStore.apply)
+    nightly.NightlyStore.take = timed("spill", nightly.NightlyStore.take)
     nightly.NightlyStore.commit = timed("commit", nightly.NightlyStore.commit)
 
-    def store_parts() -> str:
+    def store_parts(total: float) -> str:
+        own = parts.get("context", 0) + parts.get("spill", 0) + parts.get("commit", 0)
         out = (f"the store's own work in the run's process: reading the past {parts.get('context', 0):.2f} s, "
-               f"history columns and spill {parts.get('columns', 0):.2f} s, append (with the monitoring summary) "
-               f"{parts.get('commit', 0):.2f} s")
+               f"spilling the rows {parts.get('spill', 0):.2f} s, append (with the monitoring summary) "
+               f"{parts.get('commit', 0):.2f} s; the rest, {total - base - own:+.2f} s, is the workers' share "
+               "(history columns, T2/T3, the store's columns)")
         parts.clear()
         return out
 
@@ -127,7 +135,7 @@ def main(argv=None) -> None:
         print(f"night 1 with the store: {first['seconds']:.2f} s; the append itself {append:.2f} s "
               f"({100 * append / first['seconds']:.0f}% of the run; the store adds "
               f"{first['seconds'] - base:+.2f} s in all, {100 * (first['seconds'] - base) / base:+.0f}%)")
-        print("  " + store_parts())
+        print("  " + store_parts(first["seconds"]))
 
         rows = store.backend.arrow
         with store.backend.connect() as con:
@@ -146,10 +154,17 @@ def main(argv=None) -> None:
                                   pa.array(np.clip(p + jitter, 0, 1)))
             t = t.set_column(t.column_names.index("as_of"), "as_of",
                              pa.array([_dt.date.fromisoformat(day)] * t.num_rows, pa.date32()))
+            status = np.frombuffer(b"".join(s.encode() for s in night1.column("status").to_pylist()),
+                                   dtype=np.uint8).reshape(night1.num_rows, -1).copy()
+            moved = np.flatnonzero(rng.random(night1.num_rows) < args.moved)
+            cols = rng.integers(0, status.shape[1], len(moved))
+            status[moved, cols] = ord("0") + (status[moved, cols] - ord("0") + 1) % 3
+            t = t.set_column(t.column_names.index("status"), "status",
+                             pa.array([row.tobytes().decode() for row in status], pa.string()))
             store.append(rec, t.drop_columns(["run_id"]))
         added = store.appends[1:]
         if added:
-            print(f"nights 2..{args.nights} appended (night 1's rows, probabilities jittered): append median "
+            print(f"nights 2..{args.nights} appended (night 1's rows, probabilities jittered, {100 * args.moved:.0f}% of the deals with one status moved): append median "
                   f"{np.median(added):.2f} s, max {max(added):.2f} s")
 
         last_day = (day0 + _dt.timedelta(days=args.nights)).isoformat()
@@ -157,7 +172,19 @@ def main(argv=None) -> None:
         print(f"night {args.nights + 1} with {args.nights} stored nights (trend, what-changed since the previous "
               f"night and a week back, for all {night['scored']:,} deals): {night['seconds']:.2f} s "
               f"({night['seconds'] - base:+.2f} s over the run without a store); its append {store.appends[-1]:.2f} s")
-        print("  " + store_parts())
+        print("  " + store_parts(night["seconds"]))
+
+        import copy
+
+        retrained = copy.copy(model)
+        retrained.manifest = {**model.manifest, "model_id": f"{model.model_version}-retrained"}
+        next_day = (day0 + _dt.timedelta(days=args.nights + 1)).isoformat()
+        night = wall(tmp / "pipeline", tmp / "scores.parquet", as_of=next_day, store=store, pack=pack,
+                     model=retrained, workers=args.workers)
+        print(f"night {args.nights + 2} with a retrained model (every deal's change split into model/pack and "
+              f"evidence): {night['seconds']:.2f} s ({night['seconds'] - base:+.2f} s over the run without a store); "
+              f"its append {store.appends[-1]:.2f} s")
+        print("  " + store_parts(night["seconds"]))
 
         deal = night1.column("deal_id")[night1.num_rows // 2].as_py()
         t3 = time.perf_counter()
@@ -172,12 +199,13 @@ def main(argv=None) -> None:
         t5 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "scoring.cli", "--version"], cwd=ROOT, capture_output=True)
         start = time.perf_counter() - t5
-        print(f"history of one deal ({len(tl['entries'])} runs) over a store of {args.nights + 1} nights x "
+        print(f"history of one deal ({len(tl['entries'])} runs) over a store of {args.nights + 2} nights x "
               f"{args.deals:,} deals: {lib:.2f} s (library), {cli:.2f} s (`scoring history` in a new process; "
               f"`scoring --version` takes {start:.2f} s)")
         size = (tmp / "history.duckdb").stat().st_size
-        print(f"store on disk: {size / 2**20:,.0f} MiB for {args.nights + 1} runs, {size / 2**20 / (args.nights + 1):,.1f} "
-              f"MiB per run of {args.deals:,} deals ({size / (args.nights + 1) / args.deals:,.0f} bytes per deal and run)")
+        runs = args.nights + 2
+        print(f"store on disk: {size / 2**20:,.0f} MiB for {runs} runs, {size / 2**20 / runs:,.1f} "
+              f"MiB per run of {args.deals:,} deals ({size / runs / args.deals:,.0f} bytes per deal and run)")
         print(conditions(args.deals, args.nights) + " (at the end)")
 
 

@@ -15,7 +15,10 @@ from scoring.evidence import LANGS
 
 
 @main.command()
-@click.argument("history", type=click.Path(exists=True, path_type=Path))
+@click.argument("history", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--store", "store_url", metavar="URL",
+              help="Train on the score store's snapshots of closed deals (recorded with scoring outcomes) "
+                   "instead of HISTORY: a DuckDB file or postgresql://user@host:port/db.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="Artifact folder to create (default: models/<model id> of $SCORING_HOME or the current folder).")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -35,39 +38,54 @@ from scoring.evidence import LANGS
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @mapping_option
 @_fail_clean
-def train(history, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, free_signs, derived,
-          as_json, mapping):
-    """Train a model on closed deals in HISTORY and save it as an artifact.
+def train(history, store_url, out_dir, rules_path, seed, test_fraction, no_decision_as, min_per_class, free_signs,
+          derived, as_json, mapping):
+    """Train a model on closed deals in HISTORY (or in the score store, --store) and save it as an artifact.
+
+    With --store the history is the store's snapshots of runs made with the rule pack, joined with
+    the outcomes recorded by scoring outcomes (what was known at the time), with the same drops,
+    weights and split as from files; no challenger (the store keeps no raw fields), no --derived.
 
     Exits with code 5 (the artifact is still saved, to inspect) when the model does not beat both
-    baselines on its held-out deals by more than noise: do not promote it.
+    baselines on its held-out deals by more than noise: do not promote it; with 6 when the store
+    cannot be used.
 
     \b
-    Example:
+    Examples:
       scoring train datasets/sample/history.jsonl --out models/mine
+      scoring train --store out/history.duckdb --out models/from-store
     """
     from scoring.evidence.coverage import unread_input_fields
     from scoring.model.artifact import save_model
     from scoring.model.metrics import usefulness_warning
     from scoring.model.train import TRAIN_STEPS
     from scoring.model.train import train as train_model
+    from scoring.model.train import train_from_store
 
+    if (history is None) == (store_url is None):
+        raise click.UsageError("give either HISTORY or --store URL (exactly one)")
+    if store_url is not None and mapping is not None:
+        raise click.UsageError("--mapping converts a HISTORY export; the store holds scored runs: drop --mapping")
     if out_dir is None:
         paths.writable_models_dir()  # refuse the bundled, read-only models folder before the long work
     rules_path = rules_path or paths.default_rules()
-    with mapped(mapping, history, mapping_schema(rules_path) if mapping else None) as history:
-        with _progress(TRAIN_STEPS, "training") as step:
-            result = train_model(history, rules=rules_path, seed=seed,
-                                 test_fraction=test_fraction, no_decision_as=no_decision_as,
-                                 min_per_class=min_per_class, signs="free" if free_signs else "constrained",
-                                 derived=derived, progress=step)
-        unread = unread_input_fields(result.pack, history)
+    options = dict(rules=rules_path, seed=seed, test_fraction=test_fraction, no_decision_as=no_decision_as,
+                   min_per_class=min_per_class, signs="free" if free_signs else "constrained", derived=derived)
+    if store_url is not None:
+        with _progress(TRAIN_STEPS - 1, "training") as step:  # no challenger step
+            result = train_from_store(store_url, progress=step, **options)
+        unread = []
+    else:
+        with mapped(mapping, history, mapping_schema(rules_path) if mapping else None) as history:
+            with _progress(TRAIN_STEPS, "training") as step:
+                result = train_model(history, progress=step, **options)
+            unread = unread_input_fields(result.pack, history)
     path = save_model(result, out_dir)
     verdict = result.metrics["usefulness"]
     split_note = result.counts["split"]["note"]
     if split_note:
         click.echo(f"note: split: {split_note}", err=True)
-    summary = {"model": str(path),
+    summary = {"model": str(path), "source": result.source,
                "metrics": {k: result.metrics[k] for k in ("model", "base_rate", "rule_score", "challenger")
                            if k in result.metrics},
                "usefulness": verdict, "counts": result.counts, "params": result.params, "signs": result.signs,
@@ -92,7 +110,10 @@ def _print_training(result, path: Path) -> None:
     """The text summary of ``scoring train``."""
     c = result.counts
     click.echo(f"trained {path}")
-    click.echo(f"  input: {c['input']['snapshots']} snapshots of {c['input']['deals']} deals, "
+    src = result.source or {}
+    origin = (f" from {src['runs']} runs in the store {src['store']}" if src.get("kind") == "store" else
+              f" in {src['path']}" if src.get("kind") == "file" else "")
+    click.echo(f"  input: {c['input']['snapshots']} snapshots of {c['input']['deals']} deals{origin}, "
                f"{c['input']['rejected']} rejected; dropped: "
                + (", ".join(f"{n} {k}" for k, n in c["drops"].items() if n) or "none"))
     click.echo(f"  train: {c['train']}  (closed {c['train_closed'][0]} .. {c['train_closed'][1]})")
@@ -127,6 +148,8 @@ def training_notes(result) -> list[str]:
     """The summary's lines on the challenger, the raw fields no rule reads, and the signs."""
     out = []
     chal = result.challenger
+    if not chal and result.params.get("challenger_skipped"):
+        out.append(f"challenger: not fitted ({result.params['challenger_skipped']})")
     if chal:
         a = chal["against_scorecard"]
         lo, hi = a["interval"]

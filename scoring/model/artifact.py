@@ -8,13 +8,17 @@ An artifact is a folder::
       split.json       the deal ids of the training and test sets
       held_out.json    the test snapshots' outcomes, weights and predictions (model, rule score baseline),
                        so the report can draw its curves without the history (absent in older artifacts)
+      training_profile.json  per rule the missing / met / unknown shares of the training snapshots and the
+                       probability counts of their predictions (10 bins), weighted by deal, which each
+                       stored run is compared with (:mod:`scoring.store.monitor`; absent in older artifacts)
       rules/...        the exact rule pack files the model was trained with
 
 ``manifest.json`` holds: ``format`` (:data:`FORMAT`), ``model_id``, ``created_at`` (UTC), the
 rule pack (name, version, version tag, fingerprint), the feature names, the
 library versions (python, scikit-learn, pandas, numpy, durable-rules, joblib,
-scoring), the training data fingerprint (sha256 of the canonical history, see
-:func:`scoring.model.train.canonical_fingerprint`) and counts, the parameters and
+scoring), the training data's source (``training.source``: a file's path, or the score store
+described without password with the runs and snapshots read), fingerprint (sha256 of the
+canonical history, see :func:`scoring.model.train.canonical_fingerprint`) and counts, the parameters and
 seed, the CV table, the metrics of the model and of both baselines (with
 ``metrics.usefulness``, whether the model beats both by more than noise; and
 ``metrics.challenger``), the sign report (``signs``), the challenger's verdict
@@ -73,6 +77,7 @@ MODEL_FILE = "scorecard.json"
 LEGACY_MODEL_FILE = "model.joblib"
 SPLIT_FILE = "split.json"
 HELD_OUT_FILE = "held_out.json"
+TRAINING_PROFILE_FILE = "training_profile.json"
 RULES_DIR = "rules"
 _IGNORED = {"__pycache__"}
 #: a scorecard's log-odds points are a few units; beyond this, scores overflow
@@ -148,6 +153,8 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
         if getattr(result, "held_out", None) is not None:
             (tmp / HELD_OUT_FILE).write_text(json.dumps(_clean(result.held_out), separators=(",", ":"),
                                                         allow_nan=False) + "\n", encoding="utf-8")
+        if getattr(result, "training_profile", None) is not None:
+            _json_dump(_clean(result.training_profile), tmp / TRAINING_PROFILE_FILE)
         files = {rel: _sha256(tmp / rel) for rel in files_under(tmp)}
         model_id = f"{created:%Y%m%dT%H%M%SZ}-{files[MODEL_FILE][:8]}"
         manifest = {
@@ -158,7 +165,8 @@ def save_model(result: "TrainResult", out_dir: str | Path | None = None, *, root
                           "fingerprint": pack.fingerprint},
             "features": result.model.feature_names,
             "libraries": library_versions(),
-            "training": {"data_fingerprint": result.data_fingerprint, "counts": result.counts,
+            "training": {"source": getattr(result, "source", None) or None,
+                         "data_fingerprint": result.data_fingerprint, "counts": result.counts,
                          "params": result.params, "cv": result.cv,
                          "rule_score_platt": result.rule_score_platt},
             "seed": result.params.get("seed"),
@@ -354,6 +362,14 @@ def model_held_out(model: Model) -> dict[str, list] | None:
     if not model.path or not (Path(model.path) / HELD_OUT_FILE).is_file():
         return None
     return json.loads((Path(model.path) / HELD_OUT_FILE).read_text(encoding="utf-8"))
+
+
+def model_training_profile(model: Model) -> dict[str, Any] | None:
+    """The training profile of a (verified) artifact (see :data:`TRAINING_PROFILE_FILE`), or None when the
+    artifact predates it or the model is unsaved."""
+    if not model.path or not (Path(model.path) / TRAINING_PROFILE_FILE).is_file():
+        return None
+    return json.loads((Path(model.path) / TRAINING_PROFILE_FILE).read_text(encoding="utf-8"))
 
 
 def model_usefulness(model_or_manifest: Model | Mapping[str, Any]) -> dict[str, Any] | None:

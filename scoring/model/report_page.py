@@ -100,6 +100,12 @@ def _points_rows(points: pd.DataFrame, w: Mapping[str, str]) -> tuple[list[dict]
     return rows, hidden
 
 
+def _challenger_skipped(manifest: Mapping[str, Any], w: Mapping[str, str]) -> str:
+    """Why no challenger was fitted, when training said (e.g. trained from the score store), as a sentence."""
+    why = ((manifest.get("training") or {}).get("params") or {}).get("challenger_skipped")
+    return " " + w["challenger_skipped"].format(why=why) if why and not manifest.get("challenger") else ""
+
+
 def _challenger(manifest: Mapping[str, Any], w: Mapping[str, str]) -> dict[str, Any] | None:
     ch = manifest.get("challenger")
     if not ch:
@@ -205,7 +211,8 @@ def page_view(data: Mapping[str, Any], figs: Mapping[str, str], lang: str = "en"
         "lang": lang, "words": w, "figures": {k: figs.get(k) for k in FIGURES},
         "model_id": manifest.get("model_id", ""), "version_tag": (manifest.get("rule_pack") or {}).get("version_tag"),
         "about": _about(manifest, w, history_desc, drawn), "counts": count_rows, "drops": drops,
-        "metrics_note": w["metrics_note"].format(deals=(counts.get("test") or {}).get("deals", "?")),
+        "metrics_note": w["metrics_note"].format(deals=(counts.get("test") or {}).get("deals", "?"))
+        + _challenger_skipped(manifest, w),
         "metric_columns": metric_columns, "metrics": metric_rows,
         "verdict": {"code": verdict, "sentence": verdict_sentence(metrics, lang),
                     "cls": "good" if verdict == "both" else "unknown" if verdict == "unknown" else "bad"},

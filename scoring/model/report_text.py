@@ -94,6 +94,7 @@ WORDS: dict[str, dict[str, str]] = {
         "metrics": "Held-out metrics",
         "metrics_note": ("From the manifest: the {deals} newest deals by close date, never seen in training; "
                          "each deal weighs 1. Best value per row in bold."),
+        "challenger_skipped": "No challenger was fitted ({why}).",
         "metric": "Metric", "better": "Better",
         "m_model": "Model", "m_base_rate": "Base rate (constant {p})", "m_rule_score": "Rule score alone (Platt)",
         "roc_auc": "ROC AUC", "log_loss": "Log loss", "brier": "Brier score", "ece": "ECE (10 equal-width bins)",
@@ -216,6 +217,7 @@ WORDS: dict[str, dict[str, str]] = {
         "drop_after_close": "快照在关闭当天或之后（信息泄漏）", "drop_no_decision": "无决策（剔除）",
         "metrics": "留出集指标",
         "metrics_note": "来自清单文件：按关闭日期最新的 {deals} 个项目，训练时从未见过；每个项目权重为 1。每行最优值加粗。",
+        "challenger_skipped": "未拟合挑战者（{why}）。",
         "metric": "指标", "better": "越…越好",
         "m_model": "模型", "m_base_rate": "基准赢单率（常数 {p}）", "m_rule_score": "仅规则得分（Platt 映射）",
         "roc_auc": "ROC AUC", "log_loss": "对数损失", "brier": "Brier 分数", "ece": "ECE（10 个等宽分箱）",

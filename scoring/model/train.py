@@ -44,6 +44,13 @@ Steps, each with counts in the result
    baseline; the model is useful when both 95% intervals lie below 0
    (``metrics["usefulness"]``; ``scoring train`` exits non-zero otherwise).
 
+Two entries, one path: :func:`train` takes history records (or a file of them) and
+:func:`prepare_history` evaluates the rules on them; :func:`train_from_store` takes the score
+store's snapshots (:func:`snapshot_history`: the stored statuses, measures and stages, joined with
+the recorded outcomes).  Both give a :class:`History` and its evidence to ``_train_on``, which does
+steps 3 to 8 and the training profile (:func:`training_profile`, saved beside the model for
+monitoring) for both.
+
 Deterministic: records are put in ``(id, as_of)`` order first, the solver
 (L-BFGS-B) and the folds are deterministic, so the same data and seed give
 an identical scorecard whatever the input order.
@@ -55,18 +62,23 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from scoring.errors import ModelError
+from scoring.errors import ModelError, StoreError
 from scoring.evidence.pack import RulePack, load_pack
+from scoring.evidence.status import STATUS_WORDS
 from scoring.model.fit import C_GRID, CV_FOLDS, KAPPA_GRID
 from scoring.model.metrics import (N_BINS, WEIGHTING, paired_bootstrap, probability_metrics, reliability_table,
                                    usefulness, weighted_log_loss)
 from scoring.model.scorecard import Model, sigmoid
+
+if TYPE_CHECKING:
+    from scoring.model.inputs import RecordEvidence
 DROP_REASONS = ("no_outcome", "no_closed_at", "no_as_of", "after_close", "no_decision")
 LABELS = {"won": 1, "lost": 0}
 #: how ``no_decision`` outcomes count: as lost deals, or dropped
@@ -81,9 +93,13 @@ def as_pack(rules: str | Path | RulePack) -> RulePack:
 # --------------------------------------------------------------------------- data preparation
 @dataclass
 class History:
-    """Training rows after the drops, in ``(id, as_of)`` order."""
+    """Training rows after the drops, in ``(id, as_of)`` order.
 
-    records: list[dict]
+    From files (:func:`prepare_history`) ``records`` are the kept records; from the score store
+    (:func:`snapshot_history`) there are none (None): the evidence was stored instead.
+    """
+
+    records: list[dict] | None
     y: np.ndarray                 # 1 won, 0 lost (or no decision)
     deal: np.ndarray              # deal id per row (object)
     weight: np.ndarray            # 1 / snapshots of the deal
@@ -91,6 +107,7 @@ class History:
     drops: dict[str, int]
     n_input: int
     fingerprint: str              # sha256 of the canonical input history (before drops)
+    n_deals: int = 0              # distinct deals in the input (before drops)
 
 
 def canonical_fingerprint(records: Sequence[Mapping]) -> str:
@@ -101,6 +118,53 @@ def canonical_fingerprint(records: Sequence[Mapping]) -> str:
         h.update(json.dumps(rec, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def _check_no_decision_as(no_decision_as: str) -> None:
+    if no_decision_as not in NO_DECISION_AS:
+        raise ModelError(f"no_decision_as must be one of {', '.join(NO_DECISION_AS)}, not {no_decision_as!r}")
+
+
+def _label_rows(rows: Sequence[tuple], no_decision_as: str) -> tuple[list[int], dict[str, int], np.ndarray,
+                                                                       np.ndarray, np.ndarray, dict[str, str]]:
+    """The drops, labels and weights, whatever the source: ``rows`` are ``(id, as_of, outcome, closed_at)``
+    in ``(id, as_of)`` order.  Returns the kept positions, the drop counts, and per kept row its label,
+    deal and weight, and each kept deal's ``closed_at`` (see the module docstring, steps 1, 2 and 5)."""
+    seen: set = set()
+    for d, as_of, _o, _c in rows:
+        if (d, as_of) in seen:
+            raise ModelError(f"record {d}: duplicate (id, as_of) = ({d}, {as_of}) in the history")
+        seen.add((d, as_of))
+    drops = dict.fromkeys(DROP_REASONS, 0)
+    kept: list[int] = []
+    for i, (_d, as_of, outcome, closed) in enumerate(rows):
+        if outcome is None:
+            drops["no_outcome"] += 1
+        elif closed is None:
+            drops["no_closed_at"] += 1
+        elif as_of is None:
+            drops["no_as_of"] += 1
+        elif as_of >= closed:
+            drops["after_close"] += 1
+        elif outcome == "no_decision" and no_decision_as == "drop":
+            drops["no_decision"] += 1
+        else:
+            kept.append(i)
+
+    outcome_of: dict[str, str] = {}
+    closed_of: dict[str, str] = {}
+    n_snap: dict[str, int] = {}
+    for i in kept:
+        d, _a, o, c = rows[i]
+        if outcome_of.setdefault(d, o) != o:
+            raise ModelError(f"record {d}: its snapshots disagree on the outcome ({outcome_of[d]} vs {o}); "
+                             "fix the history so that each deal has one outcome")
+        closed_of[d] = max(closed_of.get(d, c), c)
+        n_snap[d] = n_snap.get(d, 0) + 1
+    y = np.array([LABELS.get(rows[i][2], 0) for i in kept], dtype=np.int64)
+    deal = np.array([rows[i][0] for i in kept], dtype=object)
+    weight = np.array([1.0 / n_snap[rows[i][0]] for i in kept], dtype=np.float64)
+    return kept, drops, y, deal, weight, closed_of
 
 
 def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_as: str = "lost") -> History:
@@ -118,50 +182,89 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
     """
     from scoring.contract.nested import validate_record
 
-    if no_decision_as not in NO_DECISION_AS:
-        raise ModelError(f"no_decision_as must be one of {', '.join(NO_DECISION_AS)}, not {no_decision_as!r}")
+    _check_no_decision_as(no_decision_as)
     valid = [validate_record(r, pack.schema) for r in records]
     valid.sort(key=lambda r: (r["id"], r.get("as_of") or ""))
     fp = canonical_fingerprint(valid)
-    seen: set = set()
-    for r in valid:
-        key = (r["id"], r.get("as_of"))
-        if key in seen:
-            raise ModelError(f"record {r['id']}: duplicate (id, as_of) = ({r['id']}, {r.get('as_of')}) in the history")
-        seen.add(key)
+    rows = [(r["id"], r.get("as_of"), r.get("outcome"), r.get("closed_at")) for r in valid]
+    kept, drops, y, deal, weight, closed_of = _label_rows(rows, no_decision_as)
+    return History([valid[i] for i in kept], y, deal, weight, closed_of, drops, len(valid), fp,
+                   len({r["id"] for r in valid}))
 
-    drops = dict.fromkeys(DROP_REASONS, 0)
-    kept: list[dict] = []
-    for r in valid:
-        outcome, closed, as_of = r.get("outcome"), r.get("closed_at"), r.get("as_of")
-        if outcome is None:
-            drops["no_outcome"] += 1
-        elif closed is None:
-            drops["no_closed_at"] += 1
-        elif as_of is None:
-            drops["no_as_of"] += 1
-        elif as_of >= closed:
-            drops["after_close"] += 1
-        elif outcome == "no_decision" and no_decision_as == "drop":
-            drops["no_decision"] += 1
-        else:
-            kept.append(r)
 
-    outcome_of: dict[str, str] = {}
-    closed_of: dict[str, str] = {}
-    n_snap: dict[str, int] = {}
-    for r in kept:
-        d = r["id"]
-        o = r["outcome"]
-        if outcome_of.setdefault(d, o) != o:
-            raise ModelError(f"record {d}: its snapshots disagree on the outcome ({outcome_of[d]} vs {o}); "
-                             "fix the history so that each deal has one outcome")
-        closed_of[d] = max(closed_of.get(d, r["closed_at"]), r["closed_at"])
-        n_snap[d] = n_snap.get(d, 0) + 1
-    y = np.array([LABELS.get(r["outcome"], 0) for r in kept], dtype=np.int64)
-    deal = np.array([r["id"] for r in kept], dtype=object)
-    weight = np.array([1.0 / n_snap[r["id"]] for r in kept], dtype=np.float64)
-    return History(kept, y, deal, weight, closed_of, drops, len(valid), fp)
+#: the columns :func:`snapshot_history` reads (:meth:`scoring.store.Store.training_snapshots`)
+SNAPSHOT_COLUMNS = ("deal_id", "as_of", "stage", "status", "measures", "outcome", "closed_at")
+
+
+def _cell(v: Any) -> Any:
+    """A frame cell as plain Python: None for a missing value (None, NaN, pandas NA)."""
+    return None if v is None or (np.ndim(v) == 0 and pd.isna(v)) else v
+
+
+def snapshot_history(frame: Any, pack: RulePack, *, no_decision_as: str = "lost") -> tuple[History, RecordEvidence]:
+    """The :class:`History` and the evidence of stored snapshots (the score store's frame, columns
+    :data:`SNAPSHOT_COLUMNS`: ``status`` one digit per rule of ``pack`` in order, ``measures`` the
+    pack's measures in order, None or NaN unknown; ``outcome`` and ``closed_at`` None when not recorded).
+
+    The same drops, labels and weights as :func:`prepare_history` (:func:`_label_rows`); the
+    fingerprint is :func:`canonical_fingerprint` over the snapshots (those columns) in
+    ``(deal_id, as_of)`` order.  The evidence (:class:`~scoring.model.inputs.RecordEvidence`,
+    ``derived`` None: the store keeps no derived facts) has one row per kept snapshot.
+
+    Raises
+    ------
+    ModelError
+        A status of another width than the pack's rule count or with a code other than 0/1/2, or
+        measures of another width than the pack's (naming the deal, date and run when the frame has
+        ``run_id``), and as :func:`prepare_history`.
+    """
+    import pyarrow as pa
+
+    from scoring.model.inputs import RecordEvidence
+    from scoring.store.changes import status_codes
+
+    _check_no_decision_as(no_decision_as)
+    missing = [c for c in SNAPSHOT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ModelError(f"stored snapshots lack the column(s) {', '.join(missing)}")
+    frame = frame.sort_values(["deal_id", "as_of"], kind="mergesort").reset_index(drop=True)
+    n_rules = len(pack.rules)
+    names = [m.name for m in getattr(pack.compiled, "measures", ()) or ()]
+    snaps = []
+    measures = np.full((len(frame), len(names)), np.nan) if names else None
+    run_of = frame["run_id"].tolist() if "run_id" in frame.columns else [None] * len(frame)
+
+    def where(i: int) -> str:
+        return f"deal {frame.at[i, 'deal_id']} as of {frame.at[i, 'as_of']}" + (
+            f" (run {run_of[i]})" if run_of[i] else "")
+
+    for i, r in enumerate(frame[list(SNAPSHOT_COLUMNS)].itertuples(index=False)):
+        code = _cell(r.status) or ""
+        if len(code) != n_rules or not code.isascii():
+            raise ModelError(f"{where(i)}: stored status {code[:40]!r} is not {n_rules} digits, one per rule of "
+                             f"the pack {pack.version_tag}")
+        m = [] if np.ndim(r.measures) == 0 else [_cell(v) for v in r.measures]
+        if names and len(m) != len(names):
+            raise ModelError(f"{where(i)}: {len(m)} stored measures, the pack {pack.version_tag} has {len(names)}")
+        if names:
+            measures[i] = [np.nan if v is None else float(v) for v in m]
+        snaps.append({"id": r.deal_id, "as_of": r.as_of, "stage": _cell(r.stage), "status": code,
+                      "measures": [None if v is None else float(v) for v in m],
+                      "outcome": _cell(r.outcome), "closed_at": _cell(r.closed_at)})
+    status = status_codes(pa.array([s["status"] for s in snaps], pa.string()), n_rules)
+    bad = np.flatnonzero(((status < 0) | (status > 2)).any(axis=1))
+    if len(bad):
+        i = int(bad[0])
+        j = int(np.flatnonzero((status[i] < 0) | (status[i] > 2))[0])
+        raise ModelError(f"{where(i)}: the stored status of rule {pack.rules[j].id} is {snaps[i]['status'][j]!r}, "
+                         "not " + ", ".join(f"{c} ({w})" for c, w in enumerate(STATUS_WORDS)))
+    fp = canonical_fingerprint(snaps)
+    rows = [(s["id"], s["as_of"], s["outcome"], s["closed_at"]) for s in snaps]
+    kept, drops, y, deal, weight, closed_of = _label_rows(rows, no_decision_as)
+    h = History(None, y, deal, weight, closed_of, drops, len(snaps), fp, len({s["id"] for s in snaps}))
+    ev = RecordEvidence(status[kept], [snaps[i]["stage"] for i in kept], None,
+                        None if measures is None else measures[kept])
+    return h, ev
 
 
 def deal_counts(h: History, ids: Iterable[str] | None = None) -> dict[str, int]:
@@ -293,6 +396,11 @@ class TrainResult:
     signs: dict[str, Any] = field(default_factory=dict)
     #: the challenger's verdict (:func:`scoring.model.challenger.run_challenger`, without its predictions), or None
     challenger: dict[str, Any] | None = None
+    #: where the history came from: ``{"kind": "file", "path"}``, ``{"kind": "records"}``, or
+    #: ``{"kind": "store", "store" (described without password), "runs", "snapshots"}``
+    source: dict[str, Any] = field(default_factory=dict)
+    #: the training part's rule shares and probability counts (:func:`training_profile`), for monitoring
+    training_profile: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -395,25 +503,156 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     RecordError
         A history record breaks the contract.
     """
-    from scoring.model.fit import (SIGNS, build_design, choose_and_fit, fit_once, learn_bins, scorecard_spec,
-                                   stage_indices)
-    from scoring.model.inputs import numeric_values, pack_numeric_inputs, record_evidence
+    from scoring.model.inputs import record_evidence
 
-    if signs not in SIGNS:
-        raise ModelError(f"signs must be one of {', '.join(SIGNS)}, not {signs!r}")
+    _check_signs(signs)
     step = progress or (lambda _name: None)
     step("reading the history")
     t0 = time.perf_counter()
     pack = as_pack(rules)
     rejected = 0
+    source: dict[str, Any] = {"kind": "records"}
     if isinstance(history_records, (str, Path)):
         from scoring.contract.reader import read_records
 
+        source = {"kind": "file", "path": Path(history_records).as_posix()}
         # history=False: a row without outcome is not a bad record here, it is dropped (and counted) below
         rr = read_records(history_records, pack.schema)
         rejected = len(rr.rejects)
         history_records = rr.records
     h = prepare_history(history_records, pack, no_decision_as=no_decision_as)
+    return _train_on(h, lambda: record_evidence(pack, h.records), pack, source=source, rejected=rejected, t0=t0,
+                     step=step, seed=seed, test_fraction=test_fraction, no_decision_as=no_decision_as,
+                     min_per_class=min_per_class, C=C, applicable_only=applicable_only, signs=signs,
+                     derived=derived, measures=measures, stage_deviations=stage_deviations, challenger=challenger)
+
+
+#: why :func:`train_from_store` fits no challenger (``params["challenger_skipped"]``)
+NO_CHALLENGER_FROM_STORE = "the store keeps the rules' statuses and measures, not the raw record fields it ranks"
+
+
+def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0, test_fraction: float = 0.2,
+                     no_decision_as: str = "lost", min_per_class: int = 40, C: float | None = None,
+                     applicable_only: bool = True, signs: str = "constrained", derived: bool = False,
+                     measures: bool = True, stage_deviations: bool = True,
+                     progress: Callable[[str], None] | None = None) -> TrainResult:
+    """Train the scorecard on the score store's snapshots of closed deals (what was known at the time).
+
+    The history is every snapshot the store keeps of runs made with this rule pack
+    (``runs.rule_pack_version`` equal to the pack's ``version_tag``; a rule a run did not evaluate
+    is not "unknown", so runs of another pack are left out), one per deal and run date (the last
+    run of a date), joined with the outcomes recorded by ``scoring outcomes``
+    (:meth:`scoring.store.Store.training_snapshots`).  From there on it is :func:`train`'s path:
+    the same drops (a snapshot of a deal without a recorded outcome is ``no_outcome``, one taken on
+    or after its close ``after_close``), labels, weights, refusal, split by deal and ``closed_at``,
+    fit and metrics (:func:`snapshot_history`).  The evidence is the stored one: the rules' statuses,
+    the measures and the stage.  ``counts["input"]["runs"]`` counts the runs used.
+
+    Differences from :func:`train`: there is no challenger (it ranks raw record fields, which the
+    store does not keep; ``params["challenger_skipped"]`` says so), and ``derived=True`` is refused (the
+    store keeps no derived facts).  Other parameters as :func:`train`.
+
+    Parameters
+    ----------
+    store : :class:`scoring.store.Store` or its URL
+        A DuckDB file or a PostgreSQL URL.
+
+    Raises
+    ------
+    ModelError
+        ``derived=True``; no stored run of this pack (naming the stored pack versions and their
+        snapshots); a stored run whose rules or measures are not the pack's, or a status of another
+        width (naming the run); and as :func:`train`.
+    StoreError
+        The store cannot be reached or read, is of another schema version, or does not exist yet.
+    """
+    from scoring.store import Store
+
+    _check_signs(signs)
+    _check_no_decision_as(no_decision_as)
+    if derived:
+        raise ModelError("derived facts (--derived, derived=True) cannot be learnt from the score store: it keeps the "
+                         "rules' statuses and the measures, not the counts and day counts; train from history files "
+                         "for them")
+    step = progress or (lambda _name: None)
+    step("reading the store")
+    t0 = time.perf_counter()
+    pack = as_pack(rules)
+    store = store if isinstance(store, Store) else Store(store)
+    if not store.check():
+        raise StoreError(f"store {store.backend.describe()}: no store there yet (scoring score --store creates it, "
+                         "scoring outcomes records the closed deals)")
+    with store.reading():
+        frame = store.training_snapshots(pack.version_tag, every=True)
+        runs = store.runs()
+        if not len(frame):
+            versions = store.query(
+                "SELECT r.rule_pack_version AS version, count(*) AS n FROM deal_scores d "
+                "JOIN runs r ON r.run_id = d.run_id GROUP BY r.rule_pack_version ORDER BY r.rule_pack_version") \
+                if len(runs) else None
+    where = store.backend.describe()
+    if not len(frame):
+        held = ", ".join(f"{v} ({int(n)} snapshots)" for v, n in zip(versions["version"], versions["n"])) \
+            if versions is not None and len(versions) else "none"
+        raise ModelError(f"store {where}: no stored run of the rule pack {pack.version_tag}, so nothing to train on "
+                         f"(stored pack versions: {held}); score with this pack first, or train with --rules "
+                         "of a stored version")
+    check_store_runs(runs[runs["run_id"].isin(set(frame["run_id"]))], pack, where)
+    h, ev = snapshot_history(frame, pack, no_decision_as=no_decision_as)
+    source = {"kind": "store", "store": where, "runs": int(frame["run_id"].nunique()), "snapshots": int(len(frame))}
+    return _train_on(h, lambda: ev, pack, source=source, rejected=0, t0=t0, step=step, seed=seed,
+                     test_fraction=test_fraction, no_decision_as=no_decision_as, min_per_class=min_per_class, C=C,
+                     applicable_only=applicable_only, signs=signs, derived=False, measures=measures,
+                     stage_deviations=stage_deviations, challenger=False, no_challenger=NO_CHALLENGER_FROM_STORE)
+
+
+def check_store_runs(runs: Any, pack: RulePack, where: str) -> None:
+    """Refuse stored runs (rows of :meth:`scoring.store.Store.runs`) whose rule list or measures are not
+    ``pack``'s, in order: their status digits would be read against the wrong rules."""
+    ids = [r.id for r in pack.rules]
+    names = [m.name for m in getattr(pack.compiled, "measures", ()) or ()]
+    for r in runs.itertuples(index=False):
+        if list(r.rules) != ids:
+            raise ModelError(f"store {where}: run {r.run_id} (as of {r.as_of}) of pack {r.rule_pack_version} stored "
+                             f"{len(r.rules)} rules that are not the pack's {len(ids)} rules in order; it cannot be "
+                             "read with this pack")
+        if list(r.measures) != names:
+            raise ModelError(f"store {where}: run {r.run_id} (as of {r.as_of}) stored the measures "
+                             f"{list(r.measures)[:6]}, not the pack's {names[:6]}; it cannot be read with this pack")
+
+
+def _check_signs(signs: str) -> None:
+    from scoring.model.fit import SIGNS
+
+    if signs not in SIGNS:
+        raise ModelError(f"signs must be one of {', '.join(SIGNS)}, not {signs!r}")
+
+
+def training_profile(pack: RulePack, status: np.ndarray, w: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """What the model was trained on, for monitoring (:mod:`scoring.store.monitor`): per rule the
+    missing / met / unknown shares of the training snapshots and the probability counts of their
+    predictions over the monitor's 10 bins, both weighted by deal (``w``: 1 / snapshots of the deal)."""
+    from scoring.store.monitor import STATUS_COLUMNS, probability_counts, status_counts
+
+    counts = status_counts(status, w)
+    total = float(np.sum(w))
+    return {"weighting": WEIGHTING, "snapshots": int(len(w)), "deals": round(total, 6),
+            "rules": [{"rule": r.id, **{k: round(float(c[j]) / total, 6) for j, k in enumerate(STATUS_COLUMNS)}}
+                      for r, c in zip(pack.rules, counts)],
+            "probability_counts": [round(float(v), 6) for v in probability_counts(p, w)]}
+
+
+def _train_on(h: History, evidence_of: Callable[[], Any], pack: RulePack, *, source: dict[str, Any], rejected: int,
+              t0: float, step: Callable[[str], None], seed: int, test_fraction: float, no_decision_as: str,
+              min_per_class: int, C: float | None, applicable_only: bool, signs: str, derived: bool,
+              measures: bool, stage_deviations: bool, challenger: bool,
+              no_challenger: str | None = None) -> TrainResult:
+    """The one fitting path of :func:`train` and :func:`train_from_store`: refusal, split, evidence
+    (``evidence_of()``: a :class:`~scoring.model.inputs.RecordEvidence` with a row per row of ``h``),
+    bins, fit, metrics, challenger (when ``challenger``; else ``no_challenger`` says why, if given)."""
+    from scoring.model.fit import build_design, choose_and_fit, fit_once, learn_bins, scorecard_spec, stage_indices
+    from scoring.model.inputs import numeric_values, pack_numeric_inputs
+
     check_enough(h, min_per_class)
     split = split_deals(h.closed_at, test_fraction)
     train_ids, test_ids = split
@@ -428,7 +667,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     step("evaluating the rules")
     t1 = time.perf_counter()
 
-    e = record_evidence(pack, h.records)
+    e = evidence_of()
     status, stages = e.status, e.stages
     stage_idx = stage_indices(stages)
     inputs = [i for i in pack_numeric_inputs(pack, derived=derived) if measures or i.source != "measure"]
@@ -472,6 +711,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     p_con, p_free = (p_model, p_other) if signs == "constrained" else (p_other, p_model)
     ll = {"constrained": weighted_log_loss(y[te], p_con, w[te]), "free": weighted_log_loss(y[te], p_free, w[te])}
     sign = sign_report(model, other_model, ll, paired_bootstrap(y[te], p_con, p_free, w[te], h.deal[te], seed=seed))
+    profile = training_profile(pack, status[tr], w[tr], sigmoid(fit.logit(d_tr)))
     t4 = time.perf_counter()
     if challenger:
         step("the challenger")
@@ -489,8 +729,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     t5 = time.perf_counter()
 
     counts = {
-        "input": {"snapshots": h.n_input + rejected, "rejected": rejected,
-                  "deals": len({r["id"] for r in history_records})},
+        "input": {"snapshots": h.n_input + rejected, "rejected": rejected, "deals": h.n_deals},
         "drops": dict(h.drops),
         "kept": deal_counts(h),
         "train": deal_counts(h, train_ids),
@@ -499,6 +738,8 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         "test_closed": [h.closed_at[test_ids[0]], h.closed_at[test_ids[-1]]],
         "split": {"method": split.method, "note": split.note},
     }
+    if source.get("kind") == "store":
+        counts["input"]["runs"] = source["runs"]
     chosen = C is None
     params = {"seed": seed, "test_fraction": test_fraction, "no_decision_as": no_decision_as,
               "min_per_class": min_per_class, "C": fit.C, "C_grid": list(C_GRID) if chosen else None,
@@ -506,11 +747,13 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
               "cv": f"{CV_FOLDS}-fold GroupKFold by deal id on the training part" if fit.cv else None,
               "applicable_only": applicable_only, "signs": signs, "derived": derived, "measures": measures,
               "stage_deviations": stage_deviations, "numeric_inputs": [i.name for i in inputs]}
+    if no_challenger:
+        params["challenger_skipped"] = no_challenger
     return TrainResult(
         model=model, pack=pack, metrics=metrics, counts=counts, params=params, cv=fit.cv,
         train_ids=list(train_ids), test_ids=list(test_ids), data_fingerprint=h.fingerprint,
         rule_score_platt={"slope": float(platt.coef_[0][0]), "intercept": float(platt.intercept_[0])},
-        held_out=held_out, signs=sign, challenger=chal,
+        held_out=held_out, signs=sign, challenger=chal, source=source, training_profile=profile,
         timings={"prepare": t1 - t0, "evidence": t2 - t1, "fit": t3 - t2, "metrics": t4 - t3,
                  "challenger": t5 - t4, "total": t5 - t0},
     )

@@ -4,8 +4,15 @@
   ``sum((a - e) * ln(a / e))`` over bins, each share floored at 1e-4; above
   :data:`PSI_FLAG` (0.25) is the usual "the population has shifted" mark.
   The score distribution is compared with the model's held-out predictions (the
-  artifact's ``held_out.json``, 10 equal bins of probability); each rule's
-  met / missing / unknown shares with the previous stored run.
+  artifact's ``held_out.json``, 10 equal bins of probability): out-of-sample
+  predictions of the newest closed deals, as tonight's are out of sample (the
+  training part's own predictions, kept in the profile too, are in-sample and so
+  a little more extreme).  Each rule's missing / met / unknown shares are compared
+  with the model's training data (the artifact's ``training_profile.json``:
+  shares on the training snapshots, weighted by deal), ``"reference": "training"``;
+  a model saved without a profile falls back to the previous stored run,
+  ``"reference": "previous run"``.  The comparison with the previous run is kept
+  beside it (``rule_drift_vs_previous``), unflagged in the printed summary.
 * **Expected performance** (confidence-based, as NannyML's CBPE): if the model is
   calibrated, a deal with probability ``p`` is won with probability ``p``, so the
   expected log loss of tonight's pipeline is ``mean(-(p ln p + (1-p) ln(1-p)))``
@@ -24,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.errors import InputError
+from scoring.evidence.status import STATUS_WORDS
 
 #: a PSI above this is flagged
 PSI_FLAG = 0.25
@@ -42,10 +50,11 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def probability_counts(p: np.ndarray) -> np.ndarray:
-    """Counts of probabilities over 10 equal bins (NaN left out)."""
+def probability_counts(p: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Counts (sums of ``weights`` when given) of probabilities over 10 equal bins (NaN left out)."""
     p = np.asarray(p, dtype=float)
-    return np.histogram(p[~np.isnan(p)], bins=_BINS)[0]
+    ok = ~np.isnan(p)
+    return np.histogram(p[ok], bins=_BINS, weights=None if weights is None else np.asarray(weights, float)[ok])[0]
 
 
 def expected_performance(p: np.ndarray) -> dict[str, Any]:
@@ -65,9 +74,24 @@ def expected_performance(p: np.ndarray) -> dict[str, Any]:
             "expected_brier": round(float(np.mean(p * (1 - p))), 4), "expected_calibration": table}
 
 
+#: the columns of :func:`status_counts` (the status codes 0, 1, 2)
+STATUS_COLUMNS = STATUS_WORDS
+#: what a run's rule shares are compared with (``rule_drift["reference"]``)
+REFERENCE_TRAINING, REFERENCE_PREVIOUS = "training", "previous run"
+#: each reference in words (the printed summary, the monitor page)
+REFERENCE_WORDS = {REFERENCE_TRAINING: "the model's training data", REFERENCE_PREVIOUS: "the previous stored run"}
+
+
+def drift_reference(rule_drift: Mapping[str, Any] | None) -> str:
+    """What a run's ``rule_drift`` compared the rules' shares with, in words (a summary written before
+    references were named compared with the previous run)."""
+    return REFERENCE_WORDS[(rule_drift or {}).get("reference", REFERENCE_PREVIOUS)]
+
+
 def rule_drift(now: np.ndarray, before: np.ndarray, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Per rule: tonight's met and unknown shares, and the PSI of its met/missing/unknown shares against
-    ``before`` (counts ``(R, 3)`` each, columns missing, met, unknown), flagged above :data:`PSI_FLAG`."""
+    ``before`` (counts or shares ``(R, 3)`` each, columns :data:`STATUS_COLUMNS`), flagged above
+    :data:`PSI_FLAG`."""
     out = []
     for j, rid in enumerate(rule_ids):
         n = now[j].sum()
@@ -78,26 +102,49 @@ def rule_drift(now: np.ndarray, before: np.ndarray, rule_ids: Sequence[str]) -> 
     return out
 
 
-def status_counts(status: np.ndarray) -> np.ndarray:
-    """``(R, 3)`` counts of the codes 0/1/2 per rule of a status matrix ``(n, R)``."""
+def status_counts(status: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``(R, 3)`` counts (sums of ``weights`` when given) of the codes 0/1/2 per rule of a status matrix
+    ``(n, R)``; columns :data:`STATUS_COLUMNS`."""
     status = np.asarray(status, dtype=np.int64)
     r = status.shape[1]
-    return np.stack([np.bincount(status[:, j], minlength=3)[:3] for j in range(r)]) if r else np.zeros((0, 3))
+    return np.stack([np.bincount(status[:, j], weights=weights, minlength=3)[:3] for j in range(r)]) if r \
+        else np.zeros((0, 3))
+
+
+def profile_shares(profile: Mapping[str, Any] | None, rule_ids: Sequence[str]) -> np.ndarray | None:
+    """The ``(R, 3)`` training shares of a model's training profile (``training_profile.json``) for the
+    rules ``rule_ids`` in order, or None without a profile or when its rules are not these."""
+    if not profile or [r.get("rule") for r in profile.get("rules") or ()] != list(rule_ids):
+        return None
+    return np.array([[r[k] for k in STATUS_COLUMNS] for r in profile["rules"]], dtype=float)
 
 
 def summary(p_now: np.ndarray, reference_p: np.ndarray | None, counts_now: np.ndarray,
-            counts_before: np.ndarray | None, rule_ids: Sequence[str], trends: Mapping[str, int]) -> dict[str, Any]:
-    """The ``monitoring`` part of a run summary."""
+            counts_before: np.ndarray | None, rule_ids: Sequence[str], trends: Mapping[str, int],
+            training_shares: np.ndarray | None = None) -> dict[str, Any]:
+    """The ``monitoring`` part of a run summary.  ``rule_drift`` is against ``training_shares`` (the
+    model's training profile, :func:`profile_shares`) when given, else against ``counts_before`` (the
+    previous stored run); with both, the previous-run comparison is ``rule_drift_vs_previous``."""
     out: dict[str, Any] = {"trends": dict(trends), "psi_flag_above": PSI_FLAG}
     if reference_p is not None and len(reference_p):
         v = psi(probability_counts(reference_p), probability_counts(p_now))
         out["score_psi"] = {"against": "the model's held-out predictions", "psi": None if v != v else round(v, 4),
                             "flag": bool(v == v and v > PSI_FLAG)}
     out.update(expected_performance(p_now))
+    previous = None
     if counts_before is not None:
         drift = rule_drift(counts_now, counts_before, rule_ids)
-        out["rule_drift"] = {"against": "the previous stored run", "flagged": [d["rule"] for d in drift if d["flag"]],
-                             "rules": drift}
+        previous = {"reference": REFERENCE_PREVIOUS, "against": "the previous stored run",
+                    "flagged": [d["rule"] for d in drift if d["flag"]], "rules": drift}
+    if training_shares is not None:
+        drift = rule_drift(counts_now, training_shares, rule_ids)
+        out["rule_drift"] = {"reference": REFERENCE_TRAINING,
+                             "against": "the model's training snapshots (shares weighted by deal)",
+                             "flagged": [d["rule"] for d in drift if d["flag"]], "rules": drift}
+        if previous is not None:
+            out["rule_drift_vs_previous"] = previous
+    elif previous is not None:
+        out["rule_drift"] = previous
     return out
 
 
@@ -112,8 +159,9 @@ def format_lines(run_summary: Mapping[str, Any]) -> str:
         lines.append(f"  score PSI vs the model's held-out predictions: {s['psi']}" + (" (above 0.25: shifted)"
                                                                                         if s["flag"] else ""))
     if m.get("rule_drift"):
-        flagged = m["rule_drift"]["flagged"]
-        lines.append(f"  rules drifted since the previous stored run (PSI > 0.25): {', '.join(flagged) or 'none'}")
+        d = m["rule_drift"]
+        lines.append(f"  rules drifted from {drift_reference(d)} (PSI > 0.25; reference: "
+                     f"{d.get('reference', REFERENCE_PREVIOUS)}): {', '.join(d['flagged']) or 'none'}")
     if "expected_log_loss" in m:
         lines.append(f"  expected log loss if calibrated: {m['expected_log_loss']}  (Brier {m['expected_brier']})")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring.store.monitor import PSI_FLAG, realized_performance
+from scoring.store.monitor import PSI_FLAG, drift_reference, realized_performance
 from scoring.store.store import Store
 
 
@@ -83,13 +83,14 @@ def _figures(d: dict[str, Any]) -> dict[str, str]:
         fig.suptitle("Score distribution over the stored runs")
         figs["distribution"] = _png(fig)
     drift = (d["last_run"].get("rule_drift") or {}).get("rules") or []
+    reference = drift_reference(d["last_run"].get("rule_drift"))
     if drift:
         top = sorted((r for r in drift if r["psi"] is not None), key=lambda r: -r["psi"])[:20]
         fig, ax = plt.subplots(figsize=(9, 5))
         ax.barh([r["rule"] for r in top][::-1], [r["psi"] for r in top][::-1],
                 color=["#c0392b" if r["flag"] else "#1f6fb4" for r in top][::-1])
         ax.axvline(PSI_FLAG, color="grey", linestyle="--")
-        ax.set_xlabel("PSI of met / missing / unknown shares against the run before (dashed: 0.25)")
+        ax.set_xlabel(f"PSI of met / missing / unknown shares against {reference} (dashed: 0.25)")
         ax.set_title("Drift per rule in the last run (20 largest)")
         figs["drift"] = _png(fig)
     real = [r for r in d["realized"] if r.get("deals")]
@@ -127,14 +128,19 @@ def build_monitor(store: Store, out: str | Path) -> Path:
                      f"{figs['distribution']}'>")
     if last:
         sp = last.get("score_psi") or {}
+        against = esc(drift_reference(last.get("rule_drift")))
         parts.append("<h2>Last run, before outcomes</h2><table>"
                      f"<tr><th>score PSI vs held-out predictions</th><td>{sp.get('psi', '-')}</td></tr>"
+                     f"<tr><th>rules drifted (PSI &gt; {PSI_FLAG}) from {against}</th><td>"
+                     f"{esc(', '.join((last.get('rule_drift') or {}).get('flagged') or []) or 'none')}</td></tr>"
                      f"<tr><th>expected log loss (if calibrated)</th><td>{last.get('expected_log_loss', '-')}</td></tr>"
                      f"<tr><th>expected Brier</th><td>{last.get('expected_brier', '-')}</td></tr>"
                      f"<tr><th>trends</th><td>{esc(', '.join(f'{k} {v}' for k, v in (last.get('trends') or {}).items()))}"
                      "</td></tr></table>")
     if "drift" in figs:
-        parts.append(f"<h2>Drift per rule</h2><img alt='drift per rule' src='data:image/png;base64,{figs['drift']}'>")
+        parts.append(f"<h2>Drift per rule</h2><p id='drift-reference'>Reference: "
+                     f"{esc(drift_reference(last.get('rule_drift')))}</p>"
+                     f"<img alt='drift per rule' src='data:image/png;base64,{figs['drift']}'>")
     if "realized" in figs:
         rows = "".join(f"<tr><td>{r['days_before_close']}</td><td>{r['deals']}</td><td>{r.get('win_rate', '-')}</td>"
                        f"<td>{r.get('mean_probability', '-')}</td><td>{r.get('log_loss', '-')}</td>"

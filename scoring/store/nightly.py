@@ -392,15 +392,18 @@ class NightlyStore:
 
     def monitoring(self) -> dict[str, Any]:
         """Drift and expected performance of tonight's run (:mod:`scoring.store.monitor`)."""
-        from scoring.model.artifact import model_held_out
+        from scoring.model.artifact import model_held_out, model_training_profile
+        from scoring.store.monitor import profile_shares
 
         p = np.concatenate(self._p) if self._p else np.zeros(0)
         held = model_held_out(self.model) if self.model is not None else None
         ref = np.asarray(held["p_model"], dtype=float) if held and held.get("p_model") else None
+        training = profile_shares(model_training_profile(self.model), self.rule_ids) if self.model is not None \
+            else None
         before = None
         if self.prev is not None and self.prev.rules == self.rule_ids and len(self.prev.index):
             before = status_counts(self.prev.status)
-        return monitor_summary(p, ref, self._counts, before, self.rule_ids, self._trends)
+        return monitor_summary(p, ref, self._counts, before, self.rule_ids, self._trends, training)
 
     def abort(self) -> None:
         """Drop tonight's rows (a failed run stores nothing); the run's first error is the one reported."""

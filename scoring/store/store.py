@@ -345,22 +345,29 @@ class Store:
                      "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id JOIN outcomes o ON o.deal_id = d.deal_id "
                      "WHERE r.as_of < o.closed_at").to_pandas())
 
-    def training_snapshots(self, pack_version: str) -> pd.DataFrame:
+    def training_snapshots(self, pack_version: str, every: bool = False) -> pd.DataFrame:
         """Stored snapshots of closed deals scored with the rule pack ``pack_version``, taken before their
         close, joined with their outcomes: ``deal_id``, ``as_of`` (the run's), ``stage``, ``status``,
-        ``measures``, ``outcome``, ``closed_at``; one row per deal and run date (the last run of a date).
+        ``measures``, ``outcome``, ``closed_at``, ``run_id``; one row per deal and run date (the last run
+        of a date), in ``(deal_id, as_of)`` order.
+
+        With ``every``, every stored snapshot of the pack instead, with ``outcome`` and ``closed_at`` None
+        for a deal without a recorded outcome, and the snapshots taken on or after the close too: training
+        (:func:`scoring.model.train.train_from_store`) counts them as drops rather than not seeing them.
 
         The stored evidence is enough to train a model over the same pack: the model's features are a
         function of the rules' statuses (and measures) and the stage, all stored.  Snapshots of another
         pack are left out rather than mapped (a rule the run did not evaluate is not "unknown")."""
         if not self.check():
             return pd.DataFrame()
+        join, before = ("LEFT JOIN", "") if every else ("JOIN", "r.as_of < o.closed_at AND ")
         with self._read() as con:
             df = _object_ids(self.backend.arrow(
                 con, "SELECT d.deal_id, CAST(r.as_of AS VARCHAR) AS as_of, r.scored_at, d.stage, d.status, d.measures, "
-                     "o.outcome, CAST(o.closed_at AS VARCHAR) AS closed_at "
-                     "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id JOIN outcomes o ON o.deal_id = d.deal_id "
-                     "WHERE r.as_of < o.closed_at AND r.rule_pack_version = ?", [pack_version]).to_pandas())
+                     "o.outcome, CAST(o.closed_at AS VARCHAR) AS closed_at, d.run_id "
+                     "FROM deal_scores d JOIN runs r ON r.run_id = d.run_id "
+                     f"{join} outcomes o ON o.deal_id = d.deal_id "
+                     f"WHERE {before}r.rule_pack_version = ?", [pack_version]).to_pandas())
         if not len(df):
             return df
         df = df.sort_values(["deal_id", "as_of", "scored_at"]).drop_duplicates(["deal_id", "as_of"], keep="last")
