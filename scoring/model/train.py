@@ -209,7 +209,7 @@ def snapshot_history(frame: Any, pack: RulePack, *, no_decision_as: str = "lost"
     The same drops, labels and weights as :func:`prepare_history` (:func:`_label_rows`); the
     fingerprint is :func:`canonical_fingerprint` over the snapshots (those columns) in
     ``(deal_id, as_of)`` order.  The evidence (:class:`~scoring.model.inputs.RecordEvidence`,
-    ``derived`` None: the store keeps no derived facts) has one row per kept snapshot.
+    ``derived`` None: derived facts are not learnt from the store) has one row per kept snapshot.
 
     Raises
     ------
@@ -550,7 +550,8 @@ def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0,
 
     Differences from :func:`train`: there is no challenger (it ranks raw record fields, which the
     store does not keep; ``params["challenger_skipped"]`` says so), and ``derived=True`` is refused (the
-    store keeps no derived facts).  Other parameters as :func:`train`.
+    store keeps the pack's derived facts only as far as a nightly model read them).  Other parameters as
+    :func:`train`.
 
     Parameters
     ----------
@@ -572,8 +573,8 @@ def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0,
     _check_no_decision_as(no_decision_as)
     if derived:
         raise ModelError("derived facts (--derived, derived=True) cannot be learnt from the score store: it keeps the "
-                         "rules' statuses and the measures, not the counts and day counts; train from history files "
-                         "for them")
+                         "rules' statuses and the measures, and the derived facts only of a nightly model that read "
+                         "them, not all of the pack's counts and day counts; train from history files for them")
     step = progress or (lambda _name: None)
     step("reading the store")
     t0 = time.perf_counter()
