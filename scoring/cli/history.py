@@ -147,6 +147,7 @@ def monitor(store_url, out, as_json):
       scoring monitor
       scoring monitor --out out/monitor.html
     """
+    from scoring.store.monitor import drift_reference
     from scoring.store.monitor_page import build_monitor, monitor_data
 
     store = store_of(store_url)
@@ -163,7 +164,7 @@ def monitor(store_url, out, as_json):
         click.echo(f"  {r['as_of']}  {r['deals']:>9,} deals  mean probability {r['mean_probability']}")
     if last:
         click.echo(f"last run: score PSI vs held-out {(last.get('score_psi') or {}).get('psi')}, expected log loss "
-                   f"{last.get('expected_log_loss')}, drifted rules: "
+                   f"{last.get('expected_log_loss')}, rules drifted from {drift_reference(last.get('rule_drift'))}: "
                    f"{', '.join((last.get('rule_drift') or {}).get('flagged') or []) or 'none'}")
     for r in d["realized"]:
         if r.get("deals"):
