@@ -265,6 +265,17 @@ def test_a_model_with_derived_inputs_stores_them_and_its_changes_sum_and_split(t
     assert math.isclose(sum(c["contribution"] for c in last["changes"]), last["logit_change"], abs_tol=1e-9)
 
 
+def test_a_rule_whose_graded_measure_moved_says_from_what_to_what(tmp_path, store_url, scoring_parts, records):
+    pack, model = scoring_parts
+    store, _ = two_nights(tmp_path, store_url, scoring_parts, records)
+    last = deal_timeline(store, "P-000089", model=model, pack=pack)["entries"][-1]
+    stalled = next(c for c in last["changes"] if c["term"] == "STALLED")
+    assert stalled["before"] == stalled["now"] == "missing" and abs(stalled["contribution"]) > 0.05
+    assert stalled["measures"] == [{"name": "days_in_current_stage", "before": "52 days in the current stage",
+                                    "now": "53 days in the current stage"}]
+    assert stalled["title"].endswith("missing; 52 days in the current stage -> 53 days in the current stage")
+
+
 def test_a_deal_that_lost_its_coach_says_so_in_rule_words(tmp_path, store_url, scoring_parts, records):
     pack, model = scoring_parts
     events = nextday.what_happened(records, days=1, seed=3)

@@ -110,6 +110,30 @@ def _pair(prev: Mapping, cur: Mapping, model: Any, pack: Any) -> tuple[list[dict
              "contribution": d_logit, "itemized": False}], d_logit
 
 
+def _graded(items: list[dict], prev: Mapping, cur: Mapping, pack: Any, lang: str) -> list[dict]:
+    """The items with, for a rule whose graded measure moved, ``measures``: ``name``, ``before``
+    and ``now`` in words (why a rule's contribution moved though its status did not, e.g. the
+    days in the current stage crossed a bin)."""
+    ms = list(getattr(getattr(pack, "compiled", None), "measures", ()) or ())
+    vals = [r.get("measures") for r in (prev, cur)]
+    if not ms or any(v is None or len(v) != len(ms) for v in vals):
+        return items
+    out = []
+    for item in items:
+        moved = []
+        for j, m in enumerate(ms):
+            if m.rule != item["term"]:
+                continue
+            a, b = (None if v[j] is None or (isinstance(v[j], float) and math.isnan(v[j])) else float(v[j])
+                    for v in vals)
+            if a != b:
+                unknown = WORDS[lang]["unknown"]
+                moved.append({"name": m.name, "before": m.text(a, lang) if a is not None else unknown,
+                              "now": m.text(b, lang) if b is not None else unknown})
+        out.append({**item, "measures": moved} if moved else item)
+    return out
+
+
 def _title(item: dict, pack: Any, lang: str) -> str:
     w = WORDS[lang]
     if item["term"] == MODEL_TERM:
@@ -122,7 +146,8 @@ def _title(item: dict, pack: Any, lang: str) -> str:
     except Exception:  # a rule of an older pack
         title = item["term"]
     move = w[item["now"]] if item["before"] == item["now"] else f"{w[item['before']]} -> {w[item['now']]}"
-    return f"{title}: {move}"
+    graded = "".join(f"; {m['before']} -> {m['now']}" for m in item.get("measures") or ())
+    return f"{title}: {move}{graded}"
 
 
 def deal_timeline(store: Store, deal_id: str, *, model: Any = None, pack: Any = None, lang: str = "en",
@@ -151,6 +176,7 @@ def deal_timeline(store: Store, deal_id: str, *, model: Any = None, pack: Any = 
              "changes": []}
         if k:
             items, d = _pair(recs[k - 1], cur, model, pack)
+            items = _graded(items, recs[k - 1], cur, pack, lang)
             e["changes"] = [{**i, "title": _title(i, pack, lang)} for i in items]
             e["logit_change"] = d
             if _num(cur["win_probability"]) and _num(recs[k - 1]["win_probability"]):
@@ -163,6 +189,7 @@ def deal_timeline(store: Store, deal_id: str, *, model: Any = None, pack: Any = 
         out["since"] = base[-1]["run_as_of"] if base else None
         if base and base[-1]["run_id"] != recs[-1]["run_id"]:
             items, d = _pair(base[-1], recs[-1], model, pack)
+            items = _graded(items, base[-1], recs[-1], pack, lang)
             out["changes_since"] = [{**i, "title": _title(i, pack, lang)} for i in items]
             out["logit_change_since"] = d
         else:
