@@ -83,29 +83,9 @@ class _Reference:
         for j, r in enumerate(rule_ids):
             if r in at:
                 self.status[:, j] = then[:, at[r]]
-        self.measures = None
-        if measure_ids:
-            self.measures = np.full((n, len(measure_ids)), np.nan)
-            stored = list(run.get("measures") or [])
-            m = list_matrix(rows.column("measures"), len(stored)) if stored and "measures" in rows.column_names \
-                else None
-            if m is not None:
-                pos = {k: i for i, k in enumerate(stored)}
-                for j, k in enumerate(measure_ids):
-                    if k in pos:
-                        self.measures[:, j] = m[:, pos[k]]
+        self.measures = _on_names(rows, run, "measures", measure_ids)
         # the values of tonight's model's derived-fact inputs the run stored (NaN: not stored then)
-        self.derived = None
-        if derived_ids:
-            self.derived = np.full((n, len(derived_ids)), np.nan)
-            stored = list(run.get("derived") or [])
-            d = list_matrix(rows.column("derived"), len(stored)) if stored and "derived" in rows.column_names \
-                else None
-            if d is not None:
-                pos = {k: i for i, k in enumerate(stored)}
-                for j, k in enumerate(derived_ids):
-                    if k in pos:
-                        self.derived[:, j] = d[:, pos[k]]
+        self.derived = _on_names(rows, run, "derived", derived_ids)
         self.stage = rows.column("stage").to_numpy(zero_copy_only=False).astype(object)
         self.logit = rows.column("logit").to_numpy(zero_copy_only=False).astype(float)
         self.rows = rows  # what :meth:`previous` needs
@@ -121,6 +101,22 @@ class _Reference:
         return PreviousRun.of(label, self.index, r.column("win_probability").to_numpy(zero_copy_only=False),
                               flags, r.column("expected_close").to_numpy(zero_copy_only=False).astype(object),
                               pc.cast(r.column("close_date_pushes"), pa.float64()).to_numpy(zero_copy_only=False))
+
+
+def _on_names(rows: pa.Table, run: Mapping[str, Any], column: str, names: Sequence[str]) -> np.ndarray | None:
+    """A stored list column (``measures``, ``derived``; its names in the run's entry of that name) as
+    ``(n, len(names))`` on ``names``, NaN for a name the run did not store; None when ``names`` is empty."""
+    if not names:
+        return None
+    out = np.full((rows.num_rows, len(names)), np.nan)
+    stored = list(run.get(column) or [])
+    m = list_matrix(rows.column(column), len(stored)) if stored and column in rows.column_names else None
+    if m is not None:
+        pos = {k: i for i, k in enumerate(stored)}
+        for j, k in enumerate(names):
+            if k in pos:
+                out[:, j] = m[:, pos[k]]
+    return out
 
 
 def _drop_empty(r: Ragged) -> Ragged:
