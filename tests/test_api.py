@@ -142,17 +142,20 @@ def test_score_many_refuses_a_bad_record_before_scoring_any(scorer, pipeline_tab
     assert info.value.record_id == recs[7]["id"] and info.value.field == "site_visits"
 
 
-def test_one_record_is_scored_without_loading_the_batchs_libraries(tmp_path):
-    """Scorer() and score() load neither pandas, pyarrow nor the durable-rules engine (load time), for a
-    pack without graded measures (a pack's measures are computed by the numpy backend, which loads pandas)."""
+def test_one_record_without_a_model_is_scored_without_loading_the_batchs_libraries(tmp_path):
+    """Scorer(model=None) and score() with the default pack, its graded measures included, load neither
+    pandas, pyarrow, scikit-learn nor the durable-rules engine (load time).  (With a model they load
+    pandas: the model's module, scoring/model/scorecard.py, imports it.)"""
     import subprocess
     import sys
 
     code = ("import sys, json\n"
             "from scoring import Scorer\n"
-            f"s = Scorer(model=None, rules={str(ROOT / 'rules' / 'examples' / 'bant')!r}, as_of='2026-11-26')\n"
-            "s.score({'id': 'OPP-1', 'stage': 'solution', 'needs_understood': True,"
-            " 'contacts': [{'name': 'Li', 'is_coach': True}]})\n"
+            f"s = Scorer(model=None, rules={str(ROOT / 'rules' / 'default')!r}, as_of='2026-11-26')\n"
+            "s.score({'id': 'OPP-1', 'stage': 'bidding', 'needs_understood': True, 'close_date_pushes': 2,"
+            " 'pricing_strategy_ready': True, 'stage_entered_at': '2026-10-01', 'decision_maker_signal': 'explicit',"
+            " 'contacts': [{'name': 'Li', 'is_coach': True, 'role': 'approver', 'stance': 'ally'}],"
+            " 'competitors': [{'name': 'X', 'strength': 'high', 'incumbent': True}]})\n"
             "print(json.dumps(sorted(m for m in ('pandas', 'pyarrow', 'durable', 'sklearn') if m in sys.modules)))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

@@ -1,9 +1,11 @@
 """The one-record evaluator (scoring/evidence/interp.py) against the references.
 
-1. against durable-rules, the reference, wherever it imports (statuses, derived facts, matched rules,
-   unknown inputs: the whole evaluation), on the default pack and on random packs and records;
-2. against the numpy backend: the default pack on every Python, random packs where durable-rules does
-   not import (elsewhere both are held equal to durable-rules on random packs);
+1. against durable-rules, the reference, wherever it imports (statuses, derived facts, graded measures,
+   matched rules, unknown inputs: the whole evaluation), on the default pack and on random packs and
+   records (durable-rules' derived facts and measures are the numpy backend's on a one-deal chunk);
+2. against the numpy backend over frames, on every Python: statuses, derived facts and graded measures
+   (the per-record ``record_value`` forms against the array ``value`` forms, NaN equal to NaN), of the
+   default pack on generated and on random records, and of random packs, with child tables absent too;
 3. the engine's choice of backend where durable-rules does not import.
 """
 from __future__ import annotations
@@ -12,17 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring.contract.frames import records_to_frames
+from scoring.contract.frames import Frames, records_to_frames
+from scoring.contract.schema import CHILD_LISTS
 from scoring.errors import ScoringError
 from scoring.evidence import durable
 from scoring.evidence.columnar import ColumnarEvaluator
-from scoring.evidence.durable import DURABLE_RULES, PYTHON, Engine, durable_rules_problem
+from scoring.evidence.durable import DURABLE_RULES, PYTHON, Engine
 from scoring.evidence.interp import RecordEvaluator
 from scoring.evidence.pack import load_pack
 
 from conftest import needs_durable_rules, rule
-from test_columnar import (AS_OF, DIFFERENTIAL, _N, _short, _spoil, _write_pack, random_pack_spec,
-                           records_strategy)
+from test_columnar import (AS_OF, DIFFERENTIAL, _N, _short, _spoil, _write_pack, pack_field_pool,
+                           random_pack_spec, records_strategy)
+
 
 def engine_differences(pack, records, reference: Engine, as_of=AS_OF, limit=20) -> list[str]:
     """Every record whose evaluation by the evaluator differs from ``reference``'s, as readable lines."""
@@ -40,18 +44,27 @@ def engine_differences(pack, records, reference: Engine, as_of=AS_OF, limit=20) 
     return out
 
 
-def columnar_differences(pack, records, as_of=AS_OF, limit=20) -> list[str]:
-    """Every (record, rule or derived fact) where the evaluator differs from the numpy backend."""
+def columnar_differences(pack, records, as_of=AS_OF, absent=frozenset(), limit=20) -> list[str]:
+    """Every (record, rule, derived fact or measure) where the evaluator differs from the numpy backend
+    over frames; ``absent``: child tables absent from the input (their lists unknown for every deal)."""
     mine = RecordEvaluator(pack)
-    ev = ColumnarEvaluator(pack).evaluate(records_to_frames(records, pack.fields), as_of)
+    frames = records_to_frames(records, pack.fields)
+    if absent:
+        frames = Frames(opps=frames.opps, children={k: v for k, v in frames.children.items() if k not in absent},
+                        absent=frozenset(absent))
+    ev = ColumnarEvaluator(pack).evaluate(frames, as_of)
     out = []
     for i, rec in enumerate(records):
-        got = mine.evaluate(rec, as_of=as_of)
-        if got.status != ev.status_of(i) or got.derived != ev.derived_of(i):
-            out.append(f"record #{i} ({rec.get('id')}): status "
-                       f"{ {k: (v, got.status[k]) for k, v in ev.status_of(i).items() if got.status[k] != v} }, "
-                       f"derived { {k: (v, got.derived[k]) for k, v in ev.derived_of(i).items() if got.derived[k] != v} }"
-                       f"\n  record: {_short(rec)}")
+        got = mine.evaluate(rec, as_of=as_of, absent=frozenset(absent))
+        want = {"status": ev.status_of(i), "derived": ev.derived_of(i), "measures": ev.measures_of(i)}
+        diff = {what: {k: (v, getattr(got, what).get(k, "<absent>")) for k, v in vals.items()
+                       if getattr(got, what).get(k, "<absent>") != v}
+                for what, vals in want.items()}
+        diff.update({f"{what} (only the evaluator)": sorted(set(getattr(got, what)) - set(vals))
+                     for what, vals in want.items() if set(getattr(got, what)) - set(vals)})
+        if any(diff.values()):  # (numpy backend, evaluator) per name; a measure's NaN reads None in both
+            out.append(f"record #{i} ({rec.get('id')}), absent {sorted(absent)}: "
+                       f"{ {k: v for k, v in diff.items() if v} }\n  record: {_short(rec)}")
         if len(out) >= limit:
             break
     return out
@@ -100,23 +113,46 @@ def test_random_packs_and_records_equal_durable_rules(tmp_path, spec, records):
 # --------------------------------------------------------------------------- 2. against the numpy backend
 
 
+ABSENT = st.frozensets(st.sampled_from(CHILD_LISTS), max_size=2)
+
+
 @pytest.mark.timeout(300)
 def test_default_pack_equals_the_numpy_backend(pack, records):
+    assert pack.compiled.measures
     diffs = columnar_differences(pack, records)
     assert not diffs, f"{len(diffs)}+ differences:\n" + "\n".join(diffs)
 
 
-@pytest.mark.skipif(durable_rules_problem() is None,
-                    reason="durable-rules imports here: the evaluator and the numpy backend are each held equal to it")
+@pytest.mark.timeout(300)
+@settings(DIFFERENTIAL, max_examples=40)
+@given(data=st.data(), absent=ABSENT, as_of=st.sampled_from([AS_OF, "2026-01-01"]))
+def test_default_pack_on_random_records_equals_the_numpy_backend(pack, data, absent, as_of):
+    """Records over the fields the default pack declares (a random few of the deal's fields, or all
+    but a few, each maybe unknown; lists missing, empty or with unknown fields; any stage; child
+    tables absent): every status, derived fact and measure."""
+    pool = pack_field_pool(pack.fields)
+    names = sorted(pool["opportunity"])
+    chosen = data.draw(st.sets(st.sampled_from(names), max_size=8), label="chosen fields")
+    if data.draw(st.booleans(), label="all but the chosen fields"):
+        chosen = set(names) - chosen
+    pool["opportunity"] = {n: v for n, v in pool["opportunity"].items() if n in chosen}
+    records = data.draw(records_strategy(pool), label="records")
+    records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
+    diffs = columnar_differences(pack, records, as_of=as_of, absent=absent)
+    assert not diffs, "\n".join(diffs)
+
+
 @pytest.mark.timeout(180)
 @settings(DIFFERENTIAL, max_examples=40)
-@given(spec=random_pack_spec(), records=records_strategy(), as_of=st.sampled_from([AS_OF, "2026-01-01"]))
-def test_random_packs_and_records_equal_the_numpy_backend(tmp_path, spec, records, as_of):
+@given(spec=random_pack_spec(), records=records_strategy(), as_of=st.sampled_from([AS_OF, "2026-01-01"]),
+       absent=ABSENT)
+def test_random_packs_and_records_equal_the_numpy_backend(tmp_path, spec, records, as_of, absent):
     counts, rules, measures = spec
     _N[0] += 1
     pack = load_pack(_write_pack(tmp_path / f"n{_N[0]}", counts, rules, measures))
+    assert len(pack.compiled.measures) == len(measures)
     records = [{"id": f"r{i}", **r} for i, r in enumerate(records)]
-    diffs = columnar_differences(pack, records, as_of=as_of)
+    diffs = columnar_differences(pack, records, as_of=as_of, absent=absent)
     assert not diffs, "\n".join(diffs)
 
 

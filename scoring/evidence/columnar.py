@@ -11,9 +11,11 @@ It adds no semantics of its own: what a test means is written in
 :mod:`scoring.evidence.compiled`; ``tests/test_columnar.py`` checks it against
 durable-rules rule by rule.
 
-It also computes the derived facts of a single record for the durable-rules
-backend (:meth:`ColumnarEvaluator.derive_record`: a chunk of one deal, read
-straight from the record), since durable-rules cannot count.
+It also computes the derived facts and measures of a single record for the
+durable-rules backend (:meth:`ColumnarEvaluator.derive_record_all`: a chunk of
+one deal, read straight from the record), since durable-rules cannot count.
+(The library's one-record evaluator, :mod:`scoring.evidence.interp`, does not
+use it: it runs the compiled form's ``record_value`` forms.)
 
 Column form (:class:`Frames`)
 -----------------------------
@@ -52,7 +54,7 @@ import pandas as pd
 from scoring.contract.frames import ROW, Frames
 from scoring.contract.schema import STAGE_INDEX, STAGES
 from scoring.evidence.arrays import Column, date_column, series_column, unknown_column, values_column
-from scoring.evidence.compiled import AS_OF, Count, day_number, resolve_status
+from scoring.evidence.compiled import AS_OF, BOOL_WORDS, Count, day_number, resolve_status
 from scoring.evidence.grammar import COMPARE_OPS, EQ, NEQ, AllOf, AnyOf, Check, Cond, Items, walk
 from scoring.evidence.pack import RulePack
 from scoring.evidence.status import STATUS_WORDS
@@ -171,7 +173,7 @@ class _Ctx:
     def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
         c = self.col(entity, name)
         if c.kind == "bool":  # a bool field on a ladder: false and true are its two words
-            return c.vals.astype(np.int64), {"false": 0, "true": 1}, c.known
+            return c.vals.astype(np.int64), BOOL_WORDS, c.known
         return c.vals, c.index or {}, c.known
 
     def list_known(self, lst: str) -> np.ndarray | None:
@@ -364,7 +366,7 @@ class ColumnarEvaluator:
         self._counts = [(c, self._compile(c.where)) for c in self.compiled.counts]
         #: per measure, per stage index (and a last column for an unknown stage): does it apply there?
         self._measure_applies = np.array(
-            [[m.stages is None or s in m.stages for s in STAGES] + [False] for m in self.compiled.measures],
+            [[m.applies_at(s) for s in STAGES] + [m.applies_at(None)] for m in self.compiled.measures],
             dtype=bool).reshape(len(self.compiled.measures), len(STAGES) + 1)
         self._rules: list[tuple[int, Fn, Fn | None]] = [
             (r.position, self._compile(r.when), None if r.unknown_when is None else self._compile(r.unknown_when))

@@ -7,10 +7,14 @@ holds what evaluating it means:
 * per rule, its ``when`` and ``unknown_when`` as condition trees
   (:mod:`scoring.evidence.grammar` nodes, parsed once) and its layer;
 * the **derived facts**: inputs computed from a deal before its rules run.
-  Each kind is one class here whose docstring and ``value`` method are its
-  only definition: :class:`Count` (child rows matching an item condition) and
+  Each kind is one class here whose docstring, ``value`` (over arrays) and
+  ``record_value`` (one record, plain Python) are its only definition:
+  :class:`Count` (child rows matching an item condition) and
   :class:`Difference` (days between two dates, or the difference of two whole
   numbers);
+* the **graded measures** (:class:`Measure`), each an expression class
+  (:data:`MeasureValue`) defined the same way: ``value`` over arrays beside
+  ``record_value`` for one record;
 * **status resolution** (:func:`resolve_status`): met if ``when`` matches,
   else unknown if ``unknown_when`` matches, else missing;
 * **layer order** (:attr:`CompiledPack.layers`): a rule that reads another
@@ -20,26 +24,29 @@ The backends only say how to run this form: :mod:`scoring.evidence.durable`
 (durable-rules, one record at a time, the reference) translates the trees
 into a durable-rules ruleset; :mod:`scoring.evidence.columnar` evaluates them
 with numpy over chunks of deals; :mod:`scoring.evidence.interp` interprets
-them in Python for one record (the library call).  durable-rules cannot count,
-so its derived facts are computed with the numpy backend (a single record is a
-chunk of one deal) and asserted into the durable-rules fact.
+them in Python for one record (the library call), with the ``record_value``
+forms, so one record never needs numpy's backend or pandas.  durable-rules
+cannot count, so its derived facts and measures are computed with the numpy
+backend (a single record is a chunk of one deal) and asserted into the
+durable-rules fact.
 
-A new kind of derived fact (a graded measure, say) is a new class here with
-its ``value`` over arrays and its ``record_value`` for one record, one line in
-the numpy backend that feeds ``value`` its inputs and one in
-:meth:`scoring.evidence.interp.RecordEvaluator._deriver` that feeds
-``record_value`` (until then the one-record evaluator computes it with the
-numpy backend); every path then has it.
+A new kind of derived fact or measure expression is a new class here with its
+``value`` over arrays and its ``record_value`` for one record side by side (the
+same semantics: the differential tests hold them equal), one line in the numpy
+backend that feeds ``value`` its inputs and one in
+:meth:`scoring.evidence.interp.RecordEvaluator._deriver` (a measure expression
+needs none: it reads :class:`RecordInputs`); every path then has it.
 """
 from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from scoring.contract.schema import CHILD_LISTS
+from scoring.contract.schema import CHILD_LISTS, STAGE_INDEX
 from scoring.evidence.grammar import (
     Check, Cond, Items, Scope, inputs, parse_condition, parse_item_condition, walk,
 )
@@ -143,9 +150,10 @@ class Count:
         counts = np.bincount(rows[match], minlength=n).astype(np.int64, copy=False)
         return counts, list_known
 
-    def record_value(self, match: Iterable[bool]) -> int:
-        """One deal's count from ``match`` (one bool per row of its list): :meth:`value` for one record."""
-        return sum(map(bool, match))
+    def record_value(self, match: Iterable[bool], list_known: bool = True) -> int | None:
+        """One deal's count from ``match`` (one bool per row of its list; ``list_known``: is the list
+        known, None = unknown otherwise): :meth:`value` for one record."""
+        return sum(map(bool, match)) if list_known else None
 
 
 @dataclass(frozen=True)
@@ -322,11 +330,23 @@ def _item_unknown(record: Mapping[str, Any], x: str, lst: str, f: str) -> str | 
 # A measure is a number a rule carries besides its status: a count (slips, one-on-ones per key
 # person), a level (the stance ladder, the decision maker's signal) or a duration (days in stage).
 # Its value is an expression over the deal's inputs; each kind of expression below is defined once,
-# by its ``value`` over arrays.  A backend supplies the arrays through :class:`MeasureInputs`; the
-# numpy backend is the only one that computes measures (durable-rules cannot do arithmetic), so both
-# backends report the same values.
+# by its ``value`` over arrays and, beside it, its ``record_value`` for one record (the same
+# semantics in plain Python: unknown is None where the arrays hold NaN).  A backend supplies the
+# inputs: the numpy backend (a chunk, and durable-rules' single record) through
+# :class:`MeasureInputs`, the one-record evaluator (:mod:`scoring.evidence.interp`) through
+# :class:`RecordInputs`.
 
 MEASURE_KINDS = ("count", "level", "duration")
+#: a true/false field read as a word on a ladder (``values: {true: 2, false: 1}``), and as its code
+BOOL_WORDS = {"false": 0, "true": 1}
+
+
+def field_word(ftype: str, raw: Any) -> str | None:
+    """A field's raw value as the word a measure maps to a number: an enum's (or string's) text,
+    a true/false field's ``"true"``/``"false"`` (:data:`BOOL_WORDS`); None when unknown."""
+    if ftype == "bool":
+        return None if raw is None else ("true" if raw else "false")
+    return raw if isinstance(raw, str) else None
 
 
 class MeasureInputs:  # pragma: no cover - the protocol the numpy backend implements
@@ -340,7 +360,7 @@ class MeasureInputs:  # pragma: no cover - the protocol the numpy backend implem
 
     def codes(self, entity: str, name: str) -> tuple[np.ndarray, dict[str, int], np.ndarray | None]:
         """An enum or bool field of the deals (``entity == "opportunity"``) or of the rows of a child
-        list: ``(codes, value -> code, known)`` (a bool's values are ``"false"`` 0 and ``"true"`` 1)."""
+        list: ``(codes, value -> code, known)`` (a bool's values are :data:`BOOL_WORDS`)."""
         raise NotImplementedError
 
     def child_rows(self, lst: str) -> np.ndarray:
@@ -360,11 +380,41 @@ class MeasureInputs:  # pragma: no cover - the protocol the numpy backend implem
         raise NotImplementedError
 
 
+class RecordInputs:  # pragma: no cover - the protocol the one-record evaluator implements
+    """What a measure expression reads from ONE deal, as Python values (None = unknown)."""
+
+    def number(self, name: str) -> int | float | None:
+        """A whole-number or number deal field, a count or a computed field."""
+        raise NotImplementedError
+
+    def word(self, entity: str, name: str, row: Mapping[str, Any] | None = None) -> str | None:
+        """An enum or bool field of the deal (``entity == "opportunity"``, ``row`` None) or of ``row``
+        of child list ``entity``, as :func:`field_word` reads it."""
+        raise NotImplementedError
+
+    def rows(self, lst: str) -> Sequence[Mapping[str, Any]] | None:
+        """The rows of child list ``lst`` (empty: none recorded); None when the list is unknown."""
+        raise NotImplementedError
+
+    def item_match(self, cond: Cond) -> Callable[[Mapping[str, Any]], bool]:
+        """Does one row of the list ``cond`` is about match the item condition ``cond``?"""
+        raise NotImplementedError
+
+    def condition(self, cond: Cond) -> bool:
+        """Does the deal-level condition ``cond`` match?"""
+        raise NotImplementedError
+
+
 def _floats(vals: np.ndarray, known: np.ndarray | None) -> np.ndarray:
     out = np.asarray(vals, dtype=np.float64).copy()
     if known is not None:
         out[~known] = np.nan
     return out
+
+
+def _float(v: int | float | None) -> float | None:
+    """:func:`_floats` for one value."""
+    return None if v is None else float(v)
 
 
 def _mapped(codes: np.ndarray, index: Mapping[str, int], known: np.ndarray | None,
@@ -381,6 +431,11 @@ def _mapped(codes: np.ndarray, index: Mapping[str, int], known: np.ndarray | Non
     return out
 
 
+def _mapped_one(word: str | None, values: Mapping[str, float]) -> float | None:
+    """:func:`_mapped` for one value: its number, None when unknown or the value is not mapped."""
+    return values.get(word) if word is not None else None
+
+
 @dataclass(frozen=True)
 class NumberOf:
     """``{field: NAME}``: a whole-number or number deal field, a count or a computed field.
@@ -390,6 +445,9 @@ class NumberOf:
 
     def value(self, x: MeasureInputs) -> np.ndarray:
         return _floats(*x.number(self.name))
+
+    def record_value(self, x: RecordInputs) -> float | None:
+        return _float(x.number(self.name))
 
 
 @dataclass(frozen=True)
@@ -403,6 +461,15 @@ class WeightedSum:
         out = np.zeros(x.n)
         for name, w in self.terms:
             out = out + w * _floats(*x.number(name))
+        return out
+
+    def record_value(self, x: RecordInputs) -> float | None:
+        out = 0.0
+        for name, w in self.terms:  # in term order, as value adds them
+            v = _float(x.number(name))
+            if v is None:
+                return None
+            out = out + w * v
         return out
 
 
@@ -422,6 +489,15 @@ class CountTrue:
             any_known |= True if known is None else known
         return np.where(any_known, done, np.nan)
 
+    def record_value(self, x: RecordInputs) -> float | None:
+        done, any_known = 0.0, False
+        for f in self.fields:
+            w = x.word("opportunity", f)
+            if w is not None:
+                done += BOOL_WORDS[w]
+                any_known = True
+        return done if any_known else None
+
 
 @dataclass(frozen=True)
 class Ratio:
@@ -435,6 +511,10 @@ class Ratio:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(b != 0, a / np.where(b != 0, b, 1.0), np.nan)
 
+    def record_value(self, x: RecordInputs) -> float | None:
+        a, b = _float(x.number(self.num)), _float(x.number(self.den))
+        return None if a is None or b is None or b == 0 else a / b
+
 
 @dataclass(frozen=True)
 class Level:
@@ -444,8 +524,15 @@ class Level:
     field: str
     values: tuple[tuple[str, float], ...]
 
+    @cached_property
+    def _numbers(self) -> dict[str, float]:
+        return dict(self.values)
+
     def value(self, x: MeasureInputs) -> np.ndarray:
-        return _mapped(*x.codes("opportunity", self.field), dict(self.values))
+        return _mapped(*x.codes("opportunity", self.field), self._numbers)
+
+    def record_value(self, x: RecordInputs) -> float | None:
+        return _mapped_one(x.word("opportunity", self.field), self._numbers)
 
 
 @dataclass(frozen=True)
@@ -469,6 +556,14 @@ class ItemsOf:
     weight_unknown: float
     reduce: str
 
+    @cached_property
+    def _values(self) -> dict[str, float]:
+        return dict(self.value_map)
+
+    @cached_property
+    def _weights(self) -> dict[str, float]:
+        return dict(self.weight_map)
+
     def value(self, x: MeasureInputs) -> np.ndarray:
         rows = x.child_rows(self.list)
         n = x.n
@@ -476,9 +571,9 @@ class ItemsOf:
         if self.value_field is None:
             v = np.ones(len(rows))
         else:
-            v = _mapped(*x.codes(self.list, self.value_field), dict(self.value_map))
+            v = _mapped(*x.codes(self.list, self.value_field), self._values)
         if self.weight_field is not None:
-            w = _mapped(*x.codes(self.list, self.weight_field), dict(self.weight_map))
+            w = _mapped(*x.codes(self.list, self.weight_field), self._weights)
             v = v * np.where(np.isnan(w), self.weight_unknown, w)
         ok = m & ~np.isnan(v)
         r, v = rows[ok], v[ok]
@@ -492,6 +587,26 @@ class ItemsOf:
         out = np.where(counted, out, np.nan)
         lk = x.list_known(self.list)
         return out if lk is None else np.where(lk, out, np.nan)
+
+    def record_value(self, x: RecordInputs) -> float | None:
+        rows = x.rows(self.list)
+        if rows is None:  # the list itself is unknown
+            return None
+        match = None if self.where is None else x.item_match(self.where)
+        lst, out = self.list, None
+        for row in rows:
+            if match is not None and not match(row):
+                continue
+            v = 1.0 if self.value_field is None else _mapped_one(x.word(lst, self.value_field, row), self._values)
+            if v is None:  # its value unknown: the row does not count
+                continue
+            if self.weight_field is not None:
+                w = _mapped_one(x.word(lst, self.weight_field, row), self._weights)
+                v = v * (self.weight_unknown if w is None else w)
+            # in row order, as bincount adds them (not sum(): it compensates rounding from 3.12 on)
+            out = v if out is None else (out + v if self.reduce == "sum"
+                                         else max(out, v) if self.reduce == "max" else min(out, v))
+        return out
 
 
 MeasureValue = NumberOf | WeightedSum | CountTrue | Ratio | Level | ItemsOf
@@ -528,6 +643,10 @@ class Measure:
     negate_when: Cond | None = None
     words: tuple[tuple[float, str], ...] = ()
 
+    def applies_at(self, stage: Any) -> bool:
+        """Does the measure apply at stage ``stage`` (a stage word; anything else, unknown, does not)?"""
+        return isinstance(stage, str) and stage in STAGE_INDEX and (self.stages is None or stage in self.stages)
+
     def value(self, x: MeasureInputs, stage_ok: np.ndarray) -> np.ndarray:
         """Per deal of ``x``: the measure (NaN: unknown, or ``stage_ok`` false)."""
         v = self.expr.value(x)
@@ -536,6 +655,19 @@ class Measure:
         if self.unknown_when is not None:
             v = np.where(x.condition(self.unknown_when), np.nan, v)
         v = np.where(stage_ok, v, np.nan)
+        return v + 0.0  # no -0.0
+
+    def record_value(self, x: RecordInputs, stage_ok: bool) -> float | None:
+        """One deal's measure (None: unknown, or ``stage_ok`` false): :meth:`value` for one record."""
+        if not stage_ok:
+            return None
+        v = self.expr.record_value(x)
+        if v is None or v != v:
+            return None
+        if self.unknown_when is not None and x.condition(self.unknown_when):
+            return None
+        if self.negate_when is not None and x.condition(self.negate_when):
+            v = -v
         return v + 0.0  # no -0.0
 
     def text(self, value: float | None, lang: str = "en") -> str | None:

@@ -7,18 +7,19 @@ closures over the record's values, and a record is evaluated by calling them.
 It states no rule of its own: the rules are the trees, what a test means is
 the grammar's (:mod:`scoring.evidence.grammar`; the column-wise tests of
 :class:`scoring.evidence.arrays.Column` are the same tests over arrays), the
-derived facts are computed by their classes' own ``record_value`` methods,
-status resolution is :data:`scoring.evidence.compiled.RESOLUTION`, and rules
-run in the compiled layer order.
+derived facts and the graded measures are computed by their classes' own
+``record_value`` methods (beside their array ``value``), status resolution is
+:data:`scoring.evidence.compiled.RESOLUTION`, and rules run in the compiled
+layer order.  It imports neither pandas nor the numpy backend.
 
 Why a third backend: durable-rules (the reference) costs milliseconds per
 deal (a JSON round trip per fired rule) and does not import on Python 3.13 and
 newer; the numpy backend pays numpy's per-call cost many times over on a chunk
 of one deal.  Here a deal is a few hundred closure calls
 (``benchmarks/bench_engine.py`` measures both).  ``tests/test_interp.py``
-checks the whole evaluation against durable-rules wherever it imports, and
-against the numpy backend everywhere, on the default pack and on random packs
-and records.
+checks the whole evaluation (statuses, derived facts, measures) against
+durable-rules wherever it imports, and against the numpy backend everywhere,
+on the default pack and on random packs and records.
 
 Values are read as :func:`scoring.evidence.arrays.values_column` reads them:
 a date as its day number (a text that is not a canonical date is unknown),
@@ -31,7 +32,9 @@ import datetime as _dt
 import operator
 from typing import Any, Callable, Mapping
 
-from scoring.evidence.compiled import AS_OF, RESOLUTION, CompiledPack, Count, Difference, day_number
+from scoring.evidence.compiled import (
+    AS_OF, RESOLUTION, CompiledPack, Count, Difference, ItemsOf, day_number, field_word,
+)
 from scoring.evidence.durable import Evaluation
 from scoring.evidence.grammar import COMPARE_OPS, EQ, EV_PREFIX, NEQ, AllOf, AnyOf, Check, Cond, Items
 from scoring.evidence.status import MET, STATUS_CODES, STATUS_WORDS
@@ -151,6 +154,30 @@ def _any(parts: tuple[Fn, ...]) -> Fn:
     return some
 
 
+class _Deal:
+    """One deal's facts as the measure expressions read them (:class:`~scoring.evidence.compiled.RecordInputs`)."""
+
+    __slots__ = ("ev", "facts", "absent")
+
+    def __init__(self, ev: "RecordEvaluator", facts: Mapping[str, Any], absent: frozenset[str]):
+        self.ev, self.facts, self.absent = ev, facts, absent
+
+    def number(self, name: str) -> int | float | None:
+        return self.facts.get(name)
+
+    def word(self, entity: str, name: str, row: Mapping[str, Any] | None = None) -> str | None:
+        return field_word(self.ev._types[entity][name], (self.facts if row is None else row).get(name))
+
+    def rows(self, lst: str):
+        return None if lst in self.absent else (self.facts.get(lst) or ())
+
+    def item_match(self, cond: Cond) -> Fn:
+        return self.ev._measure_items[cond]
+
+    def condition(self, cond: Cond) -> bool:
+        return self.ev._measure_conds[cond](self.facts)
+
+
 class RecordEvaluator:
     """A pack's compiled form as Python closures; evaluate one validated record at a time.
 
@@ -171,15 +198,23 @@ class RecordEvaluator:
         self.pack = pack
         self.compiled: CompiledPack = pack.compiled
         self._opp = pack.fields["opportunity"]
+        self._types = {ent: {name: f.type for name, f in flds.items()} for ent, flds in pack.fields.items()}
         self._derived_names = tuple(d.name for d in self.compiled.derived)
         self._derivers = [(d.name, self._deriver(d)) for d in self.compiled.derived]
-        self._others = tuple(name for name, f in self._derivers if f is None)
+        # what the measures read besides values: their deal-level conditions and item conditions
+        self._measure_conds: dict[Cond, Fn] = {}
+        self._measure_items: dict[Cond, Fn] = {}
+        for m in self.compiled.measures:
+            for c in (m.unknown_when, m.negate_when):
+                if c is not None and c not in self._measure_conds:
+                    self._measure_conds[c] = self._deal(c)
+            if isinstance(m.expr, ItemsOf) and m.expr.where is not None:
+                self._measure_items.setdefault(m.expr.where, self._item(m.expr.where, m.expr.list))
         self._rules: list[tuple[int, str, Fn, Fn | None]] = [
             (r.position, EV_PREFIX + r.id, self._deal(r.when),
              None if r.unknown_when is None else self._deal(r.unknown_when))
             for layer in self.compiled.layers for r in layer]
         self._ids = tuple(r.id for r in self.compiled.rules)
-        self._columnar = None
 
     def __getstate__(self):
         return {"pack": self.pack}
@@ -187,36 +222,23 @@ class RecordEvaluator:
     def __setstate__(self, state):
         self.__init__(state["pack"])
 
-    # ---- derived facts: each class's own record_value, fed its inputs here (the one place)
+    # ---- derived facts and measures: each class's own record_value, fed its inputs here (the one place)
 
-    def _deriver(self, d) -> Callable[[Mapping[str, Any]], Any] | None:
-        """The function computing derived fact ``d`` from a deal's facts, or None for a kind this
-        evaluator does not feed (the numpy backend then computes it on the record: correct, slower)."""
+    def _deriver(self, d) -> Callable[[Mapping[str, Any], frozenset[str]], Any]:
+        """The function computing derived fact ``d`` from a deal's facts and its absent lists."""
         if isinstance(d, Count):
             where, lst = self._item(d.where, d.list), d.list
-            return lambda facts: d.record_value(map(where, facts.get(lst) or ()))
+            return lambda facts, absent: d.record_value(map(where, facts.get(lst) or ()), lst not in absent)
         if isinstance(d, Difference):
             ts, te = self._opp[d.start].type, self._opp[d.end].type  # as_of is a date field
             start, end = d.start, d.end
-            return lambda facts: d.record_value(_value(ts, facts.get(start)), _value(te, facts.get(end)))
-        return None
+            return lambda facts, absent: d.record_value(_value(ts, facts.get(start)), _value(te, facts.get(end)))
+        raise TypeError(f"derived fact {d!r}: its kind has no record_value fed here (see scoring.evidence.compiled)")
 
-    def _derive(self, facts: dict[str, Any], record: Mapping[str, Any], as_of: str,
-                absent: frozenset[str]) -> tuple[dict[str, Any], dict[str, float | None]]:
-        """The derived facts and the graded measures of one deal.  Measures (and any derived fact
-        of a kind this evaluator does not feed, or of a child list ``absent`` from the input) come
-        from the numpy backend on the record: their one definition is over arrays."""
-        derived = {name: f(facts) for name, f in self._derivers if f is not None}
-        measures: dict[str, float | None] = {}
-        if self._others or absent or self.compiled.measures:
-            if self._columnar is None:
-                from scoring.evidence.columnar import ColumnarEvaluator
-
-                self._columnar = ColumnarEvaluator(self.pack)
-            theirs, measures = self._columnar.derive_record_all(record, as_of, absent)
-            if self._others or absent:
-                derived = theirs
-        return derived, measures
+    def _measures(self, facts: Mapping[str, Any], absent: frozenset[str]) -> dict[str, float | None]:
+        """The graded measures of one deal (its facts hold the derived facts)."""
+        deal, stage = _Deal(self, facts, absent), facts.get("stage")
+        return {m.name: m.record_value(deal, m.applies_at(stage)) for m in self.compiled.measures}
 
     # ---- condition trees -> closures over a deal's facts (once per pack)
 
@@ -265,10 +287,12 @@ class RecordEvaluator:
             raise ValueError(f"as_of must be a date written YYYY-MM-DD, not {as_of!r}")
         if absent:
             record = {**record, **{lst: [] for lst in absent}}
+        absent = frozenset(absent)
         facts = dict(record)
         facts[AS_OF] = as_of
-        derived, measures = self._derive(facts, record, as_of, frozenset(absent))
+        derived = {name: f(facts, absent) for name, f in self._derivers}
         facts.update(derived)
+        measures = self._measures(facts, absent)
         codes = [0] * len(self._ids)
         for pos, ev_key, when, unknown in self._rules:  # layer order: ev_ of earlier layers are final
             w = when(facts)
