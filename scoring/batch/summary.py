@@ -38,6 +38,18 @@ FORECAST_DIMENSIONS = ("owner", "region", "stage", "close_quarter")
 UNKNOWN_KEY = "(unknown)"
 
 
+def close_quarters(dates: np.ndarray) -> np.ndarray:
+    """The quarter (``2026-Q4``) of each expected close, an output date ``YYYY-MM-DD`` (None: unknown),
+    made column-wise from the text."""
+    import pyarrow.compute as pc
+
+    text = pa.array(dates, pa.string(), from_pandas=True)
+    month = pc.cast(pc.utf8_slice_codeunits(text, 5, 7), pa.int64())
+    quarter = pc.cast(pc.divide(pc.add(month, 2), 3), pa.string())
+    out = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 4), "-Q", quarter, "")
+    return pc.fill_null(out, UNKNOWN_KEY).to_numpy(zero_copy_only=False).astype(object)
+
+
 class RunSummary:
     """Accumulates the run summary and the pipeline forecast chunk by chunk (bounded memory).
 
@@ -162,10 +174,7 @@ class RunSummary:
         ev = amount * f["win_probability"].to_numpy(dtype=float)
         currency = f["currency"].to_numpy(dtype=object, na_value=UNKNOWN_KEY)
         keys = {dim: f[dim].to_numpy(dtype=object, na_value=UNKNOWN_KEY) for dim in ("owner", "region", "stage")}
-        # expected_close is an output date 'YYYY-MM-DD' (or null): its quarter from its text
-        keys["close_quarter"] = np.array([f"{d[:4]}-Q{(int(d[5:7]) + 2) // 3}" if isinstance(d, str) else UNKNOWN_KEY
-                                          for d in f["expected_close"].to_numpy(dtype=object, na_value=None)],
-                                         dtype=object)
+        keys["close_quarter"] = close_quarters(f["expected_close"].to_numpy(dtype=object, na_value=None))
         keys["total"] = np.full(len(f), "all", dtype=object)
         cur_codes, cur_names = pd.factorize(currency)
         for dim in FORECAST_DIMENSIONS + ("total",):

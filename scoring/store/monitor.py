@@ -105,10 +105,11 @@ def rule_drift(now: np.ndarray, before: np.ndarray, rule_ids: Sequence[str]) -> 
 def status_counts(status: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """``(R, 3)`` counts (sums of ``weights`` when given) of the codes 0/1/2 per rule of a status matrix
     ``(n, R)``; columns :data:`STATUS_COLUMNS`."""
-    status = np.asarray(status, dtype=np.int64)
-    r = status.shape[1]
-    return np.stack([np.bincount(status[:, j], weights=weights, minlength=3)[:3] for j in range(r)]) if r \
-        else np.zeros((0, 3))
+    status = np.asarray(status)
+    if weights is None:
+        return np.stack([(status == k).sum(axis=0) for k in range(3)], axis=1).astype(np.int64)
+    w = np.asarray(weights, dtype=float)
+    return np.stack([w @ (status == k) for k in range(3)], axis=1)
 
 
 def profile_shares(profile: Mapping[str, Any] | None, rule_ids: Sequence[str]) -> np.ndarray | None:
