@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 settings.register_profile("dealscore", settings.get_profile("ci" if os.environ.get("CI") else "default"),
                           derandomize=False, print_blob=True)
 settings.load_profile("dealscore")
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a slow property that runs on every Python: ``n``, and half of it under CI,
+    which runs each such property twice (on 3.11 and on 3.13, side by side, each drawing new cases), so
+    one CI run still tries ``n`` random cases."""
+    return n // 2 if os.environ.get("CI") else n
+
+
 DATA = Path(__file__).resolve().parent / "data"
 
 #: Differential tests against durable-rules, the reference: run wherever it imports (not on 3.13 and newer,
