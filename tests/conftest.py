@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 settings.register_profile("dealscore", settings.get_profile("ci" if os.environ.get("CI") else "default"),
                           derandomize=False, print_blob=True)
 settings.load_profile("dealscore")
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a slow property that runs on every Python: ``n``, and half of it under CI,
+    which runs each such property twice (on 3.11 and on 3.13, side by side, each drawing new cases), so
+    one CI run still tries ``n`` random cases."""
+    return n // 2 if os.environ.get("CI") else n
+
+
 DATA = Path(__file__).resolve().parent / "data"
 
 #: Differential tests against durable-rules, the reference: run wherever it imports (not on 3.13 and newer,
@@ -91,6 +100,30 @@ SMALL_PACK_RULES = [
 ]
 
 
+def write_pack(d: Path, rules=None, counts=None, computed=None, fields=None, files=None) -> Path:
+    """Write a small pack into the new folder ``d`` and return it (what :func:`make_pack` writes)."""
+    d.mkdir()
+    meta = {"name": "test", "version": "1"}
+    if counts:
+        meta["counts"] = counts
+    if computed:
+        meta["computed"] = computed
+    (d / "pack.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True))
+    flds = fields if fields is not None else {
+        "opportunity": {"needs_understood": "bool", "amount": "number", "tech_presentations": "int",
+                        "stage_entered_at": "date", "as_of": "date",
+                        "decision_maker_signal": {"type": "enum", "values": ["none", "implicit", "explicit"]}},
+        "contacts": {"is_coach": "bool", "role": {"type": "enum", "values": [
+            "approver", "decision_maker", "evaluator", "advisor", "gatekeeper", "user"]}},
+    }
+    (d / "fields.yaml").write_text(yaml.safe_dump({"fields": flds}, allow_unicode=True))
+    (d / "rules.yaml").write_text(yaml.safe_dump({"rules": copy.deepcopy(rules if rules is not None else [rule()])},
+                                                 allow_unicode=True))
+    for name, text in (files or {}).items():
+        (d / name).write_text(text)
+    return d
+
+
 @pytest.fixture
 def make_pack(tmp_path):
     """Write a small pack folder and return its path: make_pack(rules=[...], counts=..., computed=..., fields=...)."""
@@ -98,40 +131,18 @@ def make_pack(tmp_path):
 
     def _make(rules=None, counts=None, computed=None, fields=None, files=None):
         n[0] += 1
-        d = tmp_path / f"pack{n[0]}"
-        d.mkdir()
-        meta = {"name": "test", "version": "1"}
-        if counts:
-            meta["counts"] = counts
-        if computed:
-            meta["computed"] = computed
-        (d / "pack.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True))
-        flds = fields if fields is not None else {
-            "opportunity": {"needs_understood": "bool", "amount": "number", "tech_presentations": "int",
-                            "stage_entered_at": "date", "as_of": "date",
-                            "decision_maker_signal": {"type": "enum", "values": ["none", "implicit", "explicit"]}},
-            "contacts": {"is_coach": "bool", "role": {"type": "enum", "values": [
-                "approver", "decision_maker", "evaluator", "advisor", "gatekeeper", "user"]}},
-        }
-        (d / "fields.yaml").write_text(yaml.safe_dump({"fields": flds}, allow_unicode=True))
-        (d / "rules.yaml").write_text(yaml.safe_dump({"rules": copy.deepcopy(rules if rules is not None else [rule()])},
-                                                     allow_unicode=True))
-        for name, text in (files or {}).items():
-            (d / name).write_text(text)
-        return d
+        return write_pack(tmp_path / f"pack{n[0]}", rules, counts, computed, fields, files)
 
     return _make
 
 
 @pytest.fixture(scope="session")
-def trained_model_dir(tmp_path_factory):
-    """A model trained on a small generated history with the default pack (not the bundled model)."""
+def trained_model_dir(good_result, tmp_path_factory):
+    """A model trained on a small generated history with the default pack (not the bundled model):
+    :func:`good_result` saved once for the session (training is the costly part, done once)."""
     from scoring.model.artifact import save_model
-    from dealscore_datasets.generate import generate_records
-    from scoring.model.train import train
 
-    result = train(generate_records(700, seed=21, kind="history"), rules=ROOT / "rules" / "default", seed=0, C=0.1)
-    return save_model(result, tmp_path_factory.mktemp("models") / "m1")
+    return save_model(good_result, tmp_path_factory.mktemp("models") / "m1")
 
 
 @pytest.fixture(scope="session")

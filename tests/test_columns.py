@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from contract_cases import base, write_csv_tables, write_jsonl, write_parquet_tables
 from scoring.contract.reader import read_records, validate_dataframes
 from scoring.contract.schema import CONTRACT, Field, merge_schema
@@ -34,7 +35,7 @@ FIELDS = {
     "string": Field("x", "string"),
 }
 SCHEMAS = {t: merge_schema(CONTRACT, {"opportunity": {"x": f}}) for t, f in FIELDS.items()}
-_SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def expect(conv, v):

@@ -57,6 +57,16 @@ def custom_data(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def custom_model(tmp_path_factory, custom_data):
+    """``scoring train`` of the example pack on :func:`custom_data`'s history, once for the module:
+    (the model folder, click's result)."""
+    model = tmp_path_factory.mktemp("custom-model") / "m"
+    res = run("train", custom_data / "history.jsonl", "--rules", BANT, "--out", model)
+    assert res.exit_code == 0, res.output
+    return model, res
+
+
 # --------------------------------------------------------------------------- the example pack
 
 
@@ -104,10 +114,8 @@ def test_facts_change_no_score_action_or_meeting(bant, data):
 # --------------------------------------------------------------------------- trains and explains
 
 
-def test_custom_pack_trains_and_explains_without_course_noise(tmp_path, custom_data):
-    model = tmp_path / "m"
-    res = run("train", custom_data / "history.jsonl", "--rules", BANT, "--out", model)
-    assert res.exit_code == 0, res.output
+def test_custom_pack_trains_and_explains_without_course_noise(tmp_path, custom_data, custom_model):
+    model, _ = custom_model
     res = run("explain", custom_data / "pipeline.jsonl", "--model", model, "--rules", BANT)
     assert res.exit_code == 0, res.output
     out = res.output  # stdout and stderr
@@ -121,9 +129,8 @@ def test_custom_pack_trains_and_explains_without_course_noise(tmp_path, custom_d
     assert res.exit_code == 0 and "warning" not in res.output  # rules/default is another pack, not an edit
 
 
-def test_custom_pack_explain_json_lists_facts_as_yes_no_unknown(tmp_path, custom_data):
-    model = tmp_path / "m"
-    assert run("train", custom_data / "history.jsonl", "--rules", BANT, "--out", model).exit_code == 0
+def test_custom_pack_explain_json_lists_facts_as_yes_no_unknown(custom_data, custom_model):
+    model, _ = custom_model
     res = run("explain", custom_data / "pipeline.jsonl", "--model", model, "--rules", BANT, "--json")
     rows = [json.loads(x) for x in res.output.splitlines()]
     for row in rows:
@@ -191,8 +198,8 @@ def test_unread_fields_are_those_with_values_no_rule_reads(bant):
     assert unread_fields(bant, seen) == ["region", "vip", "contacts[].is_coach"]
 
 
-def test_train_names_the_fields_no_rule_reads(tmp_path, custom_data):
-    res = run("train", custom_data / "history.jsonl", "--rules", BANT, "--out", tmp_path / "m")
+def test_train_names_the_fields_no_rule_reads(custom_model):
+    _, res = custom_model
     assert "input fields are read by no rule" in res.output and "decision_chain_mapped" in res.output
     assert "current_client" not in res.output.split("read by no rule")[1]
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: what a copy of the source leaves out: environments, build output, caches
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "out", "*.egg-info", "__pycache__",
+#: what a copy of the source leaves out: environments (CI's .venv and .venv313, over a GB each), build
+#: output, caches
+NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "out", "*.egg-info", "__pycache__",
                                     ".pytest_cache", ".hypothesis")
 
 pytestmark = [pytest.mark.install, pytest.mark.timeout(300)]

@@ -21,22 +21,19 @@ from scoring.model.report_page import render_html
 from scoring.model.report_text import verdict_sentence
 from scoring import paths
 from scoring.errors import ModelError
-from scoring.evidence.pack import load_pack
-from scoring.model.train import train
-from dealscore_datasets import generate as synth
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def hist():
-    return synth.generate_records(300, seed=11, kind="history")
+def hist(dirty_history):
+    return dirty_history
 
 
 @pytest.fixture(scope="module")
-def model_dir(hist, tmp_path_factory):
-    result = train(hist, rules=load_pack(ROOT / "rules" / "default"), seed=0, min_per_class=20)
-    return A.save_model(result, tmp_path_factory.mktemp("models") / "m1")
+def model_dir(good_result, tmp_path_factory):
+    """The session's model trained on :func:`hist` with the default pack (conftest's ``good_result``)."""
+    return A.save_model(good_result, tmp_path_factory.mktemp("models") / "m1")
 
 
 @pytest.fixture(scope="module")

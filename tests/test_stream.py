@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from contract_cases import csv_folder
 from scoring.contract.frames import records_to_frames
 from scoring.contract.schema import CHILD_LISTS, CONTRACT, Field
@@ -157,7 +158,7 @@ def _write_csv(path: Path, rows: list[dict], cols: list[str]):
 @given(opps=_text_rows(OPP_TEXT, 12), contacts=_text_rows(CONTACT_TEXT, 16),
        competitors=_text_rows(COMPETITOR_TEXT, 6), keyed=st.booleans(), drop=st.sampled_from(["", "as_of", "id"]),
        history=st.booleans(), chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_csv_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, competitors, keyed, drop, history,
                                                 chunk, memory):
     folder = tmp_path_factory.mktemp("csv")
@@ -221,7 +222,7 @@ def _write_parquet(path: Path, rows, pools, cols):
 @given(opps=_typed_rows(OPP_TYPED, 12), contacts=_typed_rows(CONTACT_TYPED, 16),
        partners=_typed_rows(PARTNER_TYPED, 6), keyed=st.booleans(), history=st.booleans(),
        chunk=st.sampled_from([1, 2, 5, 100]), memory=st.sampled_from([0, 1 << 30]))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_parquet_partitions_decide_as_one_partition(tmp_path_factory, opps, contacts, partners, keyed, history, chunk,
                                                     memory):
     folder = tmp_path_factory.mktemp("pq")
@@ -266,7 +267,7 @@ _JSON_LINE = st.one_of(_json_record(), _json_record(), _json_record(),
 
 @given(lines=st.lists(_JSON_LINE, max_size=25), chunk=st.sampled_from([1, 2, 4, 100]), gz=st.booleans(),
        history=st.booleans(), piece=st.sampled_from([None, 40]))
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_jsonl_partitions_decide_as_one_partition(tmp_path_factory, lines, chunk, gz, history, piece):
     """... also when a partition the columns cannot read is halved into pieces (``piece``: their size)."""
     from scoring.contract import reader
@@ -318,7 +319,7 @@ def _typed_json_record():
 
 @given(lines=st.lists(_typed_json_record(), min_size=1, max_size=25), chunk=st.sampled_from([2, 100]),
        history=st.booleans(), as_of=st.sampled_from([None, "2026-01-01"]))
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_jsonl_columns_decide_as_the_reference_loop(tmp_path_factory, lines, chunk, history, as_of):
     """The column-wise JSON Lines reader takes these lines and rejects exactly what the
     per-record reference rejects, with its reasons."""

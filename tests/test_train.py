@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import SMALL_PACK_RULES
+from conftest import SMALL_PACK_RULES, write_pack
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
 from scoring.model.fit import C_GRID, choose_and_fit, fit_penalised
@@ -23,6 +23,14 @@ STAGES = ["technical_promotion", "relationship", "partner", "solution", "bidding
 @pytest.fixture
 def pack(make_pack):
     return make_pack(rules=RULES)
+
+
+@pytest.fixture(scope="module")
+def fit200(tmp_path_factory):
+    """``(history(200), its training result)`` with the small pack (seed 3): one fit shared by the tests
+    that only read it."""
+    h = history(200)
+    return h, train(h, rules=write_pack(tmp_path_factory.mktemp("fit200") / "pack", RULES), min_per_class=10, seed=3)
 
 
 def history(n_deals=200, seed=0, snapshots=(1, 3)):
@@ -118,9 +126,8 @@ def test_each_deal_weighs_the_same(pack):
     assert len(set(h.weight.round(6))) > 1
 
 
-def test_same_data_and_seed_give_identical_coefficients(pack):
-    h = history(200)
-    a = train(h, rules=pack, min_per_class=10, seed=3)
+def test_same_data_and_seed_give_identical_coefficients(pack, fit200):
+    h, a = fit200
     shuffled = h[:]
     random.Random(1).shuffle(shuffled)
     b = train(shuffled, rules=pack, min_per_class=10, seed=3)
@@ -164,8 +171,8 @@ def test_metrics_compare_the_model_with_both_baselines(pack):
     assert {"won", "lost", "deals", "snapshots"} <= set(res.counts["train"])
 
 
-def test_contributions_and_intercept_sum_to_the_logit(pack):
-    res = train(history(200), rules=pack, min_per_class=10)
+def test_contributions_and_intercept_sum_to_the_logit(fit200):
+    _, res = fit200
     from scoring.contract.nested import validate_record
 
     recs = [validate_record(r, res.pack.schema) for r in history(20, seed=9)]
@@ -184,8 +191,8 @@ def test_contributions_and_intercept_sum_to_the_logit(pack):
     assert ex["logit"] == pytest.approx(model.logit(recs[:1])[0])
 
 
-def test_coefficient_table_sets_learned_points_beside_expert_points(pack):
-    res = train(history(200), rules=pack, min_per_class=10)
+def test_coefficient_table_sets_learned_points_beside_expert_points(fit200):
+    _, res = fit200
     t = res.model.coefficient_table()
     assert list(t.columns) == ["feature", "rule", "kind", "evidence", "title", "expert_points", "coefficient",
                                "learned_points", "sign"]
