@@ -587,3 +587,19 @@ def test_a_failed_run_appends_nothing_to_the_store(tmp_path, store_url, records)
     res = score_cli(write_jsonl(tmp_path / "in.jsonl", bad), "--out", out, "--store", store_url, "--as-of", DAY1)
     assert res.exit_code == ExitCode.REJECTED_SHARE and not out.exists()
     assert Store(store_url).runs().empty
+
+
+def test_an_earlier_run_of_another_pack_is_lined_up_on_tonights_rules_and_measures():
+    """A rule (or measure) the earlier run did not have is marked missing there (-1, NaN): tonight's
+    status stands in for it, so its arrival is part of the model/pack change."""
+    import pyarrow as pa
+
+    from scoring.store.nightly import _Reference
+
+    rows = pa.table({"deal_id": ["d1", "d2", "d1"], "status": ["10", "21", "01"], "stage": ["partner"] * 3,
+                     "logit": [0.1, 0.2, 0.3], "measures": [[1.0, 2.0], [3.0, None], [5.0, 6.0]]})
+    run = {"rules": ["A", "B"], "measures": ["m1", "m2"], "model_version": "x", "rule_pack_version": "p"}
+    ref = _Reference(run, rows, ["B", "C"], ["m2", "m3"])
+    assert list(ref.index) == ["d2", "d1"]  # a deal twice in a run: its last row
+    assert ref.status.tolist() == [[1, -1], [1, -1]]
+    np.testing.assert_array_equal(ref.measures, [[np.nan, np.nan], [6.0, np.nan]])

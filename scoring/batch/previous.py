@@ -97,10 +97,9 @@ class PreviousRun:
         warm(self.index)
         self.probability = np.asarray(probability, dtype=float)
         # red flags as numbers (:func:`new_red_flags`): the run's flag codes, in ``flag_codes`` order
-        names, numbers = np.unique(red_flags.values.astype(str), return_inverse=True) if len(red_flags.values) \
-            else (np.zeros(0, dtype=str), np.zeros(0, dtype=np.int64))
-        self.flag_codes = pa.array(names.tolist(), pa.string())
-        self.red_flags = Ragged(red_flags.offsets, numbers.astype(np.int64).reshape(-1))
+        numbers, names = pd.factorize(np.asarray(red_flags.values, dtype=object))
+        self.flag_codes = pa.array([str(x) for x in names], pa.string())
+        self.red_flags = Ragged(red_flags.offsets, numbers.astype(np.int64))
         self.expected_close = iso_texts(expected_close)
         self.pushes = np.asarray(pushes, dtype=float)
 

@@ -76,13 +76,8 @@ class _Reference:
             ids = ids[keep]
         self.index = pd.Index(ids, dtype=object)
         warm(self.index)
-        n = len(ids)
         then = status_codes(rows.column("status"), len(self.rules))
-        at = {r: i for i, r in enumerate(self.rules)}
-        self.status = np.full((n, len(rule_ids)), -1, dtype=np.int8)
-        for j, r in enumerate(rule_ids):
-            if r in at:
-                self.status[:, j] = then[:, at[r]]
+        self.status = then if self.rules == list(rule_ids) else _gather(then, self.rules, rule_ids, -1)
         self.measures = _on_names(rows, run, "measures", measure_ids)
         # the values of tonight's model's derived-fact inputs the run stored (NaN: not stored then)
         self.derived = _on_names(rows, run, "derived", derived_ids)
@@ -98,8 +93,9 @@ class _Reference:
         computed by the one definition in :mod:`scoring.batch.previous`)."""
         r = self.rows
         flags = _drop_empty(Ragged.from_arrow(pc.split_pattern(pc.fill_null(r.column("red_flags"), ""), ",")))
+        close = pc.fill_null(pc.cast(r.column("expected_close"), pa.string()), "")
         return PreviousRun.of(label, self.index, r.column("win_probability").to_numpy(zero_copy_only=False),
-                              flags, r.column("expected_close").to_numpy(zero_copy_only=False).astype(object),
+                              flags, close.to_numpy(zero_copy_only=False).astype(str),
                               pc.cast(r.column("close_date_pushes"), pa.float64()).to_numpy(zero_copy_only=False))
 
 
@@ -108,14 +104,19 @@ def _on_names(rows: pa.Table, run: Mapping[str, Any], column: str, names: Sequen
     ``(n, len(names))`` on ``names``, NaN for a name the run did not store; None when ``names`` is empty."""
     if not names:
         return None
-    out = np.full((rows.num_rows, len(names)), np.nan)
     stored = list(run.get(column) or [])
     m = list_matrix(rows.column(column), len(stored)) if stored and column in rows.column_names else None
-    if m is not None:
-        pos = {k: i for i, k in enumerate(stored)}
-        for j, k in enumerate(names):
-            if k in pos:
-                out[:, j] = m[:, pos[k]]
+    if m is None:
+        return np.full((rows.num_rows, len(names)), np.nan)
+    return m if stored == list(names) else _gather(m, stored, names, np.nan)
+
+
+def _gather(m: np.ndarray, have: Sequence[str], want: Sequence[str], missing: Any) -> np.ndarray:
+    """The columns ``want`` of ``m`` (whose columns are ``have``), ``missing`` for a name not there."""
+    at = {k: i for i, k in enumerate(have)}
+    idx = np.array([at.get(k, -1) for k in want], dtype=np.int64)
+    out = m[:, np.maximum(idx, 0)] if len(idx) else np.zeros((len(m), 0), dtype=m.dtype)
+    out[:, idx < 0] = missing
     return out
 
 
