@@ -10,14 +10,12 @@ below in a comment instead of being tested twice.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import gzip
 import io
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq

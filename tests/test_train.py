@@ -12,7 +12,7 @@ import pytest
 from conftest import SMALL_PACK_RULES, write_pack
 from scoring.errors import ModelError
 from scoring.evidence.pack import load_pack
-from scoring.model.fit import C_GRID, choose_and_fit, fit_penalised
+from scoring.model.fit import C_GRID, fit_penalised
 from scoring.model.scorecard import coef_to_points
 from scoring.model.train import prepare_history, split_deals, train
 
