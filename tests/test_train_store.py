@@ -25,7 +25,8 @@ from scoring.errors import ExitCode, ModelError
 from scoring.evidence.pack import load_pack
 from scoring.model.inputs import record_evidence
 from scoring.model.registry import resolve_scoring
-from scoring.model.train import prepare_history, snapshot_history, train, train_from_store
+from scoring.model.from_store import snapshot_history, train_from_store
+from scoring.model.train import prepare_history, train
 from scoring.store import Store
 
 import dealscore_datasets.nextday as nextday

@@ -60,7 +60,7 @@ def train(history, store_url, out_dir, rules_path, seed, test_fraction, no_decis
     from scoring.model.metrics import usefulness_warning
     from scoring.model.train import TRAIN_STEPS
     from scoring.model.train import train as train_model
-    from scoring.model.train import train_from_store
+    from scoring.model.from_store import train_from_store
 
     if (history is None) == (store_url is None):
         raise click.UsageError("give either HISTORY or --store URL (exactly one)")

@@ -45,9 +45,11 @@ Steps, each with counts in the result
    (``metrics["usefulness"]``; ``scoring train`` exits non-zero otherwise).
 
 Two entries, one path: :func:`train` takes history records (or a file of them) and
-:func:`prepare_history` evaluates the rules on them; :func:`train_from_store` takes the score
-store's snapshots (:func:`snapshot_history`: the stored statuses, measures and stages, joined with
-the recorded outcomes).  Both give a :class:`History` and its evidence to ``_train_on``, which does
+:func:`prepare_history` evaluates the rules on them;
+:func:`scoring.model.from_store.train_from_store` takes the score store's snapshots
+(:func:`~scoring.model.from_store.snapshot_history`: the stored statuses, measures and stages,
+joined with the recorded outcomes).  Both give a :class:`History` and its evidence to
+:func:`train_on`, which does
 steps 3 to 8 and the training profile (:func:`training_profile`, saved beside the model for
 monitoring) for both.
 
@@ -62,23 +64,20 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from scoring.errors import ModelError, StoreError
+from scoring.errors import ModelError
 from scoring.evidence.pack import RulePack, load_pack
-from scoring.evidence.status import STATUS_WORDS
 from scoring.model.fit import C_GRID, CV_FOLDS, KAPPA_GRID
 from scoring.model.metrics import (N_BINS, WEIGHTING, paired_bootstrap, probability_metrics, reliability_table,
                                    usefulness, weighted_log_loss)
 from scoring.model.scorecard import Model, sigmoid
 
-if TYPE_CHECKING:
-    from scoring.model.inputs import RecordEvidence
+
 DROP_REASONS = ("no_outcome", "no_closed_at", "no_as_of", "after_close", "no_decision")
 LABELS = {"won": 1, "lost": 0}
 #: how ``no_decision`` outcomes count: as lost deals, or dropped
@@ -96,7 +95,7 @@ class History:
     """Training rows after the drops, in ``(id, as_of)`` order.
 
     From files (:func:`prepare_history`) ``records`` are the kept records; from the score store
-    (:func:`snapshot_history`) there are none (None): the evidence was stored instead.
+    (:func:`~scoring.model.from_store.snapshot_history`) there are none (None): the evidence was stored instead.
     """
 
     records: list[dict] | None
@@ -120,12 +119,12 @@ def canonical_fingerprint(records: Sequence[Mapping]) -> str:
     return h.hexdigest()
 
 
-def _check_no_decision_as(no_decision_as: str) -> None:
+def check_no_decision_as(no_decision_as: str) -> None:
     if no_decision_as not in NO_DECISION_AS:
         raise ModelError(f"no_decision_as must be one of {', '.join(NO_DECISION_AS)}, not {no_decision_as!r}")
 
 
-def _label_rows(rows: Sequence[tuple], no_decision_as: str) -> tuple[list[int], dict[str, int], np.ndarray,
+def label_rows(rows: Sequence[tuple], no_decision_as: str) -> tuple[list[int], dict[str, int], np.ndarray,
                                                                        np.ndarray, np.ndarray, dict[str, str]]:
     """The drops, labels and weights, whatever the source: ``rows`` are ``(id, as_of, outcome, closed_at)``
     in ``(id, as_of)`` order.  Returns the kept positions, the drop counts, and per kept row its label,
@@ -182,89 +181,14 @@ def prepare_history(records: Sequence[Mapping], pack: RulePack, *, no_decision_a
     """
     from scoring.contract.nested import validate_record
 
-    _check_no_decision_as(no_decision_as)
+    check_no_decision_as(no_decision_as)
     valid = [validate_record(r, pack.schema) for r in records]
     valid.sort(key=lambda r: (r["id"], r.get("as_of") or ""))
     fp = canonical_fingerprint(valid)
     rows = [(r["id"], r.get("as_of"), r.get("outcome"), r.get("closed_at")) for r in valid]
-    kept, drops, y, deal, weight, closed_of = _label_rows(rows, no_decision_as)
+    kept, drops, y, deal, weight, closed_of = label_rows(rows, no_decision_as)
     return History([valid[i] for i in kept], y, deal, weight, closed_of, drops, len(valid), fp,
                    len({r["id"] for r in valid}))
-
-
-#: the columns :func:`snapshot_history` reads (:meth:`scoring.store.Store.training_snapshots`)
-SNAPSHOT_COLUMNS = ("deal_id", "as_of", "stage", "status", "measures", "outcome", "closed_at")
-
-
-def _cell(v: Any) -> Any:
-    """A frame cell as plain Python: None for a missing value (None, NaN, pandas NA)."""
-    return None if v is None or (np.ndim(v) == 0 and pd.isna(v)) else v
-
-
-def snapshot_history(frame: Any, pack: RulePack, *, no_decision_as: str = "lost") -> tuple[History, RecordEvidence]:
-    """The :class:`History` and the evidence of stored snapshots (the score store's frame, columns
-    :data:`SNAPSHOT_COLUMNS`: ``status`` one digit per rule of ``pack`` in order, ``measures`` the
-    pack's measures in order, None or NaN unknown; ``outcome`` and ``closed_at`` None when not recorded).
-
-    The same drops, labels and weights as :func:`prepare_history` (:func:`_label_rows`); the
-    fingerprint is :func:`canonical_fingerprint` over the snapshots (those columns) in
-    ``(deal_id, as_of)`` order.  The evidence (:class:`~scoring.model.inputs.RecordEvidence`,
-    ``derived`` None: derived facts are not learnt from the store) has one row per kept snapshot.
-
-    Raises
-    ------
-    ModelError
-        A status of another width than the pack's rule count or with a code other than 0/1/2, or
-        measures of another width than the pack's (naming the deal, date and run when the frame has
-        ``run_id``), and as :func:`prepare_history`.
-    """
-    import pyarrow as pa
-
-    from scoring.model.inputs import RecordEvidence
-    from scoring.store.changes import status_codes
-
-    _check_no_decision_as(no_decision_as)
-    missing = [c for c in SNAPSHOT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ModelError(f"stored snapshots lack the column(s) {', '.join(missing)}")
-    frame = frame.sort_values(["deal_id", "as_of"], kind="mergesort").reset_index(drop=True)
-    n_rules = len(pack.rules)
-    names = [m.name for m in getattr(pack.compiled, "measures", ()) or ()]
-    snaps = []
-    measures = np.full((len(frame), len(names)), np.nan) if names else None
-    run_of = frame["run_id"].tolist() if "run_id" in frame.columns else [None] * len(frame)
-
-    def where(i: int) -> str:
-        return f"deal {frame.at[i, 'deal_id']} as of {frame.at[i, 'as_of']}" + (
-            f" (run {run_of[i]})" if run_of[i] else "")
-
-    for i, r in enumerate(frame[list(SNAPSHOT_COLUMNS)].itertuples(index=False)):
-        code = _cell(r.status) or ""
-        if len(code) != n_rules or not code.isascii():
-            raise ModelError(f"{where(i)}: stored status {code[:40]!r} is not {n_rules} digits, one per rule of "
-                             f"the pack {pack.version_tag}")
-        m = [] if np.ndim(r.measures) == 0 else [_cell(v) for v in r.measures]
-        if names and len(m) != len(names):
-            raise ModelError(f"{where(i)}: {len(m)} stored measures, the pack {pack.version_tag} has {len(names)}")
-        if names:
-            measures[i] = [np.nan if v is None else float(v) for v in m]
-        snaps.append({"id": r.deal_id, "as_of": r.as_of, "stage": _cell(r.stage), "status": code,
-                      "measures": [None if v is None else float(v) for v in m],
-                      "outcome": _cell(r.outcome), "closed_at": _cell(r.closed_at)})
-    status = status_codes(pa.array([s["status"] for s in snaps], pa.string()), n_rules)
-    bad = np.flatnonzero(((status < 0) | (status > 2)).any(axis=1))
-    if len(bad):
-        i = int(bad[0])
-        j = int(np.flatnonzero((status[i] < 0) | (status[i] > 2))[0])
-        raise ModelError(f"{where(i)}: the stored status of rule {pack.rules[j].id} is {snaps[i]['status'][j]!r}, "
-                         "not " + ", ".join(f"{c} ({w})" for c, w in enumerate(STATUS_WORDS)))
-    fp = canonical_fingerprint(snaps)
-    rows = [(s["id"], s["as_of"], s["outcome"], s["closed_at"]) for s in snaps]
-    kept, drops, y, deal, weight, closed_of = _label_rows(rows, no_decision_as)
-    h = History(None, y, deal, weight, closed_of, drops, len(snaps), fp, len({s["id"] for s in snaps}))
-    ev = RecordEvidence(status[kept], [snaps[i]["stage"] for i in kept], None,
-                        None if measures is None else measures[kept])
-    return h, ev
 
 
 def deal_counts(h: History, ids: Iterable[str] | None = None) -> dict[str, int]:
@@ -505,7 +429,7 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
     """
     from scoring.model.inputs import record_evidence
 
-    _check_signs(signs)
+    check_signs(signs)
     step = progress or (lambda _name: None)
     step("reading the history")
     t0 = time.perf_counter()
@@ -521,108 +445,13 @@ def train(history_records: Sequence[Mapping] | str | Path, *, rules: str | Path 
         rejected = len(rr.rejects)
         history_records = rr.records
     h = prepare_history(history_records, pack, no_decision_as=no_decision_as)
-    return _train_on(h, lambda: record_evidence(pack, h.records), pack, source=source, rejected=rejected, t0=t0,
+    return train_on(h, lambda: record_evidence(pack, h.records), pack, source=source, rejected=rejected, t0=t0,
                      step=step, seed=seed, test_fraction=test_fraction, no_decision_as=no_decision_as,
                      min_per_class=min_per_class, C=C, applicable_only=applicable_only, signs=signs,
                      derived=derived, measures=measures, stage_deviations=stage_deviations, challenger=challenger)
 
 
-#: why :func:`train_from_store` fits no challenger (``params["challenger_skipped"]``)
-NO_CHALLENGER_FROM_STORE = "the store keeps the rules' statuses and measures, not the raw record fields it ranks"
-
-
-def train_from_store(store: Any, *, rules: str | Path | RulePack, seed: int = 0, test_fraction: float = 0.2,
-                     no_decision_as: str = "lost", min_per_class: int = 40, C: float | None = None,
-                     applicable_only: bool = True, signs: str = "constrained", derived: bool = False,
-                     measures: bool = True, stage_deviations: bool = True,
-                     progress: Callable[[str], None] | None = None) -> TrainResult:
-    """Train the scorecard on the score store's snapshots of closed deals (what was known at the time).
-
-    The history is every snapshot the store keeps of runs made with this rule pack
-    (``runs.rule_pack_version`` equal to the pack's ``version_tag``; a rule a run did not evaluate
-    is not "unknown", so runs of another pack are left out), one per deal and run date (the last
-    run of a date), joined with the outcomes recorded by ``scoring outcomes``
-    (:meth:`scoring.store.Store.training_snapshots`).  From there on it is :func:`train`'s path:
-    the same drops (a snapshot of a deal without a recorded outcome is ``no_outcome``, one taken on
-    or after its close ``after_close``), labels, weights, refusal, split by deal and ``closed_at``,
-    fit and metrics (:func:`snapshot_history`).  The evidence is the stored one: the rules' statuses,
-    the measures and the stage.  ``counts["input"]["runs"]`` counts the runs used.
-
-    Differences from :func:`train`: there is no challenger (it ranks raw record fields, which the
-    store does not keep; ``params["challenger_skipped"]`` says so), and ``derived=True`` is refused (the
-    store keeps the pack's derived facts only as far as a nightly model read them).  Other parameters as
-    :func:`train`.
-
-    Parameters
-    ----------
-    store : :class:`scoring.store.Store` or its URL
-        A DuckDB file or a PostgreSQL URL.
-
-    Raises
-    ------
-    ModelError
-        ``derived=True``; no stored run of this pack (naming the stored pack versions and their
-        snapshots); a stored run whose rules or measures are not the pack's, or a status of another
-        width (naming the run); and as :func:`train`.
-    StoreError
-        The store cannot be reached or read, is of another schema version, or does not exist yet.
-    """
-    from scoring.store import Store
-
-    _check_signs(signs)
-    _check_no_decision_as(no_decision_as)
-    if derived:
-        raise ModelError("derived facts (--derived, derived=True) cannot be learnt from the score store: it keeps the "
-                         "rules' statuses and the measures, and the derived facts only of a nightly model that read "
-                         "them, not all of the pack's counts and day counts; train from history files for them")
-    step = progress or (lambda _name: None)
-    step("reading the store")
-    t0 = time.perf_counter()
-    pack = as_pack(rules)
-    store = store if isinstance(store, Store) else Store(store)
-    if not store.check():
-        raise StoreError(f"store {store.backend.describe()}: no store there yet (scoring score --store creates it, "
-                         "scoring outcomes records the closed deals)")
-    with store.reading():
-        frame = store.training_snapshots(pack.version_tag, every=True)
-        runs = store.runs()
-        if not len(frame):
-            versions = store.query(
-                "SELECT r.rule_pack_version AS version, count(*) AS n FROM deal_scores d "
-                "JOIN runs r ON r.run_id = d.run_id GROUP BY r.rule_pack_version ORDER BY r.rule_pack_version") \
-                if len(runs) else None
-    where = store.backend.describe()
-    if not len(frame):
-        held = ", ".join(f"{v} ({int(n)} snapshots)" for v, n in zip(versions["version"], versions["n"])) \
-            if versions is not None and len(versions) else "none"
-        raise ModelError(f"store {where}: no stored run of the rule pack {pack.version_tag}, so nothing to train on "
-                         f"(stored pack versions: {held}); score with this pack first, or train with --rules "
-                         "of a stored version")
-    check_store_runs(runs[runs["run_id"].isin(set(frame["run_id"]))], pack, where)
-    h, ev = snapshot_history(frame, pack, no_decision_as=no_decision_as)
-    source = {"kind": "store", "store": where, "runs": int(frame["run_id"].nunique()), "snapshots": int(len(frame))}
-    return _train_on(h, lambda: ev, pack, source=source, rejected=0, t0=t0, step=step, seed=seed,
-                     test_fraction=test_fraction, no_decision_as=no_decision_as, min_per_class=min_per_class, C=C,
-                     applicable_only=applicable_only, signs=signs, derived=False, measures=measures,
-                     stage_deviations=stage_deviations, challenger=False, no_challenger=NO_CHALLENGER_FROM_STORE)
-
-
-def check_store_runs(runs: Any, pack: RulePack, where: str) -> None:
-    """Refuse stored runs (rows of :meth:`scoring.store.Store.runs`) whose rule list or measures are not
-    ``pack``'s, in order: their status digits would be read against the wrong rules."""
-    ids = [r.id for r in pack.rules]
-    names = [m.name for m in getattr(pack.compiled, "measures", ()) or ()]
-    for r in runs.itertuples(index=False):
-        if list(r.rules) != ids:
-            raise ModelError(f"store {where}: run {r.run_id} (as of {r.as_of}) of pack {r.rule_pack_version} stored "
-                             f"{len(r.rules)} rules that are not the pack's {len(ids)} rules in order; it cannot be "
-                             "read with this pack")
-        if list(r.measures) != names:
-            raise ModelError(f"store {where}: run {r.run_id} (as of {r.as_of}) stored the measures "
-                             f"{list(r.measures)[:6]}, not the pack's {names[:6]}; it cannot be read with this pack")
-
-
-def _check_signs(signs: str) -> None:
+def check_signs(signs: str) -> None:
     from scoring.model.fit import SIGNS
 
     if signs not in SIGNS:
@@ -643,12 +472,12 @@ def training_profile(pack: RulePack, status: np.ndarray, w: np.ndarray, p: np.nd
             "probability_counts": [round(float(v), 6) for v in probability_counts(p, w)]}
 
 
-def _train_on(h: History, evidence_of: Callable[[], Any], pack: RulePack, *, source: dict[str, Any], rejected: int,
+def train_on(h: History, evidence_of: Callable[[], Any], pack: RulePack, *, source: dict[str, Any], rejected: int,
               t0: float, step: Callable[[str], None], seed: int, test_fraction: float, no_decision_as: str,
               min_per_class: int, C: float | None, applicable_only: bool, signs: str, derived: bool,
               measures: bool, stage_deviations: bool, challenger: bool,
               no_challenger: str | None = None) -> TrainResult:
-    """The one fitting path of :func:`train` and :func:`train_from_store`: refusal, split, evidence
+    """The one fitting path of :func:`train` and :func:`~scoring.model.from_store.train_from_store`: refusal, split, evidence
     (``evidence_of()``: a :class:`~scoring.model.inputs.RecordEvidence` with a row per row of ``h``),
     bins, fit, metrics, challenger (when ``challenger``; else ``no_challenger`` says why, if given)."""
     from scoring.model.fit import build_design, choose_and_fit, fit_once, learn_bins, scorecard_spec, stage_indices

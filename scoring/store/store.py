@@ -353,7 +353,7 @@ class Store:
 
         With ``every``, every stored snapshot of the pack instead, with ``outcome`` and ``closed_at`` None
         for a deal without a recorded outcome, and the snapshots taken on or after the close too: training
-        (:func:`scoring.model.train.train_from_store`) counts them as drops rather than not seeing them.
+        (:func:`scoring.model.from_store.train_from_store`) counts them as drops rather than not seeing them.
 
         The stored evidence is enough to train a model over the same pack: the model's features are a
         function of the rules' statuses (and measures) and the stage, all stored.  Snapshots of another
