@@ -154,32 +154,24 @@ class ChunkScorer:
                        C: np.ndarray | None = None) -> dict[str, pa.Array]:
         """What the score store keeps per deal (see ``store_columns``); ``C``: the model's contributions
         when :meth:`score` computed them."""
-        from scoring.store.changes import derived_inputs, derived_matrix, logit_of, rule_contributions, status_array
+        from scoring.store.changes import (derived_inputs, derived_matrix, list_column, logit_of, rule_contributions,
+                                           status_array)
 
         n = len(status)
         measures = getattr(ev, "measures", None)  # graded measures, when the evaluation has them
         measures = None if measures is None else \
             np.asarray(measures, dtype=np.float64).reshape(n, len(self.pack.compiled.measures))
         cols = {"_store_status": status_array(status)}
+        c = None
         if self.model is not None:
             c = self.model.rule_totals(C) if C is not None else \
                 rule_contributions(self.model, status, stage_words, measures, getattr(ev, "derived", None))
-            cols["_store_logit"] = pa.array(logit_of(self.model.intercept, c))
-            cols["_store_contributions"] = pa.ListArray.from_arrays(
-                pa.array(np.arange(n + 1, dtype=np.int32) * c.shape[1]), pa.array(c.ravel()))
-        else:
-            cols["_store_logit"] = pa.nulls(n, pa.float64())
-            cols["_store_contributions"] = pa.nulls(n, pa.list_(pa.float64()))
-        cols["_store_measures"] = pa.nulls(n, pa.list_(pa.float64())) if measures is None else \
-            pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * measures.shape[1]),
-                                     pa.array(measures.ravel()))
         names = derived_inputs(self.model)
-        if names:
-            d = derived_matrix(getattr(ev, "derived", None), names, n)
-            cols["_store_derived"] = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * len(names)),
-                                                              pa.array(d.ravel()))
-        else:
-            cols["_store_derived"] = pa.nulls(n, pa.list_(pa.float64()))
+        cols["_store_logit"] = pa.array(logit_of(self.model.intercept, c)) if c is not None else \
+            pa.nulls(n, pa.float64())
+        cols["_store_contributions"] = list_column(c, n)
+        cols["_store_measures"] = list_column(measures, n)
+        cols["_store_derived"] = list_column(derived_matrix(getattr(ev, "derived", None), names, n) if names else None, n)
         return cols
 
     def output_schema(self) -> pa.Schema:

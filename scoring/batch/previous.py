@@ -47,7 +47,8 @@ class PreviousRun:
         The previous run's deal ids (object, unique: a deal listed twice keeps its latest ``as_of``);
         the arrays below are in its order.
     probability, pushes : float arrays (NaN when missing); ``red_flags`` : :class:`Ragged`;
-    expected_close : object array of ``YYYY-MM-DD`` texts (None when missing).
+    expected_close : unicode array of ``YYYY-MM-DD`` texts (``""`` when missing);
+    red flags as numbers (``flag_codes`` names them) for :func:`~scoring.score.flags.new_red_flags`.
     """
 
     COLUMNS = ("id", "as_of", "win_probability", "red_flags", "expected_close", "close_date_pushes",
@@ -128,9 +129,8 @@ class PreviousRun:
         p_prev = before(self.probability, np.nan)
         change = np.where(seen, np.round(p_now - p_prev, 6), np.nan)
         new_flag = new_red_flags(seen, self._flag_numbers(table.column("red_flags")), self.red_flags.take(pos))
-        close_now = iso_texts(pc.fill_null(pc.cast(table.column("expected_close"), pa.string()), "")
-                              .to_numpy(zero_copy_only=False).astype(str)) \
-            if "expected_close" in table.column_names else np.full(n, "")
+        close_now = pc.fill_null(pc.cast(table.column("expected_close"), pa.string()), "") \
+            .to_numpy(zero_copy_only=False).astype(str) if "expected_close" in table.column_names else np.full(n, "")
         push_now = pd.to_numeric(pd.Series(table.column("close_date_pushes").to_pylist(), dtype=object),
                                  errors="coerce").to_numpy(dtype=float)
         slipped = new_slip(seen, close_now, before(self.expected_close, ""), push_now, before(self.pushes, np.nan))

@@ -136,6 +136,15 @@ def status_codes(texts: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     return (np.frombuffer(raw, dtype=np.uint8).reshape(n, width) - ord("0")).astype(np.int8)
 
 
+def list_column(m: np.ndarray | None, n: int) -> pa.Array:
+    """An ``(n, width)`` float array as a list<double> column of ``n`` lists (all null when ``m`` is
+    None): the inverse of :func:`list_matrix`."""
+    if m is None:
+        return pa.nulls(n, pa.list_(pa.float64()))
+    return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * m.shape[1]),
+                                    pa.array(np.ascontiguousarray(m, dtype=np.float64).ravel()))
+
+
 def list_matrix(col: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray | None:
     """A list<double> column whose lists all have ``width`` values as an ``(n, width)`` array
     (None when the column is all null)."""
